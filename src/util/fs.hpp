@@ -1,0 +1,53 @@
+// File-system helpers that throw kestrel::Error with the path in the message.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace kestrel {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const fs::path& path);
+// Returns nullopt if the file does not exist; throws on other errors.
+std::optional<std::string> read_file_if_exists(const fs::path& path);
+
+// Writes to "<path>.tmp.<pid>" then renames over path, so readers never see
+// a half-written file. `mode` applies to the new file.
+void write_file_atomic(const fs::path& path, std::string_view data, mode_t mode = 0644);
+
+// mkdir -p with a mode for the directories it creates.
+void make_dirs(const fs::path& path, mode_t mode = 0755);
+
+// rm -rf that never follows symlinks and tolerates a missing path.
+void remove_tree(const fs::path& path);
+
+// A fresh directory that is removed with its contents when the owner dies,
+// unless keep() was called.
+class TempDir {
+ public:
+  // Creates "<parent>/<prefix>XXXXXX".
+  TempDir(const fs::path& parent, std::string_view prefix);
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  ~TempDir();
+
+  const fs::path& path() const { return path_; }
+  // Stop owning the directory: it outlives this object.
+  fs::path keep() { return std::exchange(path_, fs::path()); }
+
+ private:
+  fs::path path_;
+};
+
+// Hard-links src to dst, falling back to a reflink and then a plain copy
+// (preserving the mode) when linking is not possible (e.g. across file systems).
+void link_or_copy(const fs::path& src, const fs::path& dst);
+
+}  // namespace kestrel

@@ -1,0 +1,37 @@
+// LockFile: an flock(2) on a file, released when the owner dies (or the
+// process that holds it does: the kernel drops flocks of dead processes,
+// which is what makes them reliable liveness markers).
+#pragma once
+
+#include <filesystem>
+
+#include "util/deadline.hpp"
+#include "util/fd.hpp"
+
+namespace kestrel {
+
+class LockFile {
+ public:
+  enum class Mode { kShared, kExclusive };
+
+  LockFile() = default;
+  // Tries once; returns an unlocked LockFile (locked() == false) if it is held.
+  static LockFile try_lock(const std::filesystem::path& path, Mode mode = Mode::kExclusive);
+  // Waits until the deadline; returns an unlocked LockFile on timeout.
+  static LockFile lock(const std::filesystem::path& path, Deadline deadline,
+                       Mode mode = Mode::kExclusive);
+
+  bool locked() const { return fd_.valid(); }
+  int fd() const { return fd_.get(); }
+  void unlock() { fd_.reset(); }
+
+ private:
+  explicit LockFile(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// True if someone holds a lock on path (tested with a non-blocking shared lock
+// attempt for exclusive holders). A missing file counts as unlocked.
+bool is_locked(const std::filesystem::path& path);
+
+}  // namespace kestrel

@@ -1,0 +1,71 @@
+// Child processes: spawn with care (own session, chosen fds only, signals
+// reset) and own them: a Child that is destroyed while still running is
+// killed with SIGKILL and reaped, so kestrel never leaks a QEMU by accident.
+// Call release() to let a process outlive its owner on purpose.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "util/deadline.hpp"
+#include "util/fd.hpp"
+
+namespace kestrel {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;     // argv[0] is looked up in PATH if it has no '/'
+  std::optional<std::vector<std::string>> env;  // nullopt: inherit ours
+  int stdin_fd = -1;                 // -1: /dev/null
+  int stdout_fd = -1;                // -1: inherit ours
+  int stderr_fd = -1;                // -1: inherit ours
+  // Extra descriptors the child gets: {fd in parent, fd number in child}.
+  std::vector<std::pair<int, int>> extra_fds;
+  bool new_session = true;           // setsid(): own session and process group
+  std::filesystem::path cwd;         // empty: inherit
+};
+
+// Exit status as a shell reports it: the code, or 128+N for death by signal N.
+int shell_status(int wait_status);
+
+class Child {
+ public:
+  Child() = default;
+  // Spawns; throws Error if the program cannot be started (exec failure included).
+  static Child spawn(const SpawnOptions& options);
+
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  Child(Child&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)), status_(other.status_) {}
+  Child& operator=(Child&& other) noexcept;
+  ~Child();
+
+  pid_t pid() const { return pid_; }
+  bool valid() const { return pid_ > 0; }
+  // A pidfd that polls readable when the child exits.
+  int pidfd() const { return pidfd_.get(); }
+
+  // Waits until the child exits or the deadline passes. Returns the raw wait
+  // status, or nullopt on timeout.
+  std::optional<int> wait(Deadline deadline);
+  // Non-blocking check.
+  std::optional<int> try_wait();
+  // Sends a signal to the child (to its process group when it leads one).
+  void kill(int sig);
+  // SIGKILL and reap.
+  void kill_and_reap();
+  // Forget the process: it keeps running and is no longer ours to kill.
+  pid_t release();
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  std::optional<int> status_;
+};
+
+}  // namespace kestrel

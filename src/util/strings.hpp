@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kestrel {
+
+std::vector<std::string> split(std::string_view s, char sep);
+std::string_view trim(std::string_view s);
+// Quotes a word for a POSIX shell only when it needs quoting.
+std::string shell_quote(std::string_view word);
+std::string shell_join(const std::vector<std::string>& words);
+
+}  // namespace kestrel
