@@ -1,1 +1,135 @@
-// placeholder
+#include "vm/qemu.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "assets/cache.hpp"
+#include "proto/frame.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+
+namespace kestrel::vm {
+
+std::string kernel_cmdline(const VmConfig& c) {
+  // Tweaks from Kata/Firecracker that shave boot time under emulation: skip
+  // timer and TSC checks, crypto self-tests and legacy i8042 probing.
+  std::string line = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests "
+                     "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1 "
+                     "random.trust_cpu=on";
+  line += c.debug ? " loglevel=7 kestrel.debug=1" : " quiet";
+  line += " kestrel.name=" + c.name;
+  return line;
+}
+
+std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
+  const VmPaths& p = c.paths;
+  std::vector<std::string> a = {qemu, "-name", c.name, "-nodefaults", "-no-user-config", "-display", "none",
+                                "-no-reboot"};
+  // -M pc: microvm hung in TSC calibration under TCG with a loaded CPU.
+  if (c.accel == Accel::kKvm) {
+    a.insert(a.end(), {"-machine", "pc,accel=kvm", "-cpu", "host"});
+  } else {
+    a.insert(a.end(), {"-machine", "pc", "-accel", "tcg,tb-size=256", "-cpu", "max"});
+  }
+  a.insert(a.end(), {"-m", std::to_string(c.mem_mib), "-smp", std::to_string(c.cpus)});
+  a.insert(a.end(), {"-kernel", c.kernel.string(), "-initrd", c.initramfs.string(), "-append", kernel_cmdline(c)});
+  a.insert(a.end(), {"-chardev",
+                     "socket,id=console,path=" + p.serial().string() +
+                         ",server=on,wait=off,logfile=" + p.console_log().string() + ",logappend=on",
+                     "-serial", "chardev:console"});
+  a.insert(a.end(), {"-qmp", "unix:" + p.qmp().string() + ",server=on,wait=off"});
+  a.insert(a.end(), {"-device", "virtio-serial-pci,id=vser"});
+  for (int k = 0; k < proto::kPortCount; ++k) {
+    std::string id = "agent" + std::to_string(k);
+    a.insert(a.end(), {"-chardev", "socket,id=" + id + ",path=" + p.agent(k).string() + ",server=on,wait=off",
+                       "-device",
+                       "virtserialport,bus=vser.0,chardev=" + id + ",name=" + proto::kPortPrefix + std::to_string(k)});
+  }
+  int n = 0;
+  for (const auto& s : c.shares) {
+    std::string id = "fs" + std::to_string(n++);
+    std::string fsdev = "local,id=" + id + ",path=" + s.path.string() + ",security_model=none,multidevs=remap";
+    if (s.read_only) fsdev += ",readonly=on";
+    a.insert(a.end(), {"-fsdev", fsdev, "-device", "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + s.tag});
+  }
+  a.insert(a.end(), {"-device", "virtio-rng-pci"});
+  return a;
+}
+
+std::string find_qemu() {
+  if (const char* env = std::getenv("KESTREL_QEMU"); env && *env) return env;
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
+    fs::path candidate = fs::path(dir.empty() ? "." : dir) / "qemu-system-x86_64";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  fail("qemu-system-x86_64 not found in PATH; install it: sudo apt-get install qemu-system-x86");
+}
+
+std::string qemu_version(const std::string& qemu) {
+  // Asking QEMU costs a process start; remember the answer per binary identity.
+  struct stat st;
+  if (::stat(qemu.c_str(), &st) != 0) fail_errno("cannot stat {}", qemu);
+  std::string key = fmt::format("{}:{}:{}:{}", qemu, st.st_ino, st.st_size, st.st_mtim.tv_sec);
+  fs::path cache = assets::cache_dir() / "qemu-versions";
+  if (auto text = read_file_if_exists(cache)) {
+    for (const auto& line : split(*text, '\n')) {
+      if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ' ')
+        return line.substr(key.size() + 1);
+    }
+  }
+  TempDir tmp(assets::cache_dir(), ".qemu-version-");
+  fs::path out_file = tmp.path() / "out";
+  UniqueFd out(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (!out) fail_errno("cannot create {}", out_file.string());
+  SpawnOptions o;
+  o.argv = {qemu, "--version"};
+  o.stdout_fd = out.get();
+  Child child = Child::spawn(o);
+  auto status = child.wait(Deadline::after(std::chrono::seconds(10)));
+  if (!status || shell_status(*status) != 0) fail("`{} --version` failed", qemu);
+  std::string text = read_file(out_file);
+  std::string version = "unknown";
+  if (auto pos = text.find("version "); pos != std::string::npos) {
+    auto end = text.find_first_of(" \n", pos + 8);
+    version = text.substr(pos + 8, end - pos - 8);
+  }
+  std::string all = read_file_if_exists(cache).value_or("");
+  write_file_atomic(cache, all + key + " " + version + "\n");
+  return version;
+}
+
+Child launch_qemu(const VmConfig& c, const std::string& qemu) {
+  UniqueFd log(::open(c.paths.qemu_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!log) fail_errno("cannot create {}", c.paths.qemu_log().string());
+  SpawnOptions o;
+  o.argv = qemu_argv(c, qemu);
+  o.stdout_fd = log.get();
+  o.stderr_fd = log.get();
+  o.new_session = true;
+  Child child = Child::spawn(o);
+  write_file_atomic(c.paths.pid_file(), std::to_string(child.pid()) + "\n");
+  return child;
+}
+
+std::string tail_lines(const fs::path& file, size_t max_lines) {
+  auto text = read_file_if_exists(file);
+  if (!text) return "";
+  std::string_view s = *text;
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  size_t pos = s.size();
+  for (size_t lines = 0; lines < max_lines && pos > 0; ++lines) {
+    size_t nl = s.rfind('\n', pos - 1);
+    pos = nl == std::string_view::npos ? 0 : nl;
+    if (nl == std::string_view::npos) break;
+  }
+  std::string_view out = s.substr(pos);
+  if (!out.empty() && out.front() == '\n') out.remove_prefix(1);
+  return std::string(out);
+}
+
+}  // namespace kestrel::vm

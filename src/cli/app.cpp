@@ -1,0 +1,128 @@
+#include "cli/app.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+#include "cli/commands.hpp"
+#include "util/error.hpp"
+#include "util/strings.hpp"
+
+namespace kestrel::cli {
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  std::function<int(const Args&)> handler;
+  int error_status;  // exit status when the handler throws
+};
+
+const std::vector<Command>& command_table() {
+  static const std::vector<Command> table = {
+      {"run", "run a program in a fresh VM: kestrel run [OPTIONS] [--] PROGRAM [ARGS...]", cmd_run, kExitKestrel},
+      {"exec", "run a command in a running VM: kestrel exec NAME 'CMD' -f DIR", cmd_exec, kExitKestrel},
+      {"serial", "attach to a VM's serial console: kestrel serial NAME -f DIR", cmd_serial, 1},
+      {"destroy", "tear a deployment down: kestrel destroy -f DIR", cmd_destroy, 1},
+      {"kernel", "manage guest kernels: kestrel kernel fetch | ls", cmd_kernel, 1},
+  };
+  return table;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+void print_usage(FILE* out) {
+  std::fprintf(out,
+               "kestrel %s: run test binaries in throwaway VMs\n\n"
+               "usage: kestrel COMMAND [ARGS...]\n\ncommands:\n",
+               KESTREL_VERSION);
+  for (const auto& c : command_table()) std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
+  std::fprintf(out,
+               "\n`kestrel COMMAND --help` explains each command.\n\n"
+               "exit status: run and exec return the program's status (128+N when it died of\n"
+               "signal N); %d means the program ran past --timeout, %d that kestrel itself\n"
+               "failed (e.g. the VM did not boot), %d/%d that the program could not be executed\n"
+               "or was not found, %d a bad command line.\n",
+               kExitTimeout, kExitKestrel, kExitCannotExec, kExitNotFound, kExitUsage);
+}
+
+}  // namespace
+
+void say(const std::string& message) {
+  std::string line = "kestrel: " + message + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+std::string self_command() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "kestrel";
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : split(path ? path : "", ':')) {
+    if (dir.empty()) continue;
+    auto candidate = std::filesystem::path(dir) / "kestrel";
+    if (std::filesystem::equivalent(candidate, self, ec)) return "kestrel";
+    if (::access(candidate.c_str(), X_OK) == 0) break;  // another kestrel comes first in PATH
+  }
+  return shell_quote(self.string());
+}
+
+int main(int argc, char** argv) {
+  // A closed stdout must surface as EPIPE in our writes, not kill us silently.
+  ::signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    print_usage(stderr);
+    return kExitUsage;
+  }
+  std::string name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  if (name == "--version" || name == "version") {
+    std::printf("kestrel %s\n", KESTREL_VERSION);
+    return 0;
+  }
+  const auto& table = command_table();
+  auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return name == c.name; });
+  if (it == table.end()) {
+    std::string message = "unknown command '" + name + "'";
+    auto best = std::min_element(table.begin(), table.end(), [&](const Command& a, const Command& b) {
+      return edit_distance(name, a.name) < edit_distance(name, b.name);
+    });
+    if (edit_distance(name, best->name) <= 2) message += std::string(", did you mean '") + best->name + "'?";
+    say("error: " + message + " (see `kestrel --help`)");
+    return kExitUsage;
+  }
+  Args args(argv + 2, argv + argc);
+  try {
+    return it->handler(args);
+  } catch (const CLI::ParseError& e) {
+    say("error: " + std::string(e.what()) + " (see `kestrel " + name + " --help`)");
+    return kExitUsage;
+  } catch (const Error& e) {
+    say("error: " + std::string(e.what()));
+    return it->error_status;
+  } catch (const std::exception& e) {
+    say("error: " + std::string(e.what()));
+    return it->error_status;
+  }
+}
+
+}  // namespace kestrel::cli

@@ -1,0 +1,110 @@
+// kestrel exec NAME 'CMD' -f DIR   |   kestrel exec NAME -f DIR -- ARGV...
+#include <termios.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+
+#include "cli/commands.hpp"
+#include "cli/parse.hpp"
+#include "cli/terminal.hpp"
+#include "cli/vm_target.hpp"
+#include "host/agent_client.hpp"
+#include "host/environment.hpp"
+#include "util/error.hpp"
+#include "util/signals.hpp"
+
+namespace kestrel::cli {
+
+namespace {
+
+const char* kExecHelp = R"(Run a command in a running VM and return its exit status.
+
+  kestrel exec NAME 'CMD' -f DIR        CMD is run by /bin/sh -c
+  kestrel exec NAME -f DIR -- ARGV...   ARGV is run as is
+
+Output is streamed live (stdout and stderr apart); standard input is forwarded
+unless it is a terminal (with -t it always is, on a pseudo-terminal). The
+command runs as root in the VM's root file system, in /, with a clean
+environment (PATH, HOME=/root, TERM). Several execs can run at once.
+
+Exit status: the command's, or 128+N if it died of signal N; 124 after
+--timeout; 125 if kestrel failed.
+)";
+
+}  // namespace
+
+int cmd_exec(const Args& all_args) {
+  // Everything after "--" is the command's argv, untouched by option parsing.
+  auto dashdash = std::find(all_args.begin(), all_args.end(), "--");
+  Args args(all_args.begin(), dashdash);
+  std::vector<std::string> argv;
+  if (dashdash != all_args.end()) argv.assign(dashdash + 1, all_args.end());
+
+  std::vector<std::string> words;
+  std::string dir;
+  double timeout_s = 0;
+  bool tty = false;
+  CLI::App app(kExecHelp, "kestrel exec");
+  app.add_option("words", words, "NAME ['CMD']")->required()->expected(1, 2);
+  app.add_option("-f,--dir", dir, "the deployment directory")->required();
+  app.add_option("--timeout", timeout_s, "kill the command after SECONDS (exit status 124)")->check(CLI::PositiveNumber);
+  app.add_flag("-t,--tty", tty, "run on a pseudo-terminal (interactive programs, e.g. a shell)");
+  if (!parse(app, args)) return 0;
+  const std::string& name = words[0];
+  if (words.size() == 2 && !argv.empty()) fail("give either 'CMD' or -- ARGV..., not both");
+  if (words.size() == 2) argv = {"/bin/sh", "-c", words[1]};
+  if (argv.empty()) fail("nothing to run: give 'CMD' or -- ARGV...");
+
+  VmTarget target = find_vm(name, dir);
+  SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+  host::AgentClient agent = host::AgentClient::connect(target.paths, 1, Deadline::after(std::chrono::seconds(30)));
+
+  proto::Exec exec;
+  exec.argv = argv;
+  exec.env = host::default_exec_environment();
+  exec.cwd = "/";
+  host::ExecIo io;
+  io.signal_fd = signals.fd();
+  std::optional<RawTerminal> raw;
+  if (tty) {
+    exec.flags |= proto::kExecPty | proto::kExecStdin;
+    io.stdin_fd = STDIN_FILENO;
+    struct winsize ws{};
+    if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+      exec.rows = ws.ws_row;
+      exec.cols = ws.ws_col;
+    } else {
+      exec.rows = 24;
+      exec.cols = 80;
+    }
+    if (::isatty(STDIN_FILENO)) raw.emplace(STDIN_FILENO);
+  } else if (!::isatty(STDIN_FILENO)) {
+    exec.flags |= proto::kExecStdin;
+    io.stdin_fd = STDIN_FILENO;
+  }
+  if (timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  host::ExecOutcome outcome = agent.exec(exec, io);
+  raw.reset();
+
+  using Kind = host::ExecOutcome::Kind;
+  switch (outcome.kind) {
+    case Kind::kExited:
+      return outcome.status.shell_status();
+    case Kind::kStartFailed:
+      say("error: " + outcome.message);
+      return outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec;
+    case Kind::kTimedOut:
+      say(fmt::format("error: the command ran past --timeout {} s and was killed", timeout_s));
+      return kExitTimeout;
+    case Kind::kInterrupted:
+      return outcome.has_status ? outcome.status.shell_status() : 128 + outcome.signo;
+    case Kind::kVmGone:
+    case Kind::kAgentLost:
+      fail("lost VM {} while the command ran: {}; console log: {}", name, outcome.message,
+           target.paths.console_log().string());
+  }
+  return kExitKestrel;
+}
+
+}  // namespace kestrel::cli

@@ -1,0 +1,233 @@
+// kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/parse.hpp"
+#include "deploy/deployment.hpp"
+#include "deploy/naming.hpp"
+#include "host/environment.hpp"
+#include "host/machine.hpp"
+#include "util/error.hpp"
+#include "util/fs.hpp"
+#include "util/random.hpp"
+#include "util/signals.hpp"
+#include "util/strings.hpp"
+
+extern char** environ;
+
+namespace kestrel::cli {
+
+namespace {
+
+struct RunOptions {
+  uint32_t mem_mib = 512;
+  uint32_t cpus = 1;
+  std::string name;
+  std::string keep = "on-failure";
+  bool quiet = false;
+  bool debug = false;
+  double timeout_s = 0;
+  std::string kernel;
+  std::string kernel_modules;
+  std::vector<std::string> command;
+};
+
+const char* kRunHelp = R"(Run PROGRAM with ARGS in a fresh VM and return its exit status.
+
+PROGRAM is staged (hard-linked, else copied) into a fresh directory, the bay,
+which the VM mounts read-write at the same path as on the host; whatever the
+program writes there is on the host afterwards. The host's root file system is
+the VM's root, read-only with a throw-away writable layer on top. The program
+runs as root in the guest with the host's working directory and environment,
+except: HOSTNAME DISPLAY WAYLAND_DISPLAY XAUTHORITY XDG_RUNTIME_DIR
+XDG_SESSION_ID DBUS_SESSION_BUS_ADDRESS SSH_AUTH_SOCK SSH_AGENT_PID
+SSH_CONNECTION SSH_CLIENT SSH_TTY GPG_AGENT_INFO LISTEN_FDS LISTEN_PID
+LISTEN_FDNAMES NOTIFY_SOCKET INVOCATION_ID JOURNAL_STREAM.
+Standard input is forwarded unless it is a terminal.
+
+At start kestrel prints to stderr:
+  kestrel: VM NAME, deployment dir DIR
+When the program fails and the VM is kept (the default), it prints:
+  kestrel: test failed (exit status N); VM NAME remains running, deployment dir DIR
+followed by the commands to open its console, run a command in it and destroy it.
+
+Exit status: the program's, or 128+N if it died of signal N; 124 after
+--timeout; 125 if kestrel failed (the VM did not boot, ...).
+
+Environment: KESTREL_ACCEL=kvm|tcg|auto (default auto: KVM only where it can
+boot, else TCG), KESTREL_RUNTIME_DIR, KESTREL_CACHE_DIR, KESTREL_QEMU.
+)";
+
+void print_kept_message(const std::string& name, const fs::path& dir, int status) {
+  std::string self = self_command();
+  std::string d = shell_quote(dir.string());
+  say(fmt::format("test failed (exit status {}); VM {} remains running, deployment dir {}", status, name,
+                  dir.string()));
+  say(fmt::format("  console:  {} serial {} -f {}", self, name, d));
+  say(fmt::format("  command:  {} exec {} 'CMD' -f {}", self, name, d));
+  say(fmt::format("  destroy:  {} destroy -f {}", self, d));
+}
+
+fs::path resolve_program(const std::string& program) {
+  if (program.find('/') != std::string::npos) {
+    if (::access(program.c_str(), F_OK) != 0) fail_errno("cannot run {}", program);
+    return fs::absolute(program);
+  }
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
+    fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return fs::absolute(candidate);
+  }
+  fail("cannot run {}: not found in PATH", program);
+}
+
+}  // namespace
+
+int cmd_run(const Args& args) {
+  RunOptions o;
+  CLI::App app(kRunHelp, "kestrel run");
+  app.add_option("--mem", o.mem_mib, "guest memory in MiB (default 512)")->check(CLI::Range(64u, 1u << 20));
+  app.add_option("--cpus", o.cpus, "virtual CPUs (default 1)")->check(CLI::Range(1u, 64u));
+  app.add_option("--name", o.name, "VM name stem (default: the program's name); a random suffix is added");
+  app.add_option("--keep", o.keep, "keep the VM running afterwards: on-failure (default), always, never")
+      ->check(CLI::IsMember({"on-failure", "always", "never"}));
+  app.add_option("--timeout", o.timeout_s, "kill the program after SECONDS (exit status 124)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--kernel", o.kernel, "guest kernel: a cached release or a path to a vmlinux/bzImage");
+  app.add_option("--kernel-modules", o.kernel_modules, "directory of modules for a --kernel path");
+  app.add_flag("-q,--quiet", o.quiet, "do not print the VM name and deployment dir at start");
+  app.add_flag("--debug", o.debug, "verbose guest kernel and agent output on the console log");
+  app.add_option("command", o.command, "PROGRAM [ARGS...]")->required();
+  app.prefix_command();
+  if (!parse(app, args)) return 0;
+  for (const auto& extra : app.remaining()) o.command.push_back(extra);
+  if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
+
+  fs::path program = resolve_program(o.command[0]);
+  std::string name = deploy::make_vm_name(o.name.empty() ? program.filename().string() : o.name);
+
+  // Signals arrive on a descriptor from here on; they are forwarded to the
+  // program once it runs.
+  SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+
+  deploy::Deployment dep = deploy::Deployment::create(name);
+  dep.state().keep = o.keep;
+  dep.state().command = o.command;
+  dep.state().vms.push_back({name, 0, ""});
+  dep.save();
+  fs::path staged = dep.bay() / program.filename();
+  bool keep_dir = false;
+  // Tear everything down unless the VM is kept: this also runs when we throw.
+  struct Cleanup {
+    deploy::Deployment& dep;
+    bool& keep;
+    ~Cleanup() {
+      if (keep) return;
+      try {
+        deploy::destroy_deployment(dep.dir(), Deadline::after(std::chrono::seconds(10)));
+      } catch (const std::exception& e) {
+        say(std::string("warning: ") + e.what());
+      }
+    }
+  } cleanup{dep, keep_dir};
+
+  link_or_copy(program, staged);
+  if (!o.quiet) say(fmt::format("VM {}, deployment dir {}", name, dep.dir().string()));
+
+  host::BootOptions boot;
+  boot.name = name;
+  boot.paths = dep.vm_paths(name);
+  boot.mem_mib = o.mem_mib;
+  boot.cpus = o.cpus;
+  if (!o.kernel.empty() && (o.kernel.find('/') != std::string::npos || fs::exists(o.kernel))) {
+    boot.kernel.image = o.kernel;
+    boot.kernel.modules_dir = o.kernel_modules;
+  } else {
+    boot.kernel.release = o.kernel;
+  }
+  if (const char* a = std::getenv("KESTREL_ACCEL")) boot.accel_request = a;
+  boot.shares = {{"root", "/", true}, {"bay", dep.bay(), false}};
+  boot.debug = o.debug;
+  boot.notice = [](const std::string& line) { say(line); };
+  boot.on_launch = [&](int pid, vm::Accel accel) {
+    dep.state().vms[0].pid = pid;
+    dep.state().vms[0].accel = vm::accel_name(accel);
+    dep.state().status = "running";
+    dep.save();
+  };
+  host::Machine machine = host::Machine::boot(boot);
+
+  proto::SetupRequest setup;
+  setup.hostname = name;
+  setup.realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  setup.entropy = random_bytes(64);
+  setup.mounts = {{"root", "", proto::MountKind::kRootOverlay},
+                  {"bay", dep.bay().string(), proto::MountKind::kReadWrite}};
+  machine.agent().setup(setup, Deadline::after(std::chrono::seconds(30)), machine.qemu().pidfd());
+
+  proto::Exec exec;
+  exec.argv = o.command;
+  exec.argv[0] = staged.string();
+  exec.env = host::guest_environment(environ);
+  exec.cwd = fs::current_path().string();
+  host::ExecIo io;
+  if (!::isatty(STDIN_FILENO)) {
+    exec.flags |= proto::kExecStdin;
+    io.stdin_fd = STDIN_FILENO;
+  }
+  io.signal_fd = signals.fd();
+  io.vm_pidfd = machine.qemu().pidfd();
+  if (o.timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
+  host::ExecOutcome outcome = machine.agent().exec(exec, io);
+
+  using Kind = host::ExecOutcome::Kind;
+  int status = 0;
+  switch (outcome.kind) {
+    case Kind::kExited:
+      status = outcome.status.shell_status();
+      break;
+    case Kind::kStartFailed:
+      say("error: " + outcome.message);
+      status = outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec;
+      break;
+    case Kind::kTimedOut:
+      say(fmt::format("error: {} ran past --timeout {} s and was killed", o.command[0], o.timeout_s));
+      status = kExitTimeout;
+      break;
+    case Kind::kInterrupted:
+      // Interrupted runs never keep their VM: the user asked us to stop.
+      std::fflush(stdout);
+      cleanup.keep = false;
+      return 128 + outcome.signo;
+    case Kind::kVmGone:
+      say("error: " + host::describe_vm_failure(name, boot.paths, "died while the program ran (QEMU exited)"));
+      status = kExitKestrel;
+      break;
+    case Kind::kAgentLost:
+      say("error: " + host::describe_vm_failure(name, boot.paths, "lost its agent: " + outcome.message));
+      status = kExitKestrel;
+      break;
+  }
+
+  bool vm_alive = outcome.kind != Kind::kVmGone;
+  bool keep = vm_alive && (o.keep == "always" || (o.keep == "on-failure" && status != 0));
+  if (keep) {
+    dep.state().status = "kept";
+    dep.state().exit_status = status;
+    dep.save();
+    machine.qemu().release();  // the VM outlives us
+    keep_dir = true;
+    if (status != 0)
+      print_kept_message(name, dep.dir(), status);
+    else
+      say(fmt::format("VM {} remains running (--keep always), deployment dir {}", name, dep.dir().string()));
+  }
+  return status;
+}
+
+}  // namespace kestrel::cli

@@ -1,0 +1,149 @@
+#include "deploy/deployment.hpp"
+
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "util/error.hpp"
+#include "util/fd.hpp"
+#include "util/fs.hpp"
+
+namespace kestrel::deploy {
+
+namespace {
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+fs::path ensure_private_dir(const fs::path& dir) {
+  make_dirs(dir.parent_path());
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) fail_errno("cannot create {}", dir.string());
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) fail_errno("cannot stat {}", dir.string());
+  if (!S_ISDIR(st.st_mode)) fail("{} is not a directory", dir.string());
+  if (st.st_uid != ::getuid())
+    fail("{} belongs to uid {}, not to you (uid {}); set KESTREL_RUNTIME_DIR to a directory of yours",
+         dir.string(), st.st_uid, ::getuid());
+  return dir;
+}
+
+}  // namespace
+
+fs::path runtime_dir() {
+  if (const char* env = std::getenv("KESTREL_RUNTIME_DIR"); env && *env) return ensure_private_dir(env);
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg && ::access(xdg, W_OK) == 0)
+    return ensure_private_dir(fs::path(xdg) / "kestrel");
+  return ensure_private_dir("/tmp/kestrel-" + std::to_string(::getuid()));
+}
+
+std::string State::to_json() const {
+  nlohmann::json j;
+  j["version"] = version;
+  j["kind"] = kind;
+  j["status"] = status;
+  j["created"] = created;
+  j["updated"] = updated;
+  j["runner_pid"] = runner_pid;
+  j["keep"] = keep;
+  j["command"] = command;
+  j["vms"] = nlohmann::json::array();
+  for (const auto& vm : vms) j["vms"].push_back({{"name", vm.name}, {"pid", vm.pid}, {"accel", vm.accel}});
+  if (exit_status) j["exit_status"] = *exit_status;
+  return j.dump(2) + "\n";
+}
+
+State State::from_json(const std::string& text, const fs::path& origin) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) fail("{}: not a kestrel state file (invalid JSON)", origin.string());
+  State s;
+  try {
+    s.version = j.at("version").get<int>();
+    if (s.version != kStateVersion)
+      fail("{}: state format version {} is not supported (this kestrel writes {})", origin.string(), s.version,
+           kStateVersion);
+    s.kind = j.value("kind", "run");
+    s.status = j.value("status", "starting");
+    s.created = j.value("created", int64_t{0});
+    s.updated = j.value("updated", int64_t{0});
+    s.runner_pid = j.value("runner_pid", 0);
+    s.keep = j.value("keep", "on-failure");
+    s.command = j.value("command", std::vector<std::string>{});
+    for (const auto& vm : j.value("vms", nlohmann::json::array()))
+      s.vms.push_back({vm.value("name", ""), vm.value("pid", 0), vm.value("accel", "")});
+    if (j.contains("exit_status")) s.exit_status = j["exit_status"].get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed state file: {}", origin.string(), e.what());
+  }
+  return s;
+}
+
+Deployment Deployment::create(const std::string& name) {
+  Deployment d;
+  d.dir_ = runtime_dir() / name;
+  if (::mkdir(d.dir_.c_str(), 0700) != 0) fail_errno("cannot create deployment directory {}", d.dir_.string());
+  d.runner_lock_ = LockFile::try_lock(d.runner_lock_file());
+  if (!d.runner_lock_.locked()) fail("cannot lock {}: held by another process", d.runner_lock_file().string());
+  make_dirs(d.bay(), 0755);
+  d.state_.created = now_seconds();
+  d.state_.runner_pid = ::getpid();
+  d.save();
+  return d;
+}
+
+Deployment Deployment::open(const fs::path& dir) {
+  Deployment d;
+  d.dir_ = fs::absolute(dir).lexically_normal();
+  auto text = read_file_if_exists(d.state_file());
+  if (!text) {
+    if (!fs::exists(d.dir_)) fail("no deployment at {}: the directory does not exist", d.dir_.string());
+    fail("{} is not a kestrel deployment directory (no deployment.json)", d.dir_.string());
+  }
+  d.state_ = State::from_json(*text, d.state_file());
+  return d;
+}
+
+void Deployment::save() {
+  state_.updated = now_seconds();
+  write_file_atomic(state_file(), state_.to_json(), 0600);
+}
+
+bool is_vm_process(int pid, const fs::path& vm_dir) {
+  if (pid <= 0) return false;
+  auto cmdline = read_file_if_exists("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmdline) return false;
+  // Our QEMU command lines name the VM's QMP socket; nothing else does.
+  return cmdline->find("unix:" + (vm_dir / "qmp.sock").string()) != std::string::npos;
+}
+
+void destroy_deployment(const fs::path& dir, Deadline deadline) {
+  if (!fs::exists(dir)) return;
+  Deployment d = Deployment::open(dir);
+  std::vector<UniqueFd> dying;
+  for (const auto& vm : d.state().vms) {
+    if (!is_vm_process(vm.pid, d.dir() / vm.name)) continue;
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, vm.pid, 0)));
+    if (!pidfd) continue;  // already gone
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    dying.push_back(std::move(pidfd));
+  }
+  // Kill all first, then wait for all: teardown of many VMs runs in parallel.
+  for (auto& pidfd : dying) {
+    struct pollfd p = {pidfd.get(), POLLIN, 0};
+    while (::poll(&p, 1, deadline.poll_timeout_ms()) < 0 && errno == EINTR) {
+    }
+    if (!(p.revents & POLLIN)) fail("a VM of {} did not die within the deadline", dir.string());
+  }
+  remove_tree(d.dir());
+}
+
+}  // namespace kestrel::deploy

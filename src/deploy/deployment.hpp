@@ -1,0 +1,85 @@
+// A deployment: the directory that holds one run's VMs, their sockets and
+// logs, the staged program (the bay) and a state file. Layout and state
+// format: docs/deployment-dir.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/deadline.hpp"
+#include "util/lockfile.hpp"
+#include "vm/paths.hpp"
+
+namespace kestrel::deploy {
+
+namespace fs = std::filesystem;
+
+constexpr int kStateVersion = 1;
+
+// Where this user's deployments live: $KESTREL_RUNTIME_DIR, else
+// $XDG_RUNTIME_DIR/kestrel, else /tmp/kestrel-<uid>. Created 0700 and
+// checked to belong to us.
+fs::path runtime_dir();
+
+struct VmRecord {
+  std::string name;
+  int pid = 0;          // QEMU's pid (0 before launch)
+  std::string accel;
+};
+
+struct State {
+  int version = kStateVersion;
+  std::string kind = "run";
+  std::string status = "starting";  // starting | running | kept | finished
+  int64_t created = 0;              // unix seconds
+  int64_t updated = 0;
+  int runner_pid = 0;
+  std::string keep = "on-failure";
+  std::vector<std::string> command;
+  std::vector<VmRecord> vms;
+  std::optional<int> exit_status;   // set when the run finished (kept ones)
+
+  std::string to_json() const;
+  static State from_json(const std::string& text, const fs::path& origin);
+};
+
+class Deployment {
+ public:
+  // Creates a fresh deployment directory named `name` under runtime_dir()
+  // and takes its runner lock. Throws if the name is taken.
+  static Deployment create(const std::string& name);
+  // Opens an existing one; throws unless `dir` holds a kestrel state file.
+  static Deployment open(const fs::path& dir);
+
+  const fs::path& dir() const { return dir_; }
+  fs::path bay() const { return dir_ / "bay"; }
+  fs::path state_file() const { return dir_ / "deployment.json"; }
+  fs::path runner_lock_file() const { return dir_ / "runner.lock"; }
+  vm::VmPaths vm_paths(const std::string& vm_name) const { return vm::VmPaths{dir_ / vm_name}; }
+
+  State& state() { return state_; }
+  const State& state() const { return state_; }
+  void save();  // atomically rewrites deployment.json
+
+  // The runner's liveness marker: held while the runner process lives.
+  void release_runner_lock() { runner_lock_.unlock(); }
+
+ private:
+  fs::path dir_;
+  State state_;
+  LockFile runner_lock_;
+};
+
+// True if `pid` is a QEMU process of the VM whose files live in `vm_dir`
+// (so a recycled pid is never mistaken for our VM).
+bool is_vm_process(int pid, const fs::path& vm_dir);
+
+// Kills every VM of the deployment (SIGKILL, waiting up to the deadline for
+// each to be gone) and removes the directory. Idempotent: a missing
+// directory is fine. Refuses directories without a kestrel state file.
+void destroy_deployment(const fs::path& dir, Deadline deadline);
+
+}  // namespace kestrel::deploy

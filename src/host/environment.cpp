@@ -1,0 +1,46 @@
+#include "host/environment.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace kestrel::host {
+
+const std::vector<std::string>& denied_variables() {
+  static const std::vector<std::string> denied = {
+      // The guest has its own name, display-less console and session.
+      "HOSTNAME", "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "XDG_RUNTIME_DIR", "XDG_SESSION_ID",
+      "DBUS_SESSION_BUS_ADDRESS",
+      // Agents and sockets of the host session are unreachable from the VM.
+      "SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "GPG_AGENT_INFO",
+      // systemd's per-process handles belong to the host process tree.
+      "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM",
+  };
+  return denied;
+}
+
+bool is_denied_variable(std::string_view name) {
+  const auto& d = denied_variables();
+  return std::find(d.begin(), d.end(), name) != d.end();
+}
+
+std::vector<std::string> guest_environment(char** env) {
+  std::vector<std::string> out;
+  for (char** e = env; e && *e; ++e) {
+    std::string_view entry(*e);
+    auto eq = entry.find('=');
+    if (eq == std::string_view::npos || is_denied_variable(entry.substr(0, eq))) continue;
+    out.emplace_back(entry);
+  }
+  return out;
+}
+
+std::vector<std::string> default_exec_environment() {
+  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                  "HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/sh"};
+  const char* term = std::getenv("TERM");
+  env.push_back(std::string("TERM=") + (term && *term ? term : "linux"));
+  if (const char* lang = std::getenv("LANG"); lang && *lang) env.push_back(std::string("LANG=") + lang);
+  return env;
+}
+
+}  // namespace kestrel::host

@@ -1,0 +1,59 @@
+// A running VM with its agent connection: what `kestrel run` (and later
+// topologies) boot. Resolves the kernel, builds/caches the initramfs,
+// chooses the accelerator, launches QEMU and waits for the agent, with a
+// deadline and a fallback from KVM to TCG when KVM was chosen automatically.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "assets/kernel.hpp"
+#include "host/agent_client.hpp"
+#include "util/process.hpp"
+#include "vm/qemu.hpp"
+
+namespace kestrel::host {
+
+struct BootOptions {
+  std::string name;
+  vm::VmPaths paths;
+  uint32_t mem_mib = 512;
+  uint32_t cpus = 1;
+  assets::KernelSpec kernel;
+  std::string accel_request;  // KESTREL_ACCEL: kvm | tcg | auto | ""
+  std::vector<vm::Share> shares;
+  bool debug = false;
+  // 0: the default for the accelerator (TCG 60 s, KVM 10 s).
+  std::chrono::milliseconds boot_timeout{0};
+  // One-line notices for the user (e.g. "KVM did not boot; using TCG").
+  std::function<void(const std::string&)> notice;
+  // Called right after QEMU starts, with its pid (to record it).
+  std::function<void(int pid, vm::Accel accel)> on_launch;
+};
+
+class Machine {
+ public:
+  // Boots and greets the agent on port 0. Throws Error with a message that
+  // names the VM, the cause and the console log.
+  static Machine boot(const BootOptions& options);
+
+  Child& qemu() { return qemu_; }
+  AgentClient& agent() { return agent_; }
+  vm::Accel accel() const { return accel_; }
+  std::chrono::milliseconds boot_time() const { return boot_time_; }
+
+ private:
+  Machine(Child qemu, AgentClient agent, vm::Accel accel)
+      : qemu_(std::move(qemu)), agent_(std::move(agent)), accel_(accel) {}
+  Child qemu_;
+  AgentClient agent_;
+  vm::Accel accel_;
+  std::chrono::milliseconds boot_time_{0};
+};
+
+// "Error: ... ; console log: PATH" with the last lines of the logs.
+std::string describe_vm_failure(const std::string& name, const vm::VmPaths& paths, const std::string& what);
+
+}  // namespace kestrel::host

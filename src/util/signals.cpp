@@ -1,0 +1,42 @@
+#include "util/signals.hpp"
+
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "util/error.hpp"
+
+namespace kestrel {
+
+SignalFd::SignalFd(std::initializer_list<int> signals) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : signals) sigaddset(&set, s);
+  if (::sigprocmask(SIG_BLOCK, &set, &old_mask_) != 0) fail_errno("sigprocmask");
+  fd_ = UniqueFd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!fd_) fail_errno("signalfd");
+}
+
+SignalFd::~SignalFd() {
+  fd_.reset();
+  ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+}
+
+int SignalFd::take() {
+  struct signalfd_siginfo si;
+  if (::read(fd_.get(), &si, sizeof si) != sizeof si) return 0;
+  return static_cast<int>(si.ssi_signo);
+}
+
+void reraise(int sig) {
+  ::signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  ::raise(sig);
+  std::_Exit(128 + sig);
+}
+
+}  // namespace kestrel

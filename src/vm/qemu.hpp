@@ -1,0 +1,54 @@
+// The QEMU backend: the command line for one VM and its launch.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "util/process.hpp"
+#include "vm/accel.hpp"
+#include "vm/paths.hpp"
+
+namespace kestrel::vm {
+
+struct Share {
+  std::string tag;              // 9p mount tag seen by the guest
+  std::filesystem::path path;   // host directory
+  bool read_only = false;
+};
+
+struct VmConfig {
+  std::string name;
+  VmPaths paths;
+  std::filesystem::path kernel;      // vmlinux (PVH) or bzImage
+  std::filesystem::path initramfs;
+  uint32_t mem_mib = 512;
+  uint32_t cpus = 1;
+  Accel accel = Accel::kTcg;
+  std::vector<Share> shares;
+  bool debug = false;                // kestrel.debug=1, kernel messages not quieted
+};
+
+// The kernel command line kestrel boots with.
+std::string kernel_cmdline(const VmConfig& config);
+
+// The full argv, argv[0] = the QEMU binary.
+std::vector<std::string> qemu_argv(const VmConfig& config, const std::string& qemu_binary);
+
+// $KESTREL_QEMU, else qemu-system-x86_64 from PATH. Throws naming the
+// package to install when it is missing.
+std::string find_qemu();
+
+// "QEMU emulator version 7.2.22 ..." → "7.2.22"; cached per binary path.
+std::string qemu_version(const std::string& qemu_binary);
+
+// Spawns QEMU in its own session with stdout/stderr to qemu.log and writes
+// qemu.pid. The returned Child kills QEMU if dropped; release() it to keep
+// the VM running after kestrel exits.
+Child launch_qemu(const VmConfig& config, const std::string& qemu_binary);
+
+// Last `max_lines` lines of a log file, for error messages ("" if absent).
+std::string tail_lines(const std::filesystem::path& file, size_t max_lines);
+
+}  // namespace kestrel::vm

@@ -1,0 +1,125 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "deploy/deployment.hpp"
+#include "deploy/naming.hpp"
+#include "host/environment.hpp"
+#include "util/error.hpp"
+#include "util/strings.hpp"
+#include "vm/qemu.hpp"
+
+namespace kestrel {
+namespace {
+
+TEST(Naming, StemDropsPathCargoHashAndOddCharacters) {
+  EXPECT_EQ(deploy::name_stem("target/debug/deps/my_crate-1a2b3c4d5e6f7a8b"), "my-crate");
+  EXPECT_EQ(deploy::name_stem("/bin/true"), "true");
+  EXPECT_EQ(deploy::name_stem("Weird Name!!.test"), "weird-name-test");
+  EXPECT_EQ(deploy::name_stem("///"), "vm");
+  EXPECT_EQ(deploy::name_stem("a-very-long-test-binary-name-indeed").size(), 24u);
+}
+
+TEST(Naming, NamesAreValidAndUnique) {
+  std::string a = deploy::make_vm_name("/usr/bin/some_test");
+  std::string b = deploy::make_vm_name("/usr/bin/some_test");
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(deploy::is_valid_vm_name(a));
+  EXPECT_EQ(a.rfind("some-test-", 0), 0u);
+  EXPECT_FALSE(deploy::is_valid_vm_name("-x"));
+  EXPECT_FALSE(deploy::is_valid_vm_name("A"));
+  EXPECT_FALSE(deploy::is_valid_vm_name(""));
+}
+
+TEST(Environment, DenyListIsApplied) {
+  std::string a = "PATH=/bin", b = "DISPLAY=:0", c = "SSH_AUTH_SOCK=/x", d = "MY_VAR=1", e = "noequals";
+  char* env[] = {a.data(), b.data(), c.data(), d.data(), e.data(), nullptr};
+  auto out = host::guest_environment(env);
+  EXPECT_EQ(out, (std::vector<std::string>{"PATH=/bin", "MY_VAR=1"}));
+}
+
+TEST(Qemu, CommandLineHasWhatTheGuestContractNeeds) {
+  vm::VmConfig c;
+  c.name = "t-abc123";
+  c.paths.dir = "/tmp/rt/t-abc123/t-abc123";
+  c.kernel = "/k/vmlinux";
+  c.initramfs = "/k/initrd.cpio";
+  c.shares = {{"root", "/", true}, {"bay", "/tmp/rt/t-abc123/bay", false}};
+  auto argv = vm::qemu_argv(c, "qemu-system-x86_64");
+  std::string line = shell_join(argv);
+  EXPECT_NE(line.find("-machine pc "), std::string::npos) << line;
+  EXPECT_NE(line.find("-accel tcg"), std::string::npos);
+  EXPECT_EQ(line.find("kvm"), std::string::npos);
+  EXPECT_NE(line.find("kestrel.name=t-abc123"), std::string::npos);
+  EXPECT_NE(line.find("name=org.kestrel.agent.0"), std::string::npos);
+  EXPECT_NE(line.find("name=org.kestrel.agent.7"), std::string::npos);
+  EXPECT_NE(line.find("path=/,security_model=none,multidevs=remap,readonly=on"), std::string::npos);
+  EXPECT_NE(line.find("mount_tag=bay"), std::string::npos);
+  EXPECT_NE(line.find("unix:/tmp/rt/t-abc123/t-abc123/qmp.sock"), std::string::npos);
+  EXPECT_NE(line.find("logfile=/tmp/rt/t-abc123/t-abc123/console.log"), std::string::npos);
+  c.accel = vm::Accel::kKvm;
+  line = shell_join(vm::qemu_argv(c, "q"));
+  EXPECT_NE(line.find("accel=kvm"), std::string::npos);
+  EXPECT_NE(line.find("-cpu host"), std::string::npos);
+}
+
+TEST(Deployment, StateRoundTripsAndRejectsOtherVersions) {
+  deploy::State s;
+  s.status = "kept";
+  s.runner_pid = 42;
+  s.command = {"/bin/x", "a b"};
+  s.vms = {{"x-1", 99, "tcg"}};
+  s.exit_status = 3;
+  auto back = deploy::State::from_json(s.to_json(), "f");
+  EXPECT_EQ(back.status, "kept");
+  EXPECT_EQ(back.command, s.command);
+  ASSERT_EQ(back.vms.size(), 1u);
+  EXPECT_EQ(back.vms[0].pid, 99);
+  EXPECT_EQ(back.exit_status, 3);
+  EXPECT_THROW(deploy::State::from_json(R"({"version": 2})", "f"), Error);
+  EXPECT_THROW(deploy::State::from_json("not json", "f"), Error);
+}
+
+TEST(Deployment, DestroyRefusesDirectoriesThatAreNotOurs) {
+  char templ[] = "/tmp/kestrel-test-XXXXXX";
+  ASSERT_TRUE(::mkdtemp(templ));
+  EXPECT_THROW(deploy::destroy_deployment(templ, Deadline::after(std::chrono::seconds(1))), Error);
+  EXPECT_TRUE(std::filesystem::exists(templ));
+  std::filesystem::remove_all(templ);
+  // A directory that is already gone is fine (idempotent).
+  EXPECT_NO_THROW(deploy::destroy_deployment(templ, Deadline::after(std::chrono::seconds(1))));
+}
+
+TEST(Deployment, CreateLocksAndDestroyRemoves) {
+  char templ[] = "/tmp/kestrel-rt-XXXXXX";
+  ASSERT_TRUE(::mkdtemp(templ));
+  ::setenv("KESTREL_RUNTIME_DIR", templ, 1);
+  {
+    auto d = deploy::Deployment::create("unit-abc");
+    EXPECT_TRUE(std::filesystem::is_directory(d.bay()));
+    EXPECT_TRUE(is_locked(d.runner_lock_file()));
+    EXPECT_THROW(deploy::Deployment::create("unit-abc"), Error);
+    auto again = deploy::Deployment::open(d.dir());
+    EXPECT_EQ(again.state().runner_pid, ::getpid());
+    deploy::destroy_deployment(d.dir(), Deadline::after(std::chrono::seconds(1)));
+    EXPECT_FALSE(std::filesystem::exists(d.dir()));
+  }
+  ::unsetenv("KESTREL_RUNTIME_DIR");
+  std::filesystem::remove_all(templ);
+}
+
+TEST(Qemu, TailLines) {
+  char templ[] = "/tmp/kestrel-tail-XXXXXX";
+  int fd = ::mkstemp(templ);
+  ASSERT_GE(fd, 0);
+  std::string text = "one\ntwo\nthree\nfour\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  EXPECT_EQ(vm::tail_lines(templ, 2), "three\nfour");
+  EXPECT_EQ(vm::tail_lines(templ, 10), "one\ntwo\nthree\nfour");
+  ::unlink(templ);
+  EXPECT_EQ(vm::tail_lines(templ, 2), "");
+}
+
+}  // namespace
+}  // namespace kestrel

@@ -1,0 +1,86 @@
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include "util/error.hpp"
+#include "util/fs.hpp"
+#include "util/lockfile.hpp"
+#include "util/process.hpp"
+#include "util/strings.hpp"
+
+namespace kestrel {
+namespace {
+
+TEST(Process, SpawnWaitAndStatus) {
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", "exit 3"};
+  Child c = Child::spawn(o);
+  auto st = c.wait(Deadline::after(std::chrono::seconds(5)));
+  ASSERT_TRUE(st);
+  EXPECT_EQ(shell_status(*st), 3);
+}
+
+TEST(Process, MissingProgramThrows) {
+  SpawnOptions o;
+  o.argv = {"/nonexistent/program"};
+  EXPECT_THROW(Child::spawn(o), Error);
+}
+
+TEST(Process, DestructorKillsAndDeadlineExpires) {
+  SpawnOptions o;
+  o.argv = {"sleep", "100"};
+  pid_t pid;
+  {
+    Child c = Child::spawn(o);
+    pid = c.pid();
+    EXPECT_FALSE(c.wait(Deadline::after(std::chrono::milliseconds(50))));
+  }
+  EXPECT_NE(::kill(pid, 0), 0);  // killed and reaped
+}
+
+TEST(Process, ExtraFdsArriveAtTheirNumbers) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", "echo hi >&5"};
+  o.extra_fds = {{p[1], 5}};
+  Child c = Child::spawn(o);
+  ::close(p[1]);
+  c.wait(Deadline::never());
+  char buf[8] = {};
+  EXPECT_EQ(::read(p[0], buf, sizeof buf), 3);
+  EXPECT_STREQ(buf, "hi\n");
+  ::close(p[0]);
+}
+
+TEST(Fs, AtomicWriteAndRead) {
+  TempDir t("/tmp", "kestrel-fs-");
+  write_file_atomic(t.path() / "f", "abc");
+  EXPECT_EQ(read_file(t.path() / "f"), "abc");
+  EXPECT_FALSE(read_file_if_exists(t.path() / "g"));
+  EXPECT_THROW(read_file(t.path() / "g"), Error);
+  link_or_copy(t.path() / "f", t.path() / "h");
+  EXPECT_EQ(read_file(t.path() / "h"), "abc");
+}
+
+TEST(Lock, ExclusiveLockIsSeenByOthers) {
+  TempDir t("/tmp", "kestrel-lock-");
+  auto path = t.path() / "l";
+  EXPECT_FALSE(is_locked(path));
+  LockFile a = LockFile::try_lock(path);
+  ASSERT_TRUE(a.locked());
+  EXPECT_TRUE(is_locked(path));
+  EXPECT_FALSE(LockFile::try_lock(path).locked());
+  a.unlock();
+  EXPECT_TRUE(LockFile::try_lock(path).locked());
+}
+
+TEST(Strings, ShellQuote) {
+  EXPECT_EQ(shell_quote("abc/d-e.f"), "abc/d-e.f");
+  EXPECT_EQ(shell_quote("a b"), "'a b'");
+  EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote(""), "''");
+}
+
+}  // namespace
+}  // namespace kestrel

@@ -1,0 +1,27 @@
+# The accelerator is detected, not assumed: on a PVM host /dev/kvm exists but
+# cannot boot a normal kernel, so kestrel must pick TCG by itself, and a
+# forced KESTREL_ACCEL=kvm must fail within the boot deadline, saying why.
+source "$(dirname "$0")/lib.sh"
+
+"$KESTREL" run --keep always -- /bin/true 2>"$work/err"
+dir=$(sed -n 's/^kestrel: VM [a-z0-9-]*, deployment dir \(.*\)$/\1/p' "$work/err")
+accel=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vms"][0]["accel"])' "$dir/deployment.json")
+"$KESTREL" destroy -f "$dir"
+
+if [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_intel ] && [ ! -e /sys/module/kvm_amd ]; then
+  expect_eq "auto accelerator on a PVM host" tcg "$accel"
+  start=$(date +%s)
+  set +e
+  KESTREL_ACCEL=kvm timeout 60 "$KESTREL" run -- /bin/true 2>"$work/err"
+  status=$?
+  set -e
+  elapsed=$(( $(date +%s) - start ))
+  expect_eq "forced KVM exit status" 125 "$status"
+  [ "$elapsed" -le 30 ] || fail "forced KVM took $elapsed s to fail"
+  grep -q 'did not boot' "$work/err" || fail "no 'did not boot' in: $(cat "$work/err")"
+  grep -q 'PVM' "$work/err" || fail "the message does not explain PVM: $(cat "$work/err")"
+  [ -z "$(deployments)" ] || fail "failed boot left deployments: $(deployments)"
+else
+  echo "not a PVM host; accelerator chosen: $accel"
+fi
+echo PASS

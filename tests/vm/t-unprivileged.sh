@@ -1,0 +1,25 @@
+# Everything works for a user without root or sudo once setup is done.
+source "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip "run as root to test an unprivileged user (it switches to nobody)"
+command -v setpriv >/dev/null || skip "no setpriv"
+chmod 755 "$work"
+# nobody gets its own cache holding a copy of our kernel, and its own dirs.
+cache=$(dirname "$("$KESTREL" kernel ls | head -1 | cut -f2)")
+mkdir -p "$work/home/.cache/kestrel/kernels"
+cp -a "$cache" "$work/home/.cache/kestrel/kernels/"
+cp "$KESTREL_BUILD_DIR/tests/kestrel_unit_tests" "$work/home/unit_tests" 2>/dev/null || true
+chown -R nobody:nogroup "$work/home"
+as_nobody() {
+  setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env \
+    env HOME="$work/home" PATH=/usr/bin:/bin KESTREL_RUNTIME_DIR="$work/home/rt" "$@"
+}
+out=$(as_nobody "$KESTREL" run -q -- /bin/sh -c 'echo "$(hostname) $(id -u)"; exit 5') && status=0 || status=$?
+expect_eq "exit status as nobody" 5 "$status"
+[[ $out == *" 0" ]] || fail "unexpected output: $out"
+if [ -x "$work/home/unit_tests" ]; then
+  as_nobody "$KESTREL" run -q -- "$work/home/unit_tests" --gtest_filter='Frame.*' >/dev/null ||
+    fail "gtest binary failed as nobody"
+fi
+[ -z "$(pgrep -u nobody -f qemu-system || true)" ] || fail "nobody's QEMU left running"
+echo PASS
