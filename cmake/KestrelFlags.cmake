@@ -4,6 +4,8 @@ add_library(kestrel_warnings INTERFACE)
 target_compile_options(kestrel_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
   -Wunused -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough
+  # Designated initializers leave members at their defaults on purpose.
+  -Wno-missing-field-initializers
   $<$<BOOL:${KESTREL_WERROR}>:-Werror>)
 
 add_library(kestrel_sanitizers INTERFACE)

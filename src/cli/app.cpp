@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "cli/commands.hpp"
+#include "deploy/registry.hpp"
 #include "util/error.hpp"
 #include "util/strings.hpp"
 
@@ -21,6 +22,7 @@ struct Command {
   const char* summary;
   std::function<int(const Args&)> handler;
   int error_status;  // exit status when the handler throws
+  bool sweep = true; // reap orphaned and expired deployments first
 };
 
 const std::vector<Command>& command_table() {
@@ -28,8 +30,10 @@ const std::vector<Command>& command_table() {
       {"run", "run a program in a fresh VM: kestrel run [OPTIONS] [--] PROGRAM [ARGS...]", cmd_run, kExitKestrel},
       {"exec", "run a command in a running VM: kestrel exec NAME 'CMD' -f DIR", cmd_exec, kExitKestrel},
       {"serial", "attach to a VM's serial console: kestrel serial NAME -f DIR", cmd_serial, 1},
-      {"destroy", "tear a deployment down: kestrel destroy -f DIR", cmd_destroy, 1},
-      {"kernel", "manage guest kernels: kestrel kernel fetch | ls", cmd_kernel, 1},
+      {"destroy", "tear deployments down: kestrel destroy -f DIR | NAME... | --all", cmd_destroy, 1},
+      {"ls", "list this user's deployments and their state: kestrel ls [--json]", cmd_ls, 1, false},
+      {"gc", "destroy orphaned, expired and dead deployments: kestrel gc [--all] [--dry-run]", cmd_gc, 1, false},
+      {"kernel", "manage guest kernels: kestrel kernel fetch | ls", cmd_kernel, 1, false},
   };
   return table;
 }
@@ -59,6 +63,10 @@ void print_usage(FILE* out) {
                "failed (e.g. the VM did not boot), %d/%d that the program could not be executed\n"
                "or was not found, %d a bad command line.\n",
                kExitTimeout, kExitKestrel, kExitCannotExec, kExitNotFound, kExitUsage);
+}
+
+bool is_help(const Args& args) {
+  return std::any_of(args.begin(), args.end(), [](const std::string& a) { return a == "-h" || a == "--help"; });
 }
 
 }  // namespace
@@ -112,6 +120,11 @@ int main(int argc, char** argv) {
   }
   Args args(argv + 2, argv + argc);
   try {
+    if (it->sweep && !is_help(args)) {
+      deploy::GcPolicy policy;
+      policy.keep_ttl_seconds = deploy::default_keep_ttl();
+      deploy::sweep_quietly(policy);
+    }
     return it->handler(args);
   } catch (const CLI::ParseError& e) {
     say("error: " + std::string(e.what()) + " (see `kestrel " + name + " --help`)");

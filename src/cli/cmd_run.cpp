@@ -8,6 +8,7 @@
 #include "cli/parse.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
+#include "deploy/slots.hpp"
 #include "host/environment.hpp"
 #include "host/machine.hpp"
 #include "util/error.hpp"
@@ -86,6 +87,9 @@ fs::path resolve_program(const std::string& program) {
 
 }  // namespace
 
+static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
+                     SignalFd& signals, bool& keep_dir);
+
 int cmd_run(const Args& args) {
   RunOptions o;
   CLI::App app(kRunHelp, "kestrel run");
@@ -137,6 +141,21 @@ int cmd_run(const Args& args) {
   link_or_copy(program, staged);
   if (!o.quiet) say(fmt::format("VM {}, deployment dir {}", name, dep.dir().string()));
 
+  try {
+    return run_in_vm(o, name, dep, staged, signals, keep_dir);
+  } catch (const Interrupted& e) {
+    // Ctrl-C while waiting for a slot or during boot: tear down and say how we died.
+    return 128 + e.signo();
+  }
+}
+
+static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
+                     SignalFd& signals, bool& keep_dir) {
+  int slots = deploy::default_slot_count(o.mem_mib);
+  deploy::Slot slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
+    say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
+  });
+
   host::BootOptions boot;
   boot.name = name;
   boot.paths = dep.vm_paths(name);
@@ -151,6 +170,7 @@ int cmd_run(const Args& args) {
   if (const char* a = std::getenv("KESTREL_ACCEL")) boot.accel_request = a;
   boot.shares = {{"root", "/", true}, {"bay", dep.bay(), false}};
   boot.debug = o.debug;
+  boot.signal_fd = signals.fd();
   boot.notice = [](const std::string& line) { say(line); };
   boot.on_launch = [&](int pid, vm::Accel accel) {
     dep.state().vms[0].pid = pid;
@@ -201,8 +221,6 @@ int cmd_run(const Args& args) {
       break;
     case Kind::kInterrupted:
       // Interrupted runs never keep their VM: the user asked us to stop.
-      std::fflush(stdout);
-      cleanup.keep = false;
       return 128 + outcome.signo;
     case Kind::kVmGone:
       say("error: " + host::describe_vm_failure(name, boot.paths, "died while the program ran (QEMU exited)"));
@@ -222,6 +240,7 @@ int cmd_run(const Args& args) {
     dep.save();
     machine.qemu().release();  // the VM outlives us
     keep_dir = true;
+    slot.release();  // a kept VM idles; it does not count against the limit
     if (status != 0)
       print_kept_message(name, dep.dir(), status);
     else

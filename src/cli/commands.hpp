@@ -15,6 +15,8 @@ int cmd_exec(const Args& args);
 int cmd_serial(const Args& args);
 int cmd_destroy(const Args& args);
 int cmd_kernel(const Args& args);
+int cmd_ls(const Args& args);
+int cmd_gc(const Args& args);
 
 // Exit statuses of kestrel itself (documented in `kestrel --help`).
 constexpr int kExitUsage = 2;       // bad command line

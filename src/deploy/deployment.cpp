@@ -1,6 +1,8 @@
 #include "deploy/deployment.hpp"
 
 #include <signal.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -88,15 +90,27 @@ State State::from_json(const std::string& text, const fs::path& origin) {
 }
 
 Deployment Deployment::create(const std::string& name) {
+  // Built under a hidden temporary name and renamed into place, so that other
+  // kestrel processes (ls, gc) never see a deployment without its state file
+  // or its lock.
   Deployment d;
-  d.dir_ = runtime_dir() / name;
-  if (::mkdir(d.dir_.c_str(), 0700) != 0) fail_errno("cannot create deployment directory {}", d.dir_.string());
+  fs::path base = runtime_dir();
+  fs::path tmp = base / (".new-" + name);
+  if (::mkdir(tmp.c_str(), 0700) != 0) fail_errno("cannot create deployment directory {}", tmp.string());
+  d.dir_ = tmp;
   d.runner_lock_ = LockFile::try_lock(d.runner_lock_file());
   if (!d.runner_lock_.locked()) fail("cannot lock {}: held by another process", d.runner_lock_file().string());
-  make_dirs(d.bay(), 0755);
+  d.dir_ = base / name;
+  make_dirs(tmp / "bay", 0755);
   d.state_.created = now_seconds();
   d.state_.runner_pid = ::getpid();
-  d.save();
+  d.state_.updated = d.state_.created;
+  write_file_atomic(tmp / "deployment.json", d.state_.to_json(), 0600);
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, d.dir_.c_str(), RENAME_NOREPLACE) != 0) {
+    int err = errno;
+    remove_tree(tmp);
+    throw sys_error(err, "cannot create deployment directory " + d.dir_.string());
+  }
   return d;
 }
 
@@ -125,9 +139,7 @@ bool is_vm_process(int pid, const fs::path& vm_dir) {
   return cmdline->find("unix:" + (vm_dir / "qmp.sock").string()) != std::string::npos;
 }
 
-void destroy_deployment(const fs::path& dir, Deadline deadline) {
-  if (!fs::exists(dir)) return;
-  Deployment d = Deployment::open(dir);
+std::vector<UniqueFd> kill_vms(const Deployment& d) {
   std::vector<UniqueFd> dying;
   for (const auto& vm : d.state().vms) {
     if (!is_vm_process(vm.pid, d.dir() / vm.name)) continue;
@@ -136,14 +148,39 @@ void destroy_deployment(const fs::path& dir, Deadline deadline) {
     ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
     dying.push_back(std::move(pidfd));
   }
-  // Kill all first, then wait for all: teardown of many VMs runs in parallel.
-  for (auto& pidfd : dying) {
+  return dying;
+}
+
+void wait_dead(std::vector<UniqueFd>& pidfds, Deadline deadline, const fs::path& dir) {
+  for (auto& pidfd : pidfds) {
     struct pollfd p = {pidfd.get(), POLLIN, 0};
     while (::poll(&p, 1, deadline.poll_timeout_ms()) < 0 && errno == EINTR) {
     }
     if (!(p.revents & POLLIN)) fail("a VM of {} did not die within the deadline", dir.string());
   }
-  remove_tree(d.dir());
 }
+
+void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline) {
+  // Kill every VM first, then wait for all of them: teardown runs in parallel.
+  std::vector<Deployment> deps;
+  std::vector<std::vector<UniqueFd>> dying;
+  for (const auto& dir : dirs) {
+    if (!fs::exists(dir)) continue;
+    deps.push_back(Deployment::open(dir));
+    dying.push_back(kill_vms(deps.back()));
+  }
+  std::string errors;
+  for (size_t i = 0; i < deps.size(); ++i) {
+    try {
+      wait_dead(dying[i], deadline, deps[i].dir());
+      remove_tree(deps[i].dir());
+    } catch (const Error& e) {
+      errors += (errors.empty() ? "" : "; ") + std::string(e.what());
+    }
+  }
+  if (!errors.empty()) throw Error(errors);
+}
+
+void destroy_deployment(const fs::path& dir, Deadline deadline) { destroy_deployments({dir}, deadline); }
 
 }  // namespace kestrel::deploy

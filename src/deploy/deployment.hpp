@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "util/deadline.hpp"
+#include "util/fd.hpp"
 #include "util/lockfile.hpp"
 #include "vm/paths.hpp"
 
@@ -81,5 +82,13 @@ bool is_vm_process(int pid, const fs::path& vm_dir);
 // each to be gone) and removes the directory. Idempotent: a missing
 // directory is fine. Refuses directories without a kestrel state file.
 void destroy_deployment(const fs::path& dir, Deadline deadline);
+// The same for many deployments at once: all VMs are killed first, then
+// waited for. Errors are collected; the rest is still torn down.
+void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline);
+
+// SIGKILLs the deployment's live VMs; returns pidfds to wait on.
+std::vector<UniqueFd> kill_vms(const Deployment& deployment);
+// Waits until every pidfd reports its process gone; throws at the deadline.
+void wait_dead(std::vector<UniqueFd>& pidfds, Deadline deadline, const fs::path& dir);
 
 }  // namespace kestrel::deploy

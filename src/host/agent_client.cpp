@@ -26,9 +26,21 @@ bool pidfd_ready(int pidfd) {
   return ::poll(&p, 1, 0) > 0;
 }
 
+// Throws Interrupted if a signal other than SIGWINCH is pending on signal_fd.
+void check_signals(int signal_fd) {
+  if (signal_fd < 0) return;
+  struct pollfd p = {signal_fd, POLLIN, 0};
+  while (::poll(&p, 1, 0) > 0) {
+    struct signalfd_siginfo si;
+    if (::read(signal_fd, &si, sizeof si) != sizeof si) return;
+    if (si.ssi_signo != SIGWINCH) throw Interrupted(static_cast<int>(si.ssi_signo));
+  }
+}
+
 }  // namespace
 
-AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadline deadline, int vm_pidfd) {
+AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadline deadline, int vm_pidfd,
+                                 int signal_fd) {
   AgentClient c;
   // One client per port: take the first free port lock.
   for (;;) {
@@ -38,6 +50,7 @@ AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadl
       if (c.lock_.locked()) c.port_ = port;
     }
     if (c.lock_.locked()) break;
+    check_signals(signal_fd);
     if (deadline.expired()) throw AgentTimeout("all agent ports of the VM are busy (too many concurrent execs)");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -47,6 +60,7 @@ AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadl
     c.fd_ = unix_connect(paths.agent(c.port_));
     if (c.fd_) break;
     if (pidfd_ready(vm_pidfd)) throw VmGone("QEMU exited during start-up");
+    check_signals(signal_fd);
     if (deadline.expired()) throw AgentTimeout("QEMU did not create " + paths.agent(c.port_).string());
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -71,10 +85,11 @@ AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadl
       return c;
     }
     if (deadline.expired()) throw AgentTimeout("the agent did not answer");
-    struct pollfd p[2] = {{c.fd_.get(), POLLIN, 0}, {vm_pidfd, POLLIN, 0}};
+    struct pollfd p[3] = {{c.fd_.get(), POLLIN, 0}, {vm_pidfd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
     int wait_ms = Deadline::earliest(deadline, next_hello).poll_timeout_ms();
-    int r = ::poll(p, vm_pidfd >= 0 ? 2 : 1, wait_ms);
+    int r = ::poll(p, 3, wait_ms);  // negative fds are ignored by poll
     if (r < 0 && errno != EINTR) fail_errno("poll");
+    if (p[2].revents & POLLIN) check_signals(signal_fd);
     if (vm_pidfd >= 0 && (p[1].revents & POLLIN)) throw VmGone("QEMU exited before the agent answered");
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (c.conn_.on_readable() == proto::Connection::ReadResult::kEof) {

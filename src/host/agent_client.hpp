@@ -60,8 +60,10 @@ class AgentClient {
  public:
   // Takes the first free port lock (starting at `first_port`), connects and
   // greets the agent. Throws VmGone if `vm_pidfd` (optional) signals QEMU's
-  // exit, AgentTimeout at the deadline, Error otherwise.
-  static AgentClient connect(const vm::VmPaths& paths, int first_port, Deadline deadline, int vm_pidfd = -1);
+  // exit, AgentTimeout at the deadline, Interrupted if a signal (other than
+  // SIGWINCH) arrives on `signal_fd` (optional), Error otherwise.
+  static AgentClient connect(const vm::VmPaths& paths, int first_port, Deadline deadline, int vm_pidfd = -1,
+                             int signal_fd = -1);
 
   const proto::Hello& greeting() const { return greeting_; }
   int port() const { return port_; }

@@ -72,7 +72,7 @@ Machine Machine::boot(const BootOptions& o) {
     if (o.on_launch) o.on_launch(qemu_child.pid(), config.accel);
     auto timeout = o.boot_timeout.count() > 0 ? o.boot_timeout : default_boot_timeout(config.accel);
     try {
-      AgentClient agent = AgentClient::connect(o.paths, 0, Deadline::after(timeout), qemu_child.pidfd());
+      AgentClient agent = AgentClient::connect(o.paths, 0, Deadline::after(timeout), qemu_child.pidfd(), o.signal_fd);
       Machine m(std::move(qemu_child), std::move(agent), config.accel);
       m.boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
       return m;

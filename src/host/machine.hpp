@@ -29,6 +29,8 @@ struct BootOptions {
   std::chrono::milliseconds boot_timeout{0};
   // One-line notices for the user (e.g. "KVM did not boot; using TCG").
   std::function<void(const std::string&)> notice;
+  // A signalfd: a signal arriving during boot aborts it (Interrupted).
+  int signal_fd = -1;
   // Called right after QEMU starts, with its pid (to record it).
   std::function<void(int pid, vm::Accel accel)> on_launch;
 };

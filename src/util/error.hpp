@@ -15,6 +15,16 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// A wait was cut short by a signal the user sent (SIGINT, SIGTERM, ...).
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(int signo) : Error("interrupted by signal " + std::to_string(signo)), signo_(signo) {}
+  int signo() const { return signo_; }
+
+ private:
+  int signo_;
+};
+
 // Error for a failed system call: "<what>: <strerror(err)>".
 Error sys_error(int err, const std::string& what);
 

@@ -38,6 +38,14 @@ LockFile LockFile::try_lock(const std::filesystem::path& path, Mode mode) {
 
 LockFile LockFile::lock(const std::filesystem::path& path, Deadline deadline, Mode mode) {
   UniqueFd fd = open_lock(path);
+  if (deadline.is_never()) {
+    // Sleep in the kernel until the holder lets go: no polling.
+    int op = mode == Mode::kShared ? LOCK_SH : LOCK_EX;
+    while (::flock(fd.get(), op) != 0) {
+      if (errno != EINTR) fail_errno("cannot lock {}", path.string());
+    }
+    return LockFile(std::move(fd));
+  }
   auto pause = std::chrono::milliseconds(1);
   for (;;) {
     if (flock_nb(fd.get(), mode, path)) return LockFile(std::move(fd));

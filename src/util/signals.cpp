@@ -1,5 +1,6 @@
 #include "util/signals.hpp"
 
+#include <poll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -27,6 +28,14 @@ int SignalFd::take() {
   struct signalfd_siginfo si;
   if (::read(fd_.get(), &si, sizeof si) != sizeof si) return 0;
   return static_cast<int>(si.ssi_signo);
+}
+
+void SignalFd::sleep_or_throw(int ms, int ignored) {
+  struct pollfd p = {fd_.get(), POLLIN, 0};
+  if (::poll(&p, 1, ms) > 0) {
+    int sig = take();
+    if (sig != 0 && sig != ignored) throw Interrupted(sig);
+  }
 }
 
 void reraise(int sig) {

@@ -21,6 +21,9 @@ class SignalFd {
   int fd() const { return fd_.get(); }
   // Reads one pending signal without blocking; 0 if none.
   int take();
+  // Waits up to `ms` for a signal; throws Interrupted if one arrives.
+  // Signals in `ignored` (e.g. SIGWINCH) are consumed and waiting goes on.
+  void sleep_or_throw(int ms, int ignored = 0);
 
  private:
   UniqueFd fd_;

@@ -1,0 +1,190 @@
+// The host's requests (docs/protocol.md, "Messages"): one handler per frame
+// type. A malformed request payload fails that request (ERROR on its
+// stream); a frame that breaks the protocol itself throws, and read_frames()
+// turns that into a protocol error for the whole connection.
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+
+#include "agent/console.hpp"
+#include "agent/log.hpp"
+#include "agent/server.hpp"
+#include "proto/messages.hpp"
+#include "util/error.hpp"
+
+namespace kestrel::agent {
+
+using proto::Type;
+
+namespace {
+
+[[noreturn]] void violation(const std::string& message) { throw Error("protocol error: " + message); }
+
+}  // namespace
+
+std::string AgentServer::hello_info() const {
+  utsname u{};
+  ::uname(&u);
+  char host[HOST_NAME_MAX + 1] = {};
+  ::gethostname(host, sizeof host - 1);
+  return fmt::format("kernel={}\nhostname={}\nsetup={}\n", u.release, host, setup_done_ ? 1 : 0);
+}
+
+void AgentServer::protocol_error(Conn& c, const std::string& message) {
+  log_errorf("{}: {}", c.name, message);
+  // Discard the connection's state (its programs included), then report.
+  forget_programs(c);
+  c.wire.reset();
+  c.requests_seen = false;
+  c.wire.send(Type::kError, 0, proto::encode_text(message));
+}
+
+void AgentServer::handle_frame(Conn& c, proto::Frame& f) {
+  if (f.type != Type::kHello) c.requests_seen = true;
+  switch (f.type) {
+    case Type::kHello: on_hello(c, f); return;
+    case Type::kSetup: on_setup(c, f); return;
+    case Type::kExec: on_exec(c, f); return;
+    case Type::kStdin: on_stdin(c, f); return;
+    case Type::kSignal: on_signal(c, f); return;
+    case Type::kResize: on_resize(c, f); return;
+    case Type::kPing: c.wire.send(Type::kPong, f.stream, f.payload); return;
+    case Type::kOk:
+    case Type::kError:
+    case Type::kStarted:
+    case Type::kStdout:
+    case Type::kStderr:
+    case Type::kExit:
+    case Type::kPong: break;
+  }
+  violation(fmt::format("unexpected {} frame from the host", proto::type_name(f.type)));
+}
+
+void AgentServer::on_hello(Conn& c, const proto::Frame& f) {
+  if (f.stream != 0) violation(fmt::format("HELLO on stream {}", f.stream));
+  proto::Hello hello;
+  try {
+    hello = proto::Hello::decode(f.payload);
+  } catch (const Error& e) {
+    violation(e.what());
+  }
+  // A host repeats HELLO only until its greeting, before any request. A HELLO
+  // after requests is a new host whose arrival we missed (it connected
+  // before we saw the old one leave): start its session afresh.
+  if (c.requests_seen) {
+    debugf("{}: HELLO after requests: a new host session", c.name);
+    forget_programs(c);
+    c.requests_seen = false;
+  }
+  proto::Hello reply{proto::kVersion, hello.nonce, {"exec", "pty", "setup"}, hello_info()};
+  c.wire.send(Type::kHello, 0, reply.encode());
+}
+
+void AgentServer::on_setup(Conn& c, const proto::Frame& f) {
+  if (f.stream == 0) violation("SETUP on stream 0");
+  auto refuse = [&](const std::string& message) {
+    log_error(message);
+    c.wire.send(Type::kError, f.stream, proto::encode_text(message));
+  };
+  proto::SetupRequest request;
+  try {
+    request = proto::SetupRequest::decode(f.payload);
+  } catch (const Error& e) {
+    return refuse(fmt::format("cannot set up the VM: {}", e.what()));
+  }
+  if (!options_.setup) return refuse("cannot set up the VM: SETUP is not supported by this agent");
+  if (setup_done_) return refuse("cannot set up the VM: SETUP was done already (once per boot)");
+  // Whatever happens now changes the VM: a second SETUP is refused even
+  // after a failure, which may have left some mounts behind.
+  setup_done_ = true;
+  try {
+    std::string root = options_.setup(request);
+    if (!root.empty()) root_ = root;
+  } catch (const std::exception& e) {
+    if (options_.console) options_.console->start(root_);
+    return refuse(fmt::format("cannot set up the VM: {}", e.what()));
+  }
+  // A new hostname or root: the console shell starts over with both.
+  if (options_.console) options_.console->start(root_);
+  c.wire.send(Type::kOk, f.stream, "");
+}
+
+void AgentServer::on_exec(Conn& c, const proto::Frame& f) {
+  if (f.stream == 0) violation("EXEC on stream 0");
+  if (c.streams.count(f.stream)) violation(fmt::format("EXEC on stream {}, which is in use", f.stream));
+  Program program;
+  try {
+    proto::Exec request = proto::Exec::decode(f.payload);
+    program = start_program(request, root_);
+  } catch (const std::exception& e) {
+    debugf("{}: stream {}: {}", c.name, f.stream, e.what());
+    c.wire.send(Type::kError, f.stream, proto::encode_text(e.what()));
+    return;
+  }
+  pid_t pid = program.pid;
+  // The number is ours again: any old process group by that number is gone.
+  for (auto& other : conns_) std::erase(other->lingering, pid);
+  auto s = std::make_unique<Stream>();
+  s->id = f.stream;
+  s->program = std::move(program);
+  c.streams[f.stream] = std::move(s);
+  pids_[pid] = {&c, f.stream};
+  c.wire.send(Type::kStarted, f.stream, proto::encode_i32(pid));
+}
+
+void AgentServer::on_stdin(Conn& c, proto::Frame& f) {
+  Stream* s = find_stream(c, f.stream);
+  // Input for a finished stream, after end of input, or for a program
+  // without forwarded stdin is ignored.
+  if (!s || !s->program.input || s->stdin_eof) return;
+  if (f.payload.empty()) {
+    s->stdin_eof = true;
+    if (s->program.pty) {
+      // VEOF (^D) ends the input at the start of a line; elsewhere it first
+      // ends the pending line, so it takes two.
+      std::string eof = s->input_at_line_start ? "\x04" : "\x04\x04";
+      s->stdin_pending += eof;
+      c.stdin_backlog += eof.size();
+    }
+  } else {
+    s->input_at_line_start = f.payload.back() == '\n';
+    c.stdin_backlog += f.payload.size();
+    if (s->stdin_offset == s->stdin_pending.size()) {
+      s->stdin_pending = std::move(f.payload);
+      s->stdin_offset = 0;
+    } else {
+      s->stdin_pending += f.payload;
+    }
+  }
+  pump_input(c, *s);
+}
+
+void AgentServer::on_signal(Conn& c, const proto::Frame& f) {
+  int32_t signo;
+  try {
+    signo = proto::decode_i32(f.payload);
+  } catch (const Error& e) {
+    violation(e.what());
+  }
+  Stream* s = find_stream(c, f.stream);
+  if (!s) return;  // the program finished meanwhile
+  if (::kill(-s->program.pid, signo) != 0 && errno != ESRCH)
+    log_errorf("{}: stream {}: cannot send signal {}: {}", c.name, f.stream, signo, std::strerror(errno));
+}
+
+void AgentServer::on_resize(Conn& c, const proto::Frame& f) {
+  proto::WindowSize size;
+  try {
+    size = proto::WindowSize::decode(f.payload);
+  } catch (const Error& e) {
+    violation(e.what());
+  }
+  Stream* s = find_stream(c, f.stream);
+  if (!s || !s->program.pty || !s->program.output) return;
+  set_window_size(s->program.output.get(), size.rows, size.cols);
+}
+
+}  // namespace kestrel::agent

@@ -1,0 +1,212 @@
+// The initramfs: layout in docs/guest.md, cached by content hash in
+// cache_dir()/initramfs/<sha256>.cpio.
+#include "assets/initramfs.hpp"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
+#include "assets/cache.hpp"
+#include "assets/command.hpp"
+#include "assets/cpio.hpp"
+#include "assets/elf.hpp"
+#include "assets/modinfo.hpp"
+#include "assets/module_plan.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+#include "util/fs.hpp"
+#include "util/sha256.hpp"
+#include "util/strings.hpp"
+
+namespace kestrel::assets {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Part of the cache key: bump it whenever the layout written below changes.
+constexpr std::string_view kFormat = "kestrel-initramfs-1";
+
+void check_static(std::string_view bytes, const fs::path& path, std::string_view role) {
+  if (!elf::is_elf64(bytes)) fail("{} ({}) is not a 64-bit ELF executable", path.string(), role);
+  if (elf::has_interpreter(bytes, path.string()))
+    fail("{} ({}) is dynamically linked; the guest has no libraries, it must be static", path.string(), role);
+}
+
+// Feeds one named field into the key, length-prefixed so that no two
+// different inputs can produce the same byte stream.
+void hash_field(Sha256& h, std::string_view name, std::string_view data) {
+  h.update(fmt::format("{}\n{}\n", name, data.size()));
+  h.update(data);
+}
+
+std::vector<std::string> busybox_applets(const fs::path& busybox) {
+  std::vector<std::string> argv = {busybox.string(), "--list"};
+  CommandResult r = run_command(argv, {}, Deadline::after(std::chrono::seconds(30)));
+  if (r.status != 0) fail("cannot list the applets of {}: {}", busybox.string(), command_failure(argv, r));
+  std::set<std::string> applets;
+  for (const std::string& line : split(r.out, '\n')) {
+    std::string_view name = trim(line);
+    if (name.empty() || name == "busybox" || name == "." || name == ".." ||
+        name.find('/') != std::string_view::npos)
+      continue;
+    applets.emplace(name);
+  }
+  if (applets.empty()) fail("{} --list printed no applets", busybox.string());
+  return {applets.begin(), applets.end()};
+}
+
+struct Inputs {
+  std::string agent;
+  std::string busybox;
+  std::vector<PlannedModule> modules;
+  std::vector<std::string> module_files;  // their bytes as stored (maybe compressed)
+};
+
+void write_cpio(const InitramfsInputs& in, const Inputs& data, const fs::path& path) {
+  std::vector<std::string> applets = busybox_applets(in.busybox);
+
+  // A private temporary name, renamed over the final one when complete:
+  // concurrent builders each write their own, and readers never see a part.
+  std::string temp = (path.parent_path() / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
+  int raw_fd = ::mkstemp(temp.data());
+  if (raw_fd < 0) fail_errno("cannot create a temporary file in {}", path.parent_path().string());
+  UniqueFd fd(raw_fd);
+  struct Unlink {
+    std::string path;
+    ~Unlink() {
+      if (!path.empty()) ::unlink(path.c_str());
+    }
+  } cleanup{temp};
+
+  CpioWriter cpio(fd.get(), temp);
+  for (const char* dir : {"bin", "dev", "lib", "lib/modules", "mnt", "proc", "run", "sys", "sysroot"})
+    cpio.add_directory(dir, 0755);
+  cpio.add_directory("tmp", 01777);
+  // The kernel opens /dev/console for init's stdio before init runs, i.e.
+  // before the agent can mount devtmpfs.
+  cpio.add_char_device("dev/console", 5, 1, 0600);
+  cpio.add_file("init", data.agent, 0755);
+  cpio.add_file("bin/busybox", data.busybox, 0755);
+  for (const std::string& applet : applets) cpio.add_symlink("bin/" + applet, "busybox");
+  std::string load_order;
+  for (size_t i = 0; i < data.modules.size(); ++i) {
+    const PlannedModule& m = data.modules[i];
+    std::string file = m.name + ".ko";
+    cpio.add_file("lib/modules/" + file, decompress_if_compressed(data.module_files[i], m.path.string()), 0644);
+    load_order += file + "\n";
+  }
+  cpio.add_file("lib/modules/load.order", load_order, 0644);
+  cpio.finish();
+
+  if (::fchmod(fd.get(), 0644) != 0) fail_errno("cannot chmod {}", temp);
+  fd.reset();
+  if (::rename(temp.c_str(), path.c_str()) != 0) fail_errno("cannot rename {} to {}", temp, path.string());
+  cleanup.path.clear();
+}
+
+// Executable and not a directory.
+bool is_executable_file(const fs::path& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+fs::path from_env(const char* var) {
+  const char* value = std::getenv(var);
+  if (!value || !*value) return {};
+  fs::path path = fs::absolute(value);
+  if (!is_executable_file(path)) fail("${} is {}, which is not an executable file", var, path.string());
+  return path;
+}
+
+bool is_static_executable(const fs::path& path) {
+  try {
+    std::string bytes = read_file(path);
+    return elf::is_elf64(bytes) && !elf::has_interpreter(bytes, path.string());
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_modules() {
+  static const std::vector<std::string> modules = {"virtio_pci", "virtio_console", "9pnet_virtio",
+                                                   "9p",         "overlay",        "virtio_rng"};
+  return modules;
+}
+
+fs::path ensure_initramfs(const InitramfsInputs& in) {
+  Inputs data;
+  data.agent = read_file(in.agent);
+  check_static(data.agent, in.agent, "kestrel-agent");
+  data.busybox = read_file(in.busybox);
+  check_static(data.busybox, in.busybox, "busybox");
+  data.modules = plan_modules(in.kernel.modules_dir, in.modules);
+
+  // The key covers every byte that goes into the archive. The applet list is
+  // not hashed separately: it is a function of the busybox bytes.
+  Sha256 key;
+  key.update(kFormat);
+  hash_field(key, "agent", data.agent);
+  hash_field(key, "busybox", data.busybox);
+  for (const PlannedModule& m : data.modules) {
+    data.module_files.push_back(read_file(m.path));
+    hash_field(key, "module " + m.name, data.module_files.back());
+  }
+  fs::path dir = cache_dir() / "initramfs";
+  fs::path path = dir / (key.hex_digest() + ".cpio");
+  if (::access(path.c_str(), R_OK) == 0) return path;
+
+  make_dirs(dir, 0755);
+  write_cpio(in, data, path);
+  return path;
+}
+
+fs::path find_agent() {
+  if (fs::path path = from_env("KESTREL_AGENT"); !path.empty()) return path;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  std::vector<fs::path> candidates;
+  if (!ec) {
+    fs::path dir = exe.parent_path();
+    candidates = {
+        dir / "kestrel-agent",                              // build tree: build/src/
+        dir / ".." / "src" / "kestrel-agent",               // tests in build/tests/
+        dir / ".." / "libexec" / "kestrel" / "kestrel-agent",  // installed: <prefix>/bin/
+    };
+  }
+  candidates.push_back("/usr/local/libexec/kestrel/kestrel-agent");
+  candidates.push_back("/usr/libexec/kestrel/kestrel-agent");
+  std::string looked;
+  for (const fs::path& candidate : candidates) {
+    fs::path path = candidate.lexically_normal();
+    if (is_executable_file(path)) return path;
+    looked += (looked.empty() ? "" : ", ") + path.string();
+  }
+  fail("cannot find kestrel-agent (looked at {}); build it, or set KESTREL_AGENT", looked);
+}
+
+fs::path find_busybox() {
+  if (fs::path path = from_env("KESTREL_BUSYBOX"); !path.empty()) {
+    if (!is_static_executable(path)) fail("$KESTREL_BUSYBOX is {}, which is not a static executable", path.string());
+    return path;
+  }
+  std::string found_dynamic;
+  for (const char* candidate : {"/bin/busybox", "/usr/bin/busybox"}) {
+    if (!is_executable_file(candidate)) continue;
+    if (is_static_executable(candidate)) return candidate;
+    found_dynamic = candidate;
+  }
+  if (!found_dynamic.empty())
+    fail("{} is dynamically linked and cannot run in the guest; run `apt-get install busybox-static` "
+         "or set KESTREL_BUSYBOX to a static busybox", found_dynamic);
+  fail("no busybox found; run `apt-get install busybox-static` or set KESTREL_BUSYBOX to a static busybox");
+}
+
+}  // namespace kestrel::assets

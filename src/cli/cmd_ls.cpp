@@ -1,0 +1,89 @@
+// kestrel ls [--json]
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/parse.hpp"
+#include "deploy/registry.hpp"
+#include "util/strings.hpp"
+
+namespace kestrel::cli {
+
+namespace {
+
+std::string human_age(int64_t s) {
+  if (s < 120) return std::to_string(s) + "s";
+  if (s < 7200) return std::to_string(s / 60) + "m";
+  if (s < 172800) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+}  // namespace
+
+int cmd_ls(const Args& args) {
+  bool json = false;
+  CLI::App app(
+      "List this user's deployments: VM names, state, age, directory, QEMU pids.\n\n"
+      "States: running (its kestrel run is alive), kept (left running after the run for\n"
+      "inspection), orphaned (its runner died; `kestrel gc` removes it), dead (its VMs are\n"
+      "gone; `kestrel gc` removes the leftovers).\n",
+      "kestrel ls");
+  app.add_flag("--json", json, "print a JSON array of {dir, names, state, status, age_seconds, pids, exit_status, command}");
+  if (!parse(app, args)) return 0;
+
+  auto all = deploy::list_deployments();
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : all) {
+      nlohmann::json j;
+      j["dir"] = d.dir.string();
+      j["state"] = deploy::liveness_name(d.liveness);
+      j["age_seconds"] = d.age_seconds;
+      j["pids"] = d.live_pids;
+      j["names"] = nlohmann::json::array();
+      if (d.state) {
+        for (const auto& vm : d.state->vms) j["names"].push_back(vm.name);
+        j["status"] = d.state->status;
+        j["command"] = d.state->command;
+        j["exit_status"] = d.state->exit_status ? nlohmann::json(*d.state->exit_status) : nlohmann::json();
+      } else {
+        j["problem"] = d.problem;
+      }
+      out.push_back(std::move(j));
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  if (all.empty()) return 0;
+  std::printf("%-28s %-9s %5s %-8s %s\n", "NAME", "STATE", "AGE", "PID", "DIR");
+  for (const auto& d : all) {
+    std::string names, pids;
+    if (d.state) {
+      for (const auto& vm : d.state->vms) names += (names.empty() ? "" : ",") + vm.name;
+    }
+    for (int pid : d.live_pids) pids += (pids.empty() ? "" : ",") + std::to_string(pid);
+    std::printf("%-28s %-9s %5s %-8s %s\n", names.empty() ? "-" : names.c_str(), deploy::liveness_name(d.liveness),
+                human_age(d.age_seconds).c_str(), pids.empty() ? "-" : pids.c_str(), d.dir.c_str());
+  }
+  return 0;
+}
+
+int cmd_gc(const Args& args) {
+  bool all = false, dry_run = false;
+  CLI::App app(
+      "Destroy deployments nobody needs: orphaned ones (their runner died), kept ones past\n"
+      "their time to live (KESTREL_KEEP_TTL, default 2h) and leftovers of dead VMs. Running\n"
+      "runs are never touched. Every other kestrel command does the same cheaply at start.\n",
+      "kestrel gc");
+  app.add_flag("--all", all, "also destroy kept deployments within their time to live");
+  app.add_flag("-n,--dry-run", dry_run, "only print what would be destroyed");
+  if (!parse(app, args)) return 0;
+  deploy::GcPolicy policy;
+  policy.all = all;
+  policy.keep_ttl_seconds = deploy::default_keep_ttl();
+  for (const auto& d : deploy::collect_garbage(policy, dry_run))
+    std::printf("%s %s (%s)\n", dry_run ? "would destroy" : "destroyed", d.dir.c_str(), deploy::liveness_name(d.liveness));
+  return 0;
+}
+
+}  // namespace kestrel::cli

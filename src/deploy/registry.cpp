@@ -1,0 +1,173 @@
+#include "deploy/registry.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#include "util/error.hpp"
+#include "util/fs.hpp"
+#include "util/lockfile.hpp"
+
+namespace kestrel::deploy {
+
+namespace {
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t mtime_of(const fs::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 ? st.st_mtim.tv_sec : now_seconds();
+}
+
+}  // namespace
+
+const char* liveness_name(Liveness l) {
+  switch (l) {
+    case Liveness::kRunning: return "running";
+    case Liveness::kKept: return "kept";
+    case Liveness::kOrphaned: return "orphaned";
+    case Liveness::kDead: return "dead";
+  }
+  return "?";
+}
+
+DeploymentInfo inspect(const fs::path& dir) {
+  DeploymentInfo info;
+  info.dir = dir;
+  int64_t now = now_seconds();
+  try {
+    Deployment d = Deployment::open(dir);
+    info.state = d.state();
+  } catch (const Error& e) {
+    info.problem = e.what();
+  }
+  if (!info.state) {
+    info.age_seconds = now - mtime_of(dir);
+    info.liveness = Liveness::kDead;
+    return info;
+  }
+  const State& s = *info.state;
+  info.age_seconds = now - s.created;
+  for (const auto& vm : s.vms) {
+    if (is_vm_process(vm.pid, dir / vm.name)) info.live_pids.push_back(vm.pid);
+  }
+  if (is_locked(dir / "runner.lock")) {
+    info.liveness = Liveness::kRunning;
+  } else if (s.status == "kept") {
+    info.liveness = info.live_pids.empty() ? Liveness::kDead : Liveness::kKept;
+  } else if (s.status == "starting" || s.status == "running") {
+    info.liveness = Liveness::kOrphaned;
+  } else {
+    info.liveness = Liveness::kDead;
+  }
+  return info;
+}
+
+std::vector<DeploymentInfo> list_deployments() {
+  std::vector<DeploymentInfo> out;
+  fs::path base = runtime_dir();
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base, ec)) {
+    if (!entry.is_directory(ec) || entry.is_symlink(ec)) continue;
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.') {
+      // A deployment being born (".new-NAME"); only a long-dead one is listed.
+      if (name.rfind(".new-", 0) != 0) continue;
+      if (now_seconds() - mtime_of(entry.path()) < 60 || is_locked(entry.path() / "runner.lock")) continue;
+    }
+    if (name == "slots") continue;
+    out.push_back(inspect(entry.path()));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const DeploymentInfo& a, const DeploymentInfo& b) { return a.age_seconds > b.age_seconds; });
+  return out;
+}
+
+bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy) {
+  switch (info.liveness) {
+    case Liveness::kRunning: return false;
+    case Liveness::kOrphaned: return true;
+    case Liveness::kDead: return info.state || info.age_seconds >= policy.grace_seconds;
+    case Liveness::kKept: {
+      if (policy.all) return true;
+      int64_t kept_for = now_seconds() - (info.state ? info.state->updated : 0);
+      return kept_for >= policy.keep_ttl_seconds;
+    }
+  }
+  return false;
+}
+
+std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run) {
+  std::vector<DeploymentInfo> chosen;
+  std::vector<LockFile> locks;
+  std::vector<std::vector<UniqueFd>> dying;
+  for (auto& info : list_deployments()) {
+    if (!is_garbage(info, policy)) continue;
+    if (dry_run) {
+      chosen.push_back(std::move(info));
+      continue;
+    }
+    // Holding the runner lock guarantees no runner is in there (a runner never
+    // takes it back), so gc, destroy and a finishing run cannot race.
+    LockFile lock = LockFile::try_lock(info.dir / "runner.lock");
+    if (!lock.locked()) continue;
+    if (info.state) {
+      try {
+        dying.push_back(kill_vms(Deployment::open(info.dir)));
+      } catch (const Error&) {
+        dying.emplace_back();
+      }
+    } else {
+      dying.emplace_back();
+    }
+    locks.push_back(std::move(lock));
+    chosen.push_back(std::move(info));
+  }
+  if (dry_run) return chosen;
+  auto deadline = Deadline::after(std::chrono::seconds(10));
+  std::string errors;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    try {
+      wait_dead(dying[i], deadline, chosen[i].dir);
+      remove_tree(chosen[i].dir);
+    } catch (const Error& e) {
+      errors += (errors.empty() ? "" : "; ") + std::string(e.what());
+    }
+  }
+  if (!errors.empty()) throw Error(errors);
+  return chosen;
+}
+
+void sweep_quietly(const GcPolicy& policy) {
+  try {
+    collect_garbage(policy, false);
+  } catch (const std::exception&) {
+    // A sweep must never make an unrelated command fail; `kestrel gc` reports.
+  }
+}
+
+int64_t default_keep_ttl() {
+  const char* env = std::getenv("KESTREL_KEEP_TTL");
+  if (!env || !*env) return 2 * 3600;
+  char* end = nullptr;
+  double v = std::strtod(env, &end);
+  int64_t unit = 1;
+  if (end && *end) {
+    switch (*end) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      default: fail("KESTREL_KEEP_TTL={}: expected seconds or a number with s, m, h or d", env);
+    }
+  }
+  if (v < 0) fail("KESTREL_KEEP_TTL={}: must not be negative", env);
+  return static_cast<int64_t>(v * static_cast<double>(unit));
+}
+
+}  // namespace kestrel::deploy

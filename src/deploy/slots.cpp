@@ -1,0 +1,80 @@
+#include "deploy/slots.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "deploy/deployment.hpp"
+#include "util/error.hpp"
+#include "util/fs.hpp"
+
+namespace kestrel::deploy {
+
+namespace {
+
+uint64_t available_memory_mib() {
+  auto text = read_file_if_exists("/proc/meminfo");
+  if (!text) return 0;
+  auto pos = text->find("MemAvailable:");
+  if (pos == std::string::npos) return 0;
+  return std::strtoull(text->c_str() + pos + 13, nullptr, 10) / 1024;
+}
+
+}  // namespace
+
+int default_slot_count(uint32_t mem_mib) {
+  if (const char* env = std::getenv("KESTREL_SLOTS"); env && *env) {
+    char* end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    if (*end || n < 1 || n > 4096) fail("KESTREL_SLOTS={}: expected a number from 1 to 4096", env);
+    return static_cast<int>(n);
+  }
+  long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  int n = static_cast<int>(std::max(1L, cpus));
+  uint64_t avail = available_memory_mib();
+  if (avail > 0) {
+    // A VM rarely touches all its memory, but QEMU and TCG's translation cache add some.
+    uint64_t per_vm = mem_mib / 2 + 256;
+    n = std::min<int>(n, static_cast<int>(std::max<uint64_t>(1, avail / 2 / per_vm)));
+  }
+  return n;
+}
+
+Slot Slot::acquire(int count, SignalFd* signals, const std::function<void(int busy)>& on_wait) {
+  fs::path dir = runtime_dir() / "slots";
+  make_dirs(dir, 0700);
+  auto try_all = [&](Slot& slot) {
+    for (int k = 0; k < count; ++k) {
+      slot.lock_ = LockFile::try_lock(dir / ("slot." + std::to_string(k)));
+      if (slot.lock_.locked()) {
+        slot.index_ = k;
+        return true;
+      }
+    }
+    return false;
+  };
+  auto pause = [&](int ms) {
+    if (signals)
+      signals->sleep_or_throw(ms, SIGWINCH);
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  };
+  Slot slot;
+  if (try_all(slot)) return slot;
+  if (on_wait) on_wait(count);
+  // Queue up: only the head of the queue scans the slots; the others wait on
+  // the queue lock, checking it (and for signals) every 20 ms.
+  LockFile queue;
+  while (!(queue = LockFile::try_lock(dir / "queue")).locked()) pause(20);
+  int ms = 1;
+  while (!try_all(slot)) {
+    pause(ms);
+    ms = std::min(ms * 2, 10);
+  }
+  return slot;
+}
+
+}  // namespace kestrel::deploy

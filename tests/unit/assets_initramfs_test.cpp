@@ -1,0 +1,188 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <map>
+
+#include "assets/initramfs.hpp"
+#include "assets/kernel.hpp"
+#include "assets_test_support.hpp"
+#include "util/error.hpp"
+#include "util/fs.hpp"
+
+namespace kestrel::assets {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::make_module;
+
+struct CpioEntry {
+  unsigned type = 0;
+  unsigned perm = 0;
+  std::string data;
+  std::string symlink;
+  unsigned rdev_major = 0, rdev_minor = 0;
+};
+
+std::map<std::string, CpioEntry> read_cpio(const fs::path& path) {
+  std::map<std::string, CpioEntry> out;
+  struct archive* a = archive_read_new();
+  archive_read_support_format_cpio(a);
+  EXPECT_EQ(archive_read_open_filename(a, path.c_str(), 65536), ARCHIVE_OK);
+  struct archive_entry* e;
+  while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+    EXPECT_STREQ(archive_format_name(a), "SVR4 cpio newc");
+    CpioEntry c;
+    c.type = archive_entry_filetype(e);
+    c.perm = archive_entry_perm(e);
+    if (archive_entry_symlink(e)) c.symlink = archive_entry_symlink(e);
+    c.rdev_major = archive_entry_rdevmajor(e);
+    c.rdev_minor = archive_entry_rdevminor(e);
+    c.data.resize(static_cast<size_t>(archive_entry_size(e)));
+    if (!c.data.empty()) archive_read_data(a, c.data.data(), c.data.size());
+    out[archive_entry_pathname(e)] = c;
+  }
+  archive_read_free(a);
+  return out;
+}
+
+// A static ELF executable stand-in for kestrel-agent.
+std::string fake_agent(char flavour) {
+  return testing::make_elf({{".text", std::string(100, flavour)}}, {{1, std::string(8, flavour)}}, 2);
+}
+
+class InitramfsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    busybox_ = "/bin/busybox";
+    try {
+      busybox_ = find_busybox();
+    } catch (const Error& e) {
+      GTEST_SKIP() << e.what();
+    }
+    write("agent", fake_agent('a'), 0755);
+    write("modules/kernel/virtio.ko", make_module("virtio", {}));
+    write("modules/kernel/virtio_ring.ko", make_module("virtio_ring", {}));
+    write("modules/kernel/virtio_console.ko", make_module("virtio_console", {"virtio_ring", "virtio"}));
+    write("modules/kernel/virtio-rng.ko.xz",
+          testing::compress(make_module("virtio_rng", {"virtio_ring", "virtio"}), ARCHIVE_FILTER_XZ));
+    write("modules/modules.builtin", "kernel/fs/overlayfs/overlay.ko\n");
+  }
+  void write(const std::string& rel, const std::string& bytes, mode_t mode = 0644) {
+    make_dirs((dir_.path() / rel).parent_path());
+    write_file_atomic(dir_.path() / rel, bytes, mode);
+  }
+  InitramfsInputs inputs() {
+    InitramfsInputs in;
+    in.agent = dir_.path() / "agent";
+    in.busybox = busybox_;
+    in.kernel.release = "6.1.0-99-test";
+    in.kernel.modules_dir = dir_.path() / "modules";
+    in.modules = {"virtio_console", "virtio-rng", "overlay"};
+    return in;
+  }
+  TempDir dir_{"/tmp", "kestrel-initramfs-"};
+  TempDir cache_{"/tmp", "kestrel-cache-"};
+  testing::ScopedEnv env_{"KESTREL_CACHE_DIR", cache_.path().string()};
+  fs::path busybox_;
+};
+
+TEST_F(InitramfsTest, LayoutFollowsTheGuestContract) {
+  fs::path path = ensure_initramfs(inputs());
+  EXPECT_EQ(path.parent_path(), cache_.path() / "initramfs");
+  EXPECT_EQ(path.extension(), ".cpio");
+  auto cpio = read_cpio(path);
+
+  ASSERT_TRUE(cpio.contains("init"));
+  EXPECT_EQ(cpio["init"].type, AE_IFREG);
+  EXPECT_EQ(cpio["init"].perm, 0755u);
+  EXPECT_EQ(cpio["init"].data, fake_agent('a'));
+  EXPECT_EQ(cpio["bin/busybox"].perm, 0755u);
+  EXPECT_EQ(cpio["bin/busybox"].data, read_file(busybox_));
+  ASSERT_TRUE(cpio.contains("bin/sh"));
+  EXPECT_EQ(cpio["bin/sh"].type, AE_IFLNK);
+  EXPECT_EQ(cpio["bin/sh"].symlink, "busybox");
+  EXPECT_FALSE(cpio.contains("bin/busybox/busybox"));
+
+  for (const char* dir : {"dev", "proc", "sys", "tmp", "run", "sysroot", "mnt", "lib", "bin", "lib/modules"}) {
+    ASSERT_TRUE(cpio.contains(dir)) << dir;
+    EXPECT_EQ(cpio[dir].type, AE_IFDIR) << dir;
+  }
+  ASSERT_TRUE(cpio.contains("dev/console"));
+  EXPECT_EQ(cpio["dev/console"].type, AE_IFCHR);
+  EXPECT_EQ(cpio["dev/console"].rdev_major, 5u);
+  EXPECT_EQ(cpio["dev/console"].rdev_minor, 1u);
+
+  EXPECT_EQ(cpio["lib/modules/load.order"].data, "virtio_ring.ko\nvirtio.ko\nvirtio_console.ko\nvirtio_rng.ko\n");
+  // Decompressed and renamed after the module.
+  EXPECT_EQ(cpio["lib/modules/virtio_rng.ko"].data, make_module("virtio_rng", {"virtio_ring", "virtio"}));
+  EXPECT_EQ(cpio["lib/modules/virtio_rng.ko"].perm, 0644u);
+  EXPECT_FALSE(cpio.contains("lib/modules/overlay.ko"));  // built in
+}
+
+TEST_F(InitramfsTest, CachedByContent) {
+  fs::path first = ensure_initramfs(inputs());
+  struct stat before;
+  ASSERT_EQ(::stat(first.c_str(), &before), 0);
+  fs::path again = ensure_initramfs(inputs());
+  EXPECT_EQ(again, first);
+  struct stat after;
+  ASSERT_EQ(::stat(again.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "rebuilt although nothing changed";
+
+  // One byte of one module changes: a new archive.
+  std::string module = make_module("virtio", {});
+  module[module.size() - 1] ^= 1;
+  write("modules/kernel/virtio.ko", module);
+  fs::path changed = ensure_initramfs(inputs());
+  EXPECT_NE(changed, first);
+
+  // So does one byte of the agent.
+  write("agent", fake_agent('b'), 0755);
+  EXPECT_NE(ensure_initramfs(inputs()), changed);
+  // No temporary files are left behind.
+  for (const auto& e : fs::directory_iterator(cache_.path() / "initramfs"))
+    EXPECT_FALSE(e.path().filename().string().starts_with(".")) << e.path();
+}
+
+TEST_F(InitramfsTest, MissingModuleIsAnError) {
+  InitramfsInputs in = inputs();
+  in.modules.push_back("9pnet_virtio");
+  try {
+    ensure_initramfs(in);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("kernel module 9pnet_virtio is not in"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(InitramfsTest, KernelWithoutModules) {
+  InitramfsInputs in = inputs();
+  in.kernel.modules_dir.clear();
+  auto cpio = read_cpio(ensure_initramfs(in));
+  EXPECT_EQ(cpio["lib/modules/load.order"].data, "");
+}
+
+TEST_F(InitramfsTest, DynamicAgentIsRejected) {
+  write("agent", testing::make_elf({{".text", "x"}}, {{3, "/lib64/ld-linux-x86-64.so.2"}}, 2), 0755);
+  EXPECT_THROW(ensure_initramfs(inputs()), Error);
+}
+
+TEST(FindAgent, HonoursEnvironment) {
+  TempDir dir("/tmp", "kestrel-agent-");
+  write_file_atomic(dir.path() / "kestrel-agent", fake_agent('a'), 0755);
+  {
+    testing::ScopedEnv env("KESTREL_AGENT", (dir.path() / "kestrel-agent").string());
+    EXPECT_EQ(find_agent(), dir.path() / "kestrel-agent");
+  }
+  testing::ScopedEnv env("KESTREL_AGENT", (dir.path() / "nope").string());
+  EXPECT_THROW(find_agent(), Error);
+}
+
+TEST(FindAgent, FindsTheBuildTreeAgent) {
+  std::error_code ec;
+  if (!fs::exists(KESTREL_BINARY_DIR "/src/kestrel-agent", ec)) GTEST_SKIP() << "agent not built";
+  EXPECT_EQ(fs::canonical(find_agent()), fs::canonical(KESTREL_BINARY_DIR "/src/kestrel-agent"));
+}
+
+}  // namespace
+}  // namespace kestrel::assets

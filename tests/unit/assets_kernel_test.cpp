@@ -1,0 +1,162 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "assets/cache.hpp"
+#include "assets/elf.hpp"
+#include "assets/initramfs.hpp"
+#include "assets/kernel.hpp"
+#include "assets/kernel_store.hpp"
+#include "assets_test_support.hpp"
+#include "util/error.hpp"
+#include "util/fs.hpp"
+
+namespace kestrel::assets {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::put_le;
+
+class KernelCacheTest : public ::testing::Test {
+ protected:
+  // A cached kernel as fetch_debian_kernel leaves it (minus real contents).
+  void add_cached(const std::string& release) {
+    fs::path dir = cache_.path() / "kernels" / release;
+    make_dirs(dir / "modules");
+    write_file_atomic(dir / "vmlinux", testing::make_vmlinux(true));
+    KernelRecord r;
+    r.release = release;
+    r.deb = "linux-image-" + release + "_1_amd64.deb";
+    r.pvh = true;
+    write_file_atomic(dir / "kernel.json", kernel_record_json(r));
+  }
+  TempDir cache_{"/tmp", "kestrel-cache-"};
+  testing::ScopedEnv env_{"KESTREL_CACHE_DIR", cache_.path().string()};
+};
+
+TEST_F(KernelCacheTest, CacheDirComesFromTheEnvironment) {
+  EXPECT_EQ(cache_dir(), cache_.path());
+  testing::ScopedEnv unset("KESTREL_CACHE_DIR", "");
+  testing::ScopedEnv xdg("XDG_CACHE_HOME", (cache_.path() / "xdg").string());
+  EXPECT_EQ(cache_dir(), cache_.path() / "xdg" / "kestrel");
+  EXPECT_TRUE(fs::is_directory(cache_.path() / "xdg" / "kestrel"));
+}
+
+TEST_F(KernelCacheTest, EmptyCacheNamesTheFix) {
+  try {
+    resolve_kernel({});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "no guest kernel in " + (cache_.path() / "kernels").string() +
+                  "; run `kestrel kernel fetch` to download Debian's (about 70 MB)");
+  }
+}
+
+TEST_F(KernelCacheTest, NewestFirstAndPartialDirectoriesSkipped) {
+  add_cached("6.1.0-9-amd64");
+  add_cached("6.1.0-56-amd64");
+  add_cached("6.1.0-10-amd64");
+  make_dirs(cache_.path() / "kernels" / ".tmp-6.1.0-99-amd64-abcdef");
+  make_dirs(cache_.path() / "kernels" / "6.1.0-98-amd64");  // no kernel.json: partial
+  std::vector<Kernel> kernels = list_cached_kernels();
+  ASSERT_EQ(kernels.size(), 3u);
+  EXPECT_EQ(kernels[0].release, "6.1.0-56-amd64");
+  EXPECT_EQ(kernels[1].release, "6.1.0-10-amd64");
+  EXPECT_EQ(kernels[2].release, "6.1.0-9-amd64");
+  EXPECT_TRUE(kernels[0].pvh);
+  EXPECT_EQ(kernels[0].image, cache_.path() / "kernels" / "6.1.0-56-amd64" / "vmlinux");
+  EXPECT_EQ(kernels[0].modules_dir, cache_.path() / "kernels" / "6.1.0-56-amd64" / "modules");
+  EXPECT_EQ(kernels[0].source, "debian:linux-image-6.1.0-56-amd64_1_amd64.deb");
+
+  EXPECT_EQ(resolve_kernel({}).release, "6.1.0-56-amd64");
+  EXPECT_EQ(resolve_kernel({.release = "6.1.0-9-amd64"}).release, "6.1.0-9-amd64");
+  try {
+    resolve_kernel({.release = "5.10.0-1-amd64"});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cached: 6.1.0-56-amd64, 6.1.0-10-amd64, 6.1.0-9-amd64"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// A user's bzImage: its ELF kernel is extracted once into the cache.
+TEST_F(KernelCacheTest, UserBzImageBootsThroughExtractedVmlinux) {
+  std::string vmlinux = testing::make_vmlinux(true, 50000);
+  std::string payload = testing::compress(vmlinux, ARCHIVE_FILTER_XZ);
+  put_le(payload, payload.size(), vmlinux.size(), 4);
+  std::string image(2048, '\0');
+  image[0x1f1] = 3;
+  image.replace(0x202, 4, "HdrS");
+  put_le(image, 0x206, 0x020f, 2);
+  put_le(image, 0x248, 0, 4);
+  put_le(image, 0x24c, payload.size(), 4);
+  image += payload;
+  fs::path bz = cache_.path() / "bzImage";
+  write_file_atomic(bz, image);
+
+  Kernel k = resolve_kernel({.image = bz});
+  EXPECT_TRUE(k.pvh);
+  EXPECT_EQ(k.source, "user");
+  EXPECT_EQ(k.image.parent_path(), cache_.path() / "user-kernels");
+  EXPECT_EQ(read_file(k.image), vmlinux);
+  EXPECT_EQ(k.release, "6.1.0-99-test");  // from the banner, since the header has none
+  EXPECT_TRUE(k.modules_dir.empty());
+  EXPECT_EQ(resolve_kernel({.image = bz}).image, k.image);  // cached
+}
+
+TEST_F(KernelCacheTest, UserVmlinuxWithoutPvhIsRejected) {
+  write_file_atomic(cache_.path() / "vmlinux", testing::make_vmlinux(false));
+  EXPECT_THROW(resolve_kernel({.image = cache_.path() / "vmlinux"}), Error);
+  write_file_atomic(cache_.path() / "pvh", testing::make_vmlinux(true));
+  Kernel k = resolve_kernel({.image = cache_.path() / "pvh", .modules_dir = cache_.path()});
+  EXPECT_TRUE(k.pvh);
+  EXPECT_EQ(k.image, cache_.path() / "pvh");
+  EXPECT_EQ(k.modules_dir, cache_.path());
+  EXPECT_THROW(resolve_kernel({.modules_dir = cache_.path()}), Error);
+}
+
+// The real thing: downloads Debian's kernel (network, ~70 MB). Run with
+//   kestrel_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*RealFetch*'
+// KESTREL_TEST_CACHE_DIR keeps the result (default: a temp dir).
+TEST(DebianKernel, DISABLED_RealFetch) {
+  std::optional<TempDir> temp;
+  std::string dir;
+  if (const char* keep = std::getenv("KESTREL_TEST_CACHE_DIR")) {
+    dir = keep;
+  } else {
+    temp.emplace("/tmp", "kestrel-fetch-");
+    dir = temp->path().string();
+  }
+  testing::ScopedEnv env("KESTREL_CACHE_DIR", dir);
+  auto start = std::chrono::steady_clock::now();
+  Kernel k = fetch_debian_kernel([](const std::string& line) { std::cerr << "  " << line << "\n"; }, true);
+  auto fetched = std::chrono::steady_clock::now();
+  std::cerr << "fetch: " << std::chrono::duration<double>(fetched - start).count() << " s\n";
+  EXPECT_TRUE(k.pvh);
+  EXPECT_TRUE(k.release.starts_with("6."));
+  EXPECT_TRUE(elf::is_elf64(read_file(k.image)));
+  EXPECT_EQ(resolve_kernel({}).image, k.image);
+
+  // Fetching again finds it in the cache.
+  Kernel again = fetch_debian_kernel([](const std::string& line) { std::cerr << "  " << line << "\n"; });
+  EXPECT_EQ(again.image, k.image);
+
+  InitramfsInputs in;
+  in.agent = find_busybox();  // any static executable will do as /init here
+  in.busybox = find_busybox();
+  in.kernel = k;
+  start = std::chrono::steady_clock::now();
+  fs::path cpio = ensure_initramfs(in);
+  auto built = std::chrono::steady_clock::now();
+  fs::path cached = ensure_initramfs(in);
+  auto hit = std::chrono::steady_clock::now();
+  EXPECT_EQ(cpio, cached);
+  std::cerr << "initramfs: " << cpio << " cold " << std::chrono::duration<double>(built - start).count() * 1000
+            << " ms, cached " << std::chrono::duration<double>(hit - built).count() * 1000 << " ms\n";
+}
+
+}  // namespace
+}  // namespace kestrel::assets
