@@ -27,10 +27,18 @@ std::string current_hostname() {
 }  // namespace
 
 void Console::start(const std::string& root) {
-  if (pid_ > 0) ::kill(-pid_, SIGKILL);  // its exit is reaped later and ignored
-  pid_ = -1;
   root_ = root;
   quick_exits_ = 0;
+  if (pid_ > 0) {
+    // The old shell leads the tty's session: when it dies the kernel hangs the
+    // tty up, which would break a console fd opened before that. So the new
+    // shell starts once the old one is reaped (on_exit), or after a pause.
+    ::kill(-pid_, SIGKILL);
+    dying_ = pid_;
+    pid_ = -1;
+    respawn_at_ = Deadline::after(2s);
+    return;
+  }
   spawn();
 }
 
@@ -75,6 +83,11 @@ void Console::spawn() {
 }
 
 bool Console::on_exit(pid_t pid) {
+  if (pid > 0 && pid == dying_) {
+    dying_ = -1;
+    respawn_at_ = Deadline::after(0ms);
+    return true;
+  }
   if (pid <= 0 || pid != pid_) return false;
   pid_ = -1;
   // A shell that dies at once (a broken tty, a missing shell) is retried

@@ -39,6 +39,7 @@ class Console {
   Options options_;
   std::string root_;
   pid_t pid_ = -1;
+  pid_t dying_ = -1;  // the shell start() killed, until reaped
   Deadline started_at_ = Deadline::never();  // as a time point: when the shell started
   Deadline respawn_at_ = Deadline::never();
   int quick_exits_ = 0;

@@ -100,6 +100,8 @@ Kernel user_kernel(const KernelSpec& spec) {
       }
       if (!k.pvh) write_file_atomic(no_pvh, reason);
     }
+    // Headers without a version string: the extracted kernel's banner has it.
+    if (k.release.empty() && k.pvh) k.release = vmlinux_release(MappedFile(k.image).bytes());
   } else {
     fail("{} is neither an ELF vmlinux nor a bzImage", what);
   }

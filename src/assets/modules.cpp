@@ -40,7 +40,7 @@ std::vector<std::string> load_order(const std::vector<std::string>& wanted, cons
     }
     state[name] = State::kVisiting;
     path.push_back(name);
-    for (const std::string& dep : *depends) visit(dep);
+    for (const std::string& dep : *depends) visit(normalize_module_name(dep));
     path.pop_back();
     state[name] = State::kDone;
     order.push_back(name);

@@ -80,7 +80,6 @@ std::vector<DeploymentInfo> list_deployments() {
       if (name.rfind(".new-", 0) != 0) continue;
       if (now_seconds() - mtime_of(entry.path()) < 60 || is_locked(entry.path() / "runner.lock")) continue;
     }
-    if (name == "slots") continue;
     out.push_back(inspect(entry.path()));
   }
   std::sort(out.begin(), out.end(),

@@ -44,7 +44,7 @@ int default_slot_count(uint32_t mem_mib) {
 }
 
 Slot Slot::acquire(int count, SignalFd* signals, const std::function<void(int busy)>& on_wait) {
-  fs::path dir = runtime_dir() / "slots";
+  fs::path dir = runtime_dir() / ".slots";  // hidden: not a deployment
   make_dirs(dir, 0700);
   auto try_all = [&](Slot& slot) {
     for (int k = 0; k < count; ++k) {

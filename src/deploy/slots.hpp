@@ -1,7 +1,7 @@
 // The host-wide slot limiter: at most N VMs of this user run tests at once.
-// A slot is an flock on <runtime>/slots/slot.K; the kernel drops it when its
+// A slot is an flock on <runtime>/.slots/slot.K; the kernel drops it when its
 // holder dies, so a killed runner never leaks a slot. Waiters queue on
-// <runtime>/slots/queue and only the head of the queue polls the slots.
+// <runtime>/.slots/queue and only the head of the queue polls the slots.
 #pragma once
 
 #include <functional>

@@ -91,7 +91,8 @@ TempDir::~TempDir() {
 }
 
 void link_or_copy(const fs::path& src, const fs::path& dst) {
-  if (::link(src.c_str(), dst.c_str()) == 0) return;
+  // Follow a symlinked program (/bin/sh -> dash): the bay holds the file itself.
+  if (::linkat(AT_FDCWD, src.c_str(), AT_FDCWD, dst.c_str(), AT_SYMLINK_FOLLOW) == 0) return;
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) fail_errno("cannot open {}", src.string());
   struct stat st;

@@ -17,7 +17,8 @@ TEST(Naming, StemDropsPathCargoHashAndOddCharacters) {
   EXPECT_EQ(deploy::name_stem("/bin/true"), "true");
   EXPECT_EQ(deploy::name_stem("Weird Name!!.test"), "weird-name-test");
   EXPECT_EQ(deploy::name_stem("///"), "vm");
-  EXPECT_EQ(deploy::name_stem("a-very-long-test-binary-name-indeed").size(), 24u);
+  EXPECT_EQ(deploy::name_stem("averylongtestbinarynameindeed").size(), 24u);
+  EXPECT_EQ(deploy::name_stem("a-very-long-test-binary-name-indeed"), "a-very-long-test-binary");  // no trailing dash
 }
 
 TEST(Naming, NamesAreValidAndUnique) {

@@ -29,7 +29,7 @@ out=$("$KESTREL" exec "$name" -f "$dir" -- /bin/echo a 'b c')
 expect_eq "exec argv" "a b c" "$out"
 
 # The serial console is a root shell.
-out=$(printf 'echo "uid=$(id -u) on $(hostname)"\n' | "$KESTREL" serial "$name" -f "$dir")
+out=$(printf 'echo "uid=$(id -u) on $(hostname)"\n' | "$KESTREL" serial --quiet-ms 3000 "$name" -f "$dir")
 echo "$out" | grep -q "uid=0 on $name" || fail "no root shell on the console: $out"
 
 "$KESTREL" destroy -f "$dir"

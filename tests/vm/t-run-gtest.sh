@@ -3,7 +3,7 @@ source "$(dirname "$0")/lib.sh"
 
 bin=$KESTREL_BUILD_DIR/tests/kestrel_unit_tests
 [ -x "$bin" ] || skip "no unit test binary"
-ldd "$bin" | grep -q 'libstdc++' || fail "expected a dynamically linked test binary"
+grep -q 'libstdc++' <(ldd "$bin") || fail "expected a dynamically linked test binary"
 "$KESTREL" run -q -- "$bin" --gtest_filter='Frame.*:Messages.*' >"$work/out" 2>&1 || {
   cat "$work/out"
   fail "gtest binary failed in the VM"

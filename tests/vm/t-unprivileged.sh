@@ -14,7 +14,7 @@ as_nobody() {
   setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env \
     env HOME="$work/home" PATH=/usr/bin:/bin KESTREL_RUNTIME_DIR="$work/home/rt" "$@"
 }
-out=$(as_nobody "$KESTREL" run -q -- /bin/sh -c 'echo "$(hostname) $(id -u)"; exit 5') && status=0 || status=$?
+out=$(as_nobody "$KESTREL" run -q --keep never -- /bin/sh -c 'echo "$(hostname) $(id -u)"; exit 5') && status=0 || status=$?
 expect_eq "exit status as nobody" 5 "$status"
 [[ $out == *" 0" ]] || fail "unexpected output: $out"
 if [ -x "$work/home/unit_tests" ]; then
