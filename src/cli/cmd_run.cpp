@@ -16,6 +16,7 @@
 #include "util/random.hpp"
 #include "util/signals.hpp"
 #include "util/strings.hpp"
+#include "util/trace.hpp"
 
 extern char** environ;
 
@@ -132,6 +133,7 @@ int cmd_run(const Args& args) {
       if (keep) return;
       try {
         deploy::destroy_deployment(dep.dir(), Deadline::after(std::chrono::seconds(10)));
+        trace("torn down");
       } catch (const std::exception& e) {
         say(std::string("warning: ") + e.what());
       }
@@ -139,6 +141,7 @@ int cmd_run(const Args& args) {
   } cleanup{dep, keep_dir};
 
   link_or_copy(program, staged);
+  trace("deployment created, program staged");
   if (!o.quiet) say(fmt::format("VM {}, deployment dir {}", name, dep.dir().string()));
 
   try {
@@ -178,6 +181,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     dep.state().status = "running";
     dep.save();
   };
+  trace("slot acquired");
   host::Machine machine = host::Machine::boot(boot);
 
   proto::SetupRequest setup;
@@ -189,6 +193,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   setup.mounts = {{"root", "", proto::MountKind::kRootOverlay},
                   {"bay", dep.bay().string(), proto::MountKind::kReadWrite}};
   machine.agent().setup(setup, Deadline::after(std::chrono::seconds(30)), machine.qemu().pidfd());
+  trace("setup done");
 
   proto::Exec exec;
   exec.argv = o.command;
@@ -204,6 +209,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   io.vm_pidfd = machine.qemu().pidfd();
   if (o.timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
   host::ExecOutcome outcome = machine.agent().exec(exec, io);
+  trace("program finished");
 
   using Kind = host::ExecOutcome::Kind;
   int status = 0;

@@ -7,6 +7,7 @@
 #include "assets/initramfs.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::host {
 
@@ -37,11 +38,13 @@ std::string describe_vm_failure(const std::string& name, const vm::VmPaths& path
 Machine Machine::boot(const BootOptions& o) {
   auto started = std::chrono::steady_clock::now();
   assets::Kernel kernel = assets::resolve_kernel(o.kernel);
+  trace("kernel resolved");
   assets::InitramfsInputs inputs;
   inputs.agent = assets::find_agent();
   inputs.busybox = assets::find_busybox();
   inputs.kernel = kernel;
   fs::path initramfs = assets::ensure_initramfs(inputs);
+  trace("initramfs ready");
   std::string qemu = vm::find_qemu();
 
   // Only consult the verdict cache (which needs QEMU's version) when KVM is
@@ -68,11 +71,14 @@ Machine Machine::boot(const BootOptions& o) {
 
   for (;;) {
     config.accel = decision.accel;
+    trace("launching QEMU");
     Child qemu_child = vm::launch_qemu(config, qemu);
+    trace("QEMU launched");
     if (o.on_launch) o.on_launch(qemu_child.pid(), config.accel);
     auto timeout = o.boot_timeout.count() > 0 ? o.boot_timeout : default_boot_timeout(config.accel);
     try {
       AgentClient agent = AgentClient::connect(o.paths, 0, Deadline::after(timeout), qemu_child.pidfd(), o.signal_fd);
+      trace("agent greeted");
       Machine m(std::move(qemu_child), std::move(agent), config.accel);
       m.boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
       return m;

@@ -17,9 +17,12 @@ namespace kestrel::vm {
 std::string kernel_cmdline(const VmConfig& c) {
   // Tweaks from Kata/Firecracker that shave boot time under emulation: skip
   // timer and TSC checks, crypto self-tests and legacy i8042 probing.
+  // pci=noacpi routes PCI interrupts by the BIOS's table instead of ACPI
+  // interrupt links, whose AML cost ~0.1 s per virtio device under TCG
+  // (measured: 4 devices, /init to 9p ready 0.69 s -> 0.22 s).
   std::string line = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests "
                      "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1 "
-                     "random.trust_cpu=on";
+                     "random.trust_cpu=on pci=noacpi";
   line += c.debug ? " loglevel=7 kestrel.debug=1" : " quiet";
   line += " kestrel.name=" + c.name;
   return line;
