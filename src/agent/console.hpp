@@ -1,6 +1,11 @@
 // The root shell on the serial console (docs/guest.md, boot step 5): /bin/sh
-// with the console tty as its controlling terminal, restarted whenever it
-// exits, and moved into the guest root when SETUP mounts one.
+// with the console tty as its controlling terminal, moved into the guest root
+// when SETUP mounts one.
+//
+// The shell starts on demand: while none runs, the agent watches the tty and
+// starts one when input arrives (the shell then reads that input). A VM that
+// nobody looks at never pays for a shell, which under emulation costs tens of
+// milliseconds of a test's time, and a template's clones do not inherit one.
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +13,7 @@
 #include <string>
 
 #include "util/deadline.hpp"
+#include "util/fd.hpp"
 
 namespace kestrel::agent {
 
@@ -22,13 +28,19 @@ class Console {
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
 
-  // Starts the shell in root ("" for the initramfs), killing the current one.
+  // From now on shells run in root ("" for the initramfs); a running shell is
+  // replaced by one there.
   void start(const std::string& root);
-  // Called for every reaped child: true if it was the shell (and a new one is
-  // scheduled).
+  // Called for every reaped child: true if it was one of ours.
   bool on_exit(pid_t pid);
+  // The tty to poll for input while no shell runs; -1 otherwise.
+  int input_fd();
+  // Input arrived on input_fd(): start the shell that will read it.
+  void on_input();
   // When tick() has work to do (a respawn); never() when none is due.
   Deadline deadline() const { return respawn_at_; }
+  // While input waits after quick exits: when to look at the tty again.
+  Deadline quiet_deadline() const { return quiet_until_.expired() ? Deadline::never() : quiet_until_; }
   void tick();
 
   pid_t pid() const { return pid_; }
@@ -39,9 +51,11 @@ class Console {
   Options options_;
   std::string root_;
   pid_t pid_ = -1;
-  pid_t dying_ = -1;  // the shell start() killed, until reaped
+  pid_t dying_ = -1;  // a shell start() killed, until reaped
+  UniqueFd watch_;    // the tty, opened for polling while no shell runs
   Deadline started_at_ = Deadline::never();  // as a time point: when the shell started
   Deadline respawn_at_ = Deadline::never();
+  Deadline quiet_until_ = Deadline::after(std::chrono::milliseconds(0));  // after quick exits: input waits
   int quick_exits_ = 0;
 };
 

@@ -84,8 +84,6 @@ void run_as_init() {
     options.find_ports = [&finder] { return finder.find_new(); };
     AgentServer server(std::move(options));
     for (auto& p : ports) server.add_port(std::move(p.fd), p.name);
-    server.run_once(0);  // greet hosts that are waiting already, before the shell costs a spawn
-    shell.start("");
     server.run();
   } catch (const std::exception& e) {
     power_off(fmt::format("cannot go on serving: {}", e.what()));

@@ -118,7 +118,9 @@ void AgentServer::on_exec(Conn& c, const proto::Frame& f) {
   Program program;
   try {
     proto::Exec request = proto::Exec::decode(f.payload);
+    debugf("{}: stream {}: starting {}", c.name, f.stream, request.argv.empty() ? "" : request.argv[0]);
     program = start_program(request, root_);
+    debugf("{}: stream {}: started", c.name, f.stream);
   } catch (const std::exception& e) {
     debugf("{}: stream {}: {}", c.name, f.stream, e.what());
     c.wire.send(Type::kError, f.stream, proto::encode_text(e.what()));

@@ -144,6 +144,9 @@ void AgentServer::build_poll_set() {
     watches_.push_back(w);
   };
   add(signal_fd_.get(), POLLIN, {Slot::kSignal});
+  if (options_.console) {
+    if (int fd = options_.console->input_fd(); fd >= 0) add(fd, POLLIN, {Slot::kConsole});
+  }
   for (const auto& l : listeners_) add(l.get(), POLLIN, {Slot::kListener});
   for (const auto& c : conns_) {
     // A port without a host polls POLLHUP all the time: it is left out and
@@ -166,7 +169,8 @@ void AgentServer::build_poll_set() {
 
 int AgentServer::poll_timeout(int limit_ms) const {
   Deadline d = Deadline::earliest(next_port_check_, next_port_scan_);
-  if (options_.console) d = Deadline::earliest(d, options_.console->deadline());
+  if (options_.console) d = Deadline::earliest(d, Deadline::earliest(options_.console->deadline(),
+                                                                      options_.console->quiet_deadline()));
   int t = d.poll_timeout_ms();
   if (limit_ms < 0) return t;
   return t < 0 ? limit_ms : std::min(t, limit_ms);
@@ -192,6 +196,9 @@ void AgentServer::dispatch(const Watch& w, short revents) {
       return;
     case Slot::kInput:
       if (Stream* s = find_stream(*w.conn, w.stream, w.fd)) pump_input(*w.conn, *s);
+      return;
+    case Slot::kConsole:
+      options_.console->on_input();
       return;
   }
 }

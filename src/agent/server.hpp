@@ -101,7 +101,7 @@ class AgentServer {
     size_t stdin_backlog = 0;
   };
 
-  enum class Slot { kSignal, kListener, kConn, kOutput, kErrors, kInput };
+  enum class Slot { kSignal, kListener, kConn, kOutput, kErrors, kInput, kConsole };
   struct Watch {
     Slot slot;
     Conn* conn = nullptr;

@@ -84,6 +84,7 @@ void AgentServer::on_program_exit(pid_t pid, int status) {
   auto it = pids_.find(pid);
   if (it == pids_.end()) return;  // an orphan we inherited, or a program of a lost host
   auto [conn, id] = it->second;
+  debugf("{}: stream {}: exited", conn->name, id);
   pids_.erase(it);
   finish_stream(*conn, id, status);
 }

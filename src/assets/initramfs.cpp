@@ -15,6 +15,8 @@
 #include "assets/command.hpp"
 #include "assets/cpio.hpp"
 #include "assets/elf.hpp"
+#include "assets/file_stamp.hpp"
+#include "assets/mapped_file.hpp"
 #include "assets/modinfo.hpp"
 #include "assets/module_plan.hpp"
 #include "util/error.hpp"
@@ -126,8 +128,8 @@ fs::path from_env(const char* var) {
 
 bool is_static_executable(const fs::path& path) {
   try {
-    std::string bytes = read_file(path);
-    return elf::is_elf64(bytes) && !elf::has_interpreter(bytes, path.string());
+    MappedFile file(path);  // only the headers are read
+    return elf::is_elf64(file.bytes()) && !elf::has_interpreter(file.bytes(), path.string());
   } catch (const Error&) {
     return false;
   }
@@ -141,13 +143,37 @@ const std::vector<std::string>& default_modules() {
   return modules;
 }
 
+namespace {
+
+// The content hash costs reading and hashing every input (~6 MB) at every
+// run; this remembers it per input identity (path, inode, size, mtime), so a
+// run only stats the inputs. Any change of an input makes a new entry.
+fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>& modules) {
+  nlohmann::json j = {{"format", kFormat},
+                      {"agent", in.agent.string()},
+                      {"agent_stamp", file_stamp(in.agent)},
+                      {"busybox", in.busybox.string()},
+                      {"busybox_stamp", file_stamp(in.busybox)}};
+  for (const PlannedModule& m : modules) j["modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
+  return cache_dir() / "initramfs" / "by-stamp" / (sha256_hex(j.dump()) + ".path");
+}
+
+}  // namespace
+
 fs::path ensure_initramfs(const InitramfsInputs& in) {
+  std::vector<PlannedModule> planned = plan_modules(in.kernel.modules_dir, in.modules);
+  fs::path entry = stamp_entry(in, planned);
+  if (auto known = read_file_if_exists(entry)) {
+    fs::path path = *known;
+    if (::access(path.c_str(), R_OK) == 0) return path;
+  }
+
   Inputs data;
   data.agent = read_file(in.agent);
   check_static(data.agent, in.agent, "kestrel-agent");
   data.busybox = read_file(in.busybox);
   check_static(data.busybox, in.busybox, "busybox");
-  data.modules = plan_modules(in.kernel.modules_dir, in.modules);
+  data.modules = std::move(planned);
 
   // The key covers every byte that goes into the archive. The applet list is
   // not hashed separately: it is a function of the busybox bytes.
@@ -161,10 +187,12 @@ fs::path ensure_initramfs(const InitramfsInputs& in) {
   }
   fs::path dir = cache_dir() / "initramfs";
   fs::path path = dir / (key.hex_digest() + ".cpio");
-  if (::access(path.c_str(), R_OK) == 0) return path;
-
-  make_dirs(dir, 0755);
-  write_cpio(in, data, path);
+  if (::access(path.c_str(), R_OK) != 0) {
+    make_dirs(dir, 0755);
+    write_cpio(in, data, path);
+  }
+  make_dirs(entry.parent_path(), 0755);
+  write_file_atomic(entry, path.string());
   return path;
 }
 

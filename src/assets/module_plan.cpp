@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "assets/cache.hpp"
+#include "assets/file_stamp.hpp"
 #include "assets/modules.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -18,23 +19,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kPlanFormat = 1;
-
-// What identifies a file's version well enough for this cache.
-json file_stamp(const fs::path& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return nullptr;
-  return {{"ino", static_cast<uint64_t>(st.st_ino)},
-          {"size", static_cast<uint64_t>(st.st_size)},
-          {"mtime_ns", static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec}};
-}
-
-bool same_stamp(const json& recorded, const fs::path& path) {
-  json now = file_stamp(path);
-  if (recorded.is_null() || now.is_null()) return recorded.is_null() && now.is_null();
-  return recorded.value("ino", uint64_t{0}) == now["ino"].get<uint64_t>() &&
-         recorded.value("size", uint64_t{0}) == now["size"].get<uint64_t>() &&
-         recorded.value("mtime_ns", int64_t{0}) == now["mtime_ns"].get<int64_t>();
-}
 
 std::optional<std::vector<PlannedModule>> load_plan(const fs::path& file, const fs::path& dir,
                                                     const std::vector<std::string>& wanted) {

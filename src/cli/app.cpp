@@ -34,6 +34,7 @@ const std::vector<Command>& command_table() {
       {"ls", "list this user's deployments and their state: kestrel ls [--json]", cmd_ls, 1, false},
       {"gc", "destroy orphaned, expired and dead deployments: kestrel gc [--all] [--dry-run]", cmd_gc, 1, false},
       {"kernel", "manage guest kernels: kestrel kernel fetch | ls", cmd_kernel, 1, false},
+      {"cache", "manage warm-start templates and other cached files: kestrel cache ls | clear", cmd_cache, 1, false},
   };
   return table;
 }

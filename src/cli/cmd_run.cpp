@@ -31,6 +31,7 @@ struct RunOptions {
   std::string keep = "on-failure";
   bool quiet = false;
   bool debug = false;
+  bool cold = false;
   double timeout_s = 0;
   std::string kernel;
   std::string kernel_modules;
@@ -105,6 +106,8 @@ int cmd_run(const Args& args) {
   app.add_option("--kernel-modules", o.kernel_modules, "directory of modules for a --kernel path");
   app.add_flag("-q,--quiet", o.quiet, "do not print the VM name and deployment dir at start");
   app.add_flag("--debug", o.debug, "verbose guest kernel and agent output on the console log");
+  app.add_flag("--cold", o.cold,
+               "boot the VM from scratch instead of restoring a clone of its configuration's template");
   app.add_option("command", o.command, "PROGRAM [ARGS...]")->required();
   app.prefix_command();
   if (!parse(app, args)) return 0;
@@ -173,6 +176,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   if (const char* a = std::getenv("KESTREL_ACCEL")) boot.accel_request = a;
   boot.shares = {{"root", "/", true}, {"bay", dep.bay(), false}};
   boot.debug = o.debug;
+  boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
   boot.notice = [](const std::string& line) { say(line); };
   boot.on_launch = [&](int pid, vm::Accel accel) {

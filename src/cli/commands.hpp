@@ -15,6 +15,7 @@ int cmd_exec(const Args& args);
 int cmd_serial(const Args& args);
 int cmd_destroy(const Args& args);
 int cmd_kernel(const Args& args);
+int cmd_cache(const Args& args);
 int cmd_ls(const Args& args);
 int cmd_gc(const Args& args);
 

@@ -5,6 +5,8 @@
 #include <cstdlib>
 
 #include "assets/initramfs.hpp"
+#include "host/boot_plan.hpp"
+#include "host/warm_start.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/trace.hpp"
@@ -13,14 +15,10 @@ namespace kestrel::host {
 
 namespace {
 
-std::string verdict_key(const std::string& qemu, const assets::Kernel& kernel) {
+std::string verdict_key(const std::string& qemu, const std::string& kernel_release) {
   struct utsname u;
   ::uname(&u);
-  return fmt::format("host={} qemu={} guest={}", u.release, vm::qemu_version(qemu), kernel.release);
-}
-
-std::chrono::milliseconds default_boot_timeout(vm::Accel accel) {
-  return accel == vm::Accel::kKvm ? std::chrono::seconds(10) : std::chrono::seconds(60);
+  return fmt::format("host={} qemu={} guest={}", u.release, vm::qemu_version(qemu), kernel_release);
 }
 
 }  // namespace
@@ -35,8 +33,13 @@ std::string describe_vm_failure(const std::string& name, const vm::VmPaths& path
   return msg;
 }
 
-Machine Machine::boot(const BootOptions& o) {
-  auto started = std::chrono::steady_clock::now();
+std::chrono::milliseconds boot_timeout(const BootOptions& o, vm::Accel accel) {
+  if (o.boot_timeout.count() > 0) return o.boot_timeout;
+  return accel == vm::Accel::kKvm ? std::chrono::seconds(10) : std::chrono::seconds(60);
+}
+
+BootPlan plan_boot(const BootOptions& o) {
+  BootPlan p;
   assets::Kernel kernel = assets::resolve_kernel(o.kernel);
   trace("kernel resolved");
   assets::InitramfsInputs inputs;
@@ -45,65 +48,83 @@ Machine Machine::boot(const BootOptions& o) {
   inputs.kernel = kernel;
   fs::path initramfs = assets::ensure_initramfs(inputs);
   trace("initramfs ready");
-  std::string qemu = vm::find_qemu();
+  p.qemu = vm::find_qemu();
+  p.kernel_release = kernel.release;
 
   // Only consult the verdict cache (which needs QEMU's version) when KVM is
   // a candidate at all.
-  vm::HostFacts facts = vm::probe_host("");
-  vm::AccelDecision decision = vm::decide_accel(o.accel_request, facts);
-  std::string key;
-  if (decision.accel == vm::Accel::kKvm && decision.automatic) {
-    key = verdict_key(qemu, kernel);
-    facts = vm::probe_host(key);
-    decision = vm::decide_accel(o.accel_request, facts);
+  p.facts = vm::probe_host("");
+  p.decision = vm::decide_accel(o.accel_request, p.facts);
+  if (p.decision.accel == vm::Accel::kKvm && p.decision.automatic) {
+    p.verdict_key = verdict_key(p.qemu, kernel.release);
+    p.facts = vm::probe_host(p.verdict_key);
+    p.decision = vm::decide_accel(o.accel_request, p.facts);
   }
 
-  make_dirs(o.paths.dir, 0700);
-  vm::VmConfig config;
-  config.name = o.name;
-  config.paths = o.paths;
-  config.kernel = kernel.image;
-  config.initramfs = initramfs;
-  config.mem_mib = o.mem_mib;
-  config.cpus = o.cpus;
-  config.shares = o.shares;
-  config.debug = o.debug;
+  vm::VmConfig& c = p.config;
+  c.name = o.name;
+  c.paths = o.paths;
+  c.kernel = kernel.image;
+  c.initramfs = initramfs;
+  c.mem_mib = o.mem_mib;
+  c.cpus = o.cpus;
+  c.shares = o.shares;
+  c.debug = o.debug;
+  c.accel = p.decision.accel;
+  return p;
+}
 
+Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const vm::LaunchExtras& extras) {
+  make_dirs(config.paths.dir, 0700);
   for (;;) {
-    config.accel = decision.accel;
+    config.accel = p.decision.accel;
     trace("launching QEMU");
-    Child qemu_child = vm::launch_qemu(config, qemu);
+    Child qemu_child = vm::launch_qemu(config, p.qemu, extras);
     trace("QEMU launched");
     if (o.on_launch) o.on_launch(qemu_child.pid(), config.accel);
-    auto timeout = o.boot_timeout.count() > 0 ? o.boot_timeout : default_boot_timeout(config.accel);
+    auto timeout = boot_timeout(o, config.accel);
     try {
-      AgentClient agent = AgentClient::connect(o.paths, 0, Deadline::after(timeout), qemu_child.pidfd(), o.signal_fd);
+      AgentClient agent =
+          AgentClient::connect(config.paths, 0, Deadline::after(timeout), qemu_child.pidfd(), o.signal_fd);
       trace("agent greeted");
-      Machine m(std::move(qemu_child), std::move(agent), config.accel);
-      m.boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-      return m;
+      return Booted{std::move(qemu_child), std::move(agent), config.accel};
     } catch (const AgentTimeout& e) {
       qemu_child.kill_and_reap();
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
       if (config.accel == vm::Accel::kKvm) {
         std::string why = fmt::format("no agent greeting within {} s under KVM", secs);
-        if (decision.automatic) {
-          vm::remember_kvm_failure(key, why);
+        if (p.decision.automatic) {
+          vm::remember_kvm_failure(p.verdict_key, why);
           if (o.notice) o.notice(why + "; falling back to TCG (remembered for this host)");
-          decision = {vm::Accel::kTcg, true, "TCG: KVM did not boot here"};
+          p.decision = {vm::Accel::kTcg, true, "TCG: KVM did not boot here"};
+          p.config.accel = vm::Accel::kTcg;
           continue;
         }
-        throw Error(describe_vm_failure(o.name, o.paths,
-                                        fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(facts))));
+        throw BootFailure(describe_vm_failure(config.name, config.paths,
+                                        fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(p.facts))));
       }
-      throw Error(describe_vm_failure(
-          o.name, o.paths, fmt::format("did not boot: no agent greeting within {} s under TCG ({})", secs, e.what())));
+      throw BootFailure(describe_vm_failure(
+          config.name, config.paths,
+          fmt::format("did not boot: no agent greeting within {} s under TCG ({})", secs, e.what())));
     } catch (const VmGone&) {
       auto status = qemu_child.wait(Deadline::after(std::chrono::seconds(1)));
       std::string how = status ? fmt::format("QEMU exited with status {}", shell_status(*status)) : "QEMU exited";
-      throw Error(describe_vm_failure(o.name, o.paths, "failed to start: " + how));
+      throw BootFailure(describe_vm_failure(config.name, config.paths, "failed to start: " + how));
     }
   }
+}
+
+Machine Machine::boot(const BootOptions& o) {
+  auto started = std::chrono::steady_clock::now();
+  BootPlan plan = plan_boot(o);
+  std::optional<Booted> booted;
+  if (o.warm) booted = boot_warm(plan, o);
+  bool warm = booted.has_value();
+  if (!booted) booted = boot_cold(plan, plan.config, o);
+  Machine m(std::move(booted->qemu), std::move(booted->agent), booted->accel);
+  m.warm_ = warm;
+  m.boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  return m;
 }
 
 }  // namespace kestrel::host

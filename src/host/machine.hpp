@@ -1,7 +1,9 @@
 // A running VM with its agent connection: what `kestrel run` (and later
 // topologies) boot. Resolves the kernel, builds/caches the initramfs,
-// chooses the accelerator, launches QEMU and waits for the agent, with a
-// deadline and a fallback from KVM to TCG when KVM was chosen automatically.
+// chooses the accelerator, then restores a clone of the configuration's
+// template (warm start) or launches QEMU from scratch and waits for the
+// agent, with a deadline and a fallback from KVM to TCG when KVM was chosen
+// automatically.
 #pragma once
 
 #include <chrono>
@@ -33,6 +35,9 @@ struct BootOptions {
   int signal_fd = -1;
   // Called right after QEMU starts, with its pid (to record it).
   std::function<void(int pid, vm::Accel accel)> on_launch;
+  // Restore a clone of this configuration's template instead of booting
+  // (built on first use; docs/warm-starts.md). Falls back to a cold boot.
+  bool warm = true;
 };
 
 class Machine {
@@ -45,6 +50,7 @@ class Machine {
   AgentClient& agent() { return agent_; }
   vm::Accel accel() const { return accel_; }
   std::chrono::milliseconds boot_time() const { return boot_time_; }
+  bool warm_started() const { return warm_; }
 
  private:
   Machine(Child qemu, AgentClient agent, vm::Accel accel)
@@ -53,6 +59,7 @@ class Machine {
   AgentClient agent_;
   vm::Accel accel_;
   std::chrono::milliseconds boot_time_{0};
+  bool warm_ = false;
 };
 
 // "Error: ... ; console log: PATH" with the last lines of the logs.

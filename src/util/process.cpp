@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,7 +38,8 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
 
 // Runs in the forked child: only async-signal-safe calls from here on.
 // Returns only on failure, with errno set.
-void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int devnull, int* err_pipe) {
+void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int devnull, int* err_pipe,
+                          pid_t parent) {
   // Reset signal dispositions and the mask we may have set for our event loop.
   sigset_t all;
   sigemptyset(&all);
@@ -45,6 +47,10 @@ void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int d
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
 
   if (o.new_session) setsid();
+  if (o.die_with_parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the parent died before the prctl
+  }
 
   // Gather every (source, target) pair, moving sources out of the way first so
   // that no dup2 clobbers a source that is still needed.
@@ -101,11 +107,12 @@ Child Child::spawn(const SpawnOptions& o) {
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) fail_errno("pipe2");
   UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
 
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) fail_errno("cannot fork to start {}", o.argv[0]);
   if (pid == 0) {
     int err_fd = err_write.get();
-    child_setup_and_exec(o, argv.data(), o.env ? envp.data() : nullptr, devnull.get(), &err_fd);
+    child_setup_and_exec(o, argv.data(), o.env ? envp.data() : nullptr, devnull.get(), &err_fd, parent);
     int err = errno;
     ssize_t ignored = ::write(err_fd, &err, sizeof err);
     (void)ignored;

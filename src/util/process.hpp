@@ -26,6 +26,9 @@ struct SpawnOptions {
   // Extra descriptors the child gets: {fd in parent, fd number in child}.
   std::vector<std::pair<int, int>> extra_fds;
   bool new_session = true;           // setsid(): own session and process group
+  // SIGKILL the child when we die, whatever the cause (SIGKILL included): for
+  // helpers that must never outlive their owner, e.g. a template being built.
+  bool die_with_parent = false;
   std::filesystem::path cwd;         // empty: inherit
 };
 

@@ -22,7 +22,7 @@ std::string kernel_cmdline(const VmConfig& c) {
   // (measured: 4 devices, /init to 9p ready 0.69 s -> 0.22 s).
   std::string line = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests "
                      "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1 "
-                     "random.trust_cpu=on pci=noacpi";
+                     "random.trust_cpu=on pci=noacpi mitigations=off";
   line += c.debug ? " loglevel=7 kestrel.debug=1" : " quiet";
   line += " kestrel.name=" + c.name;
   return line;
@@ -33,12 +33,18 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   std::vector<std::string> a = {qemu, "-name", c.name, "-nodefaults", "-no-user-config", "-display", "none",
                                 "-no-reboot"};
   // -M pc: microvm hung in TSC calibration under TCG with a loaded CPU.
+  std::string machine = "pc";
+  if (!c.memory_file.empty()) machine += ",memory-backend=ram0";
   if (c.accel == Accel::kKvm) {
-    a.insert(a.end(), {"-machine", "pc,accel=kvm", "-cpu", "host"});
+    a.insert(a.end(), {"-machine", machine + ",accel=kvm", "-cpu", "host"});
   } else {
-    a.insert(a.end(), {"-machine", "pc", "-accel", "tcg,tb-size=256", "-cpu", "max"});
+    a.insert(a.end(), {"-machine", machine, "-accel", "tcg,tb-size=256", "-cpu", "max"});
   }
   a.insert(a.end(), {"-m", std::to_string(c.mem_mib), "-smp", std::to_string(c.cpus)});
+  if (!c.memory_file.empty()) {
+    a.insert(a.end(), {"-object", fmt::format("memory-backend-file,id=ram0,size={}M,mem-path={},share={}", c.mem_mib,
+                                              c.memory_file.string(), c.memory_shared ? "on" : "off")});
+  }
   a.insert(a.end(), {"-kernel", c.kernel.string(), "-initrd", c.initramfs.string(), "-append", kernel_cmdline(c)});
   a.insert(a.end(), {"-chardev",
                      "socket,id=console,path=" + p.serial().string() +
@@ -60,6 +66,7 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
     a.insert(a.end(), {"-fsdev", fsdev, "-device", "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + s.tag});
   }
   a.insert(a.end(), {"-device", "virtio-rng-pci"});
+  if (c.incoming) a.insert(a.end(), {"-incoming", "defer"});
   return a;
 }
 
@@ -106,7 +113,7 @@ std::string qemu_version(const std::string& qemu) {
   return version;
 }
 
-Child launch_qemu(const VmConfig& c, const std::string& qemu) {
+Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras& extras) {
   UniqueFd log(::open(c.paths.qemu_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log) fail_errno("cannot create {}", c.paths.qemu_log().string());
   SpawnOptions o;
@@ -114,6 +121,8 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu) {
   o.stdout_fd = log.get();
   o.stderr_fd = log.get();
   o.new_session = true;
+  o.extra_fds = extras.fds;
+  o.die_with_parent = extras.die_with_parent;
   Child child = Child::spawn(o);
   write_file_atomic(c.paths.pid_file(), std::to_string(child.pid()) + "\n");
   return child;

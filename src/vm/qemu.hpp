@@ -28,6 +28,12 @@ struct VmConfig {
   Accel accel = Accel::kTcg;
   std::vector<Share> shares;
   bool debug = false;                // kestrel.debug=1, kernel messages not quieted
+  // Guest RAM in a file instead of anonymous memory (warm starts,
+  // docs/warm-starts.md): shared for a template being built (the guest's
+  // memory ends up in the file), private copy-on-write for a clone.
+  std::filesystem::path memory_file;
+  bool memory_shared = false;
+  bool incoming = false;             // -incoming defer: wait for a migration stream (a clone)
 };
 
 // The kernel command line kestrel boots with.
@@ -46,7 +52,11 @@ std::string qemu_version(const std::string& qemu_binary);
 // Spawns QEMU in its own session with stdout/stderr to qemu.log and writes
 // qemu.pid. The returned Child kills QEMU if dropped; release() it to keep
 // the VM running after kestrel exits.
-Child launch_qemu(const VmConfig& config, const std::string& qemu_binary);
+struct LaunchExtras {
+  std::vector<std::pair<int, int>> fds;  // passed on as in SpawnOptions (e.g. a migration stream)
+  bool die_with_parent = false;          // see SpawnOptions
+};
+Child launch_qemu(const VmConfig& config, const std::string& qemu_binary, const LaunchExtras& extras = {});
 
 // Last `max_lines` lines of a log file, for error messages ("" if absent).
 std::string tail_lines(const std::filesystem::path& file, size_t max_lines);

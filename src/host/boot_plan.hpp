@@ -1,0 +1,52 @@
+// The steps of Machine::boot (host/machine.cpp), shared with the warm path
+// (host/warm_start.cpp): what a boot of one configuration needs, resolved
+// once, and a cold boot with its KVM-to-TCG fallback.
+#pragma once
+
+#include <string>
+
+#include "host/agent_client.hpp"
+#include "host/machine.hpp"
+#include "util/process.hpp"
+#include "vm/accel.hpp"
+#include "vm/qemu.hpp"
+
+namespace kestrel::host {
+
+struct BootPlan {
+  vm::VmConfig config;  // this VM; config.accel is the decision's
+  std::string qemu;     // the QEMU binary
+  vm::HostFacts facts;
+  vm::AccelDecision decision;
+  std::string verdict_key;  // where a KVM failure is remembered ("" unless KVM is automatic)
+  std::string kernel_release;
+};
+
+// A VM that did not come up (no greeting, QEMU failed): the same cause would
+// defeat another try, so callers do not fall back to one.
+class BootFailure : public Error {
+ public:
+  using Error::Error;
+};
+
+// A launched VM whose agent has greeted us.
+struct Booted {
+  Child qemu;
+  AgentClient agent;
+  vm::Accel accel;
+};
+
+// Resolves the kernel, the initramfs (built once per content), QEMU and the
+// accelerator, and fills in the VM configuration.
+BootPlan plan_boot(const BootOptions& options);
+
+// Boots `config` from scratch and waits for the agent. When KVM was chosen
+// automatically and the guest does not greet in time, falls back to TCG
+// (remembered for this host; `plan` is updated). Throws Error naming the VM,
+// the cause and the console log.
+Booted boot_cold(BootPlan& plan, vm::VmConfig config, const BootOptions& options,
+                 const vm::LaunchExtras& extras = {});
+
+std::chrono::milliseconds boot_timeout(const BootOptions& options, vm::Accel accel);
+
+}  // namespace kestrel::host

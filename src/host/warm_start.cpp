@@ -1,0 +1,200 @@
+#include "host/warm_start.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "host/template_store.hpp"
+#include "util/error.hpp"
+#include "util/fs.hpp"
+#include "util/lockfile.hpp"
+#include "util/trace.hpp"
+#include "vm/qmp.hpp"
+
+namespace kestrel::host {
+
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+const json kIgnoreShared = {{"capabilities", json::array({{{"capability", "x-ignore-shared"}, {"state", true}}})}};
+
+// Sleeps up to `ms`; throws Interrupted if a signal other than SIGWINCH arrives.
+void pause_or_interrupt(int signal_fd, int ms) {
+  if (signal_fd < 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return;
+  }
+  struct pollfd p = {signal_fd, POLLIN, 0};
+  if (::poll(&p, 1, ms) <= 0) return;
+  struct signalfd_siginfo si;
+  if (::read(signal_fd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGWINCH)
+    throw Interrupted(static_cast<int>(si.ssi_signo));
+}
+
+// Boots the template VM, lets the agent greet, and saves the running VM with
+// QEMU's migration: devices to `state`, memory skipped (x-ignore-shared)
+// because it already is in the shared memory file. Returns the accelerator
+// the template really got (a KVM boot may have fallen back to TCG).
+vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const BootOptions& o) {
+  vm::VmConfig t = plan.config;
+  t.name = "kestrel-template";
+  t.paths = vm::VmPaths{o.paths.dir / "template"};
+  remove_tree(t.paths.dir);
+  make_dirs(t.paths.dir, 0700);
+  // The template mounts nothing; its shares only have to exist.
+  for (auto& share : t.shares) {
+    share.path = t.paths.dir / ("share-" + share.tag);
+    make_dirs(share.path, 0700);
+  }
+  t.memory_file = build.memory();
+  t.memory_shared = true;
+  BootOptions bo = o;
+  bo.on_launch = nullptr;  // not the run's VM
+  // If we die (even by SIGKILL), so does the half-made template.
+  Booted b = boot_cold(plan, t, bo, {.die_with_parent = true});
+  trace("template booted");
+  { AgentClient done = std::move(b.agent); }  // hang up: clones greet afresh
+  // Let the guest finish what it does right after boot (the kernel refines
+  // its TSC calibration a second after boot, for one), so that clones start
+  // idle instead of each doing it again.
+  auto settle = plan.config.accel == vm::Accel::kKvm ? 300 : 1200;
+  for (auto until = Deadline::after(std::chrono::milliseconds(settle)); !until.expired();)
+    pause_or_interrupt(o.signal_fd, until.poll_timeout_ms());
+
+  Deadline deadline = Deadline::after(30s);
+  vm::Qmp qmp = vm::Qmp::connect(t.paths.qmp(), deadline, b.qemu.pidfd());
+  UniqueFd state(::open(build.state().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!state) fail_errno("cannot create {}", build.state().string());
+  qmp.pass_fd("state", state.get(), deadline);
+  qmp.execute("migrate-set-capabilities", kIgnoreShared, deadline);
+  qmp.execute("migrate", {{"uri", "fd:state"}}, deadline);
+  for (;;) {
+    std::string status = qmp.execute("query-migrate", deadline).value("status", "");
+    if (status == "completed") break;
+    if (status == "failed" || status == "cancelled") fail("QEMU could not save the template: migration {}", status);
+    if (deadline.expired()) fail("QEMU did not finish saving the template in time");
+    pause_or_interrupt(o.signal_fd, 2);
+  }
+  if (::fsync(state.get()) != 0) fail_errno("cannot write {}", build.state().string());
+  trace("template saved");
+  try {
+    qmp.execute("quit", deadline);
+  } catch (const Error&) {
+    // QEMU may close the monitor before answering; it is quitting either way.
+  }
+  if (!b.qemu.wait(Deadline::after(5s))) b.qemu.kill_and_reap();
+  write_file_atomic(build.console_log(), read_file_if_exists(t.paths.console_log()).value_or(""));
+  remove_tree(t.paths.dir);
+  return b.accel;
+}
+
+// Builds the template of `key` (we hold its lock). Returns it, or nullopt if
+// what was built does not match the key (KVM fell back to TCG).
+std::optional<TemplateFiles> build_template(BootPlan& plan, const std::string& key, const BootOptions& o) {
+  TemplateFiles build = template_build_files(key);
+  remove_tree(build.dir);  // a builder that died left it
+  make_dirs(build.dir, 0700);
+  if (o.notice) o.notice("saving a warm-start template of this VM configuration (once; later runs restore it)");
+  auto started = std::chrono::steady_clock::now();
+  vm::Accel wanted = plan.config.accel;
+  vm::Accel got = save_new_template(plan, build, o);
+  if (got != wanted) {
+    remove_tree(build.dir);
+    return std::nullopt;
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  json description = {{"kernel", plan.kernel_release},     {"qemu", vm::qemu_version(plan.qemu)},
+                      {"mem_mib", plan.config.mem_mib},    {"cpus", plan.config.cpus},
+                      {"accel", vm::accel_name(got)},      {"build_ms", ms.count()}};
+  TemplateFiles t = publish_template(key, description);
+  prune_templates(8, std::chrono::hours(24 * 14), t.dir);
+  return t;
+}
+
+// A template for the plan's configuration: found, built by us, or built by
+// another run we waited for. nullopt if none could be had.
+std::optional<TemplateFiles> obtain_template(BootPlan& plan, const std::string& key, const BootOptions& o) {
+  make_dirs(templates_dir(), 0755);
+  std::string problem;
+  auto found = find_template(key, plan.config.mem_mib, &problem);
+  if (!problem.empty() && o.notice) o.notice("the warm-start template was damaged (" + problem + "); rebuilding it");
+  if (found) return found;
+
+  LockFile lock = LockFile::try_lock(template_lock(key));
+  if (!lock.locked()) {
+    // Another run is building it: a restore after waiting beats a boot of our own.
+    Deadline give_up = Deadline::after(boot_timeout(o, plan.config.accel) + 30s);
+    while (!(lock = LockFile::try_lock(template_lock(key))).locked() && !give_up.expired())
+      pause_or_interrupt(o.signal_fd, 20);
+  }
+  if ((found = find_template(key, plan.config.mem_mib))) return found;
+  if (!lock.locked()) return std::nullopt;
+  try {
+    return build_template(plan, key, o);
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const BootFailure&) {
+    remove_tree(template_build_files(key).dir);
+    throw;  // a cold boot of our own would fail the same way
+  } catch (const Error& e) {
+    if (o.notice) o.notice(std::string("cannot save a warm-start template: ") + e.what() + "; booting cold");
+    remove_tree(template_build_files(key).dir);
+    return std::nullopt;
+  }
+}
+
+// Launches a clone of `t`: QEMU maps the template's memory privately
+// (copy-on-write) and loads the device state, then the guest runs on.
+Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& o) {
+  vm::VmConfig c = plan.config;
+  c.memory_file = t.memory();
+  c.memory_shared = false;
+  c.incoming = true;
+  make_dirs(c.paths.dir, 0700);
+  // The clone's console log starts with the boot its memory comes from.
+  write_file_atomic(c.paths.console_log(), read_file_if_exists(t.console_log()).value_or(""), 0600);
+  UniqueFd state(::open(t.state().c_str(), O_RDONLY | O_CLOEXEC));
+  if (!state) fail_errno("cannot open {}", t.state().string());
+  constexpr int kStateFd = 3;
+  trace("launching QEMU (clone)");
+  Child qemu = vm::launch_qemu(c, plan.qemu, {.fds = {{state.get(), kStateFd}}});
+  state.reset();
+  if (o.on_launch) o.on_launch(qemu.pid(), c.accel);
+  Deadline deadline = Deadline::after(c.accel == vm::Accel::kKvm ? 10s : 30s);
+  vm::Qmp qmp = vm::Qmp::connect(c.paths.qmp(), deadline, qemu.pidfd());
+  qmp.execute("migrate-set-capabilities", kIgnoreShared, deadline);
+  qmp.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(kStateFd)}}, deadline);
+  trace("clone restoring");
+  AgentClient agent = AgentClient::connect(c.paths, 0, deadline, qemu.pidfd(), o.signal_fd);
+  trace("agent greeted (clone)");
+  return Booted{std::move(qemu), std::move(agent), c.accel};
+}
+
+}  // namespace
+
+std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& o) {
+  std::string key = template_key(plan.config, plan.qemu);
+  std::optional<TemplateFiles> t = obtain_template(plan, key, o);
+  if (!t) return std::nullopt;
+  mark_template_used(*t);
+  try {
+    return restore_clone(plan, *t, o);
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const Error& e) {
+    if (o.notice)
+      o.notice(fmt::format("warm start failed ({}); booting cold; the template is rebuilt next time",
+                           describe_vm_failure(o.name, o.paths, "could not be restored: " + std::string(e.what()))));
+    LockFile lock = LockFile::try_lock(template_lock(key));
+    if (lock.locked()) remove_template(t->dir);
+    return std::nullopt;
+  }
+}
+
+}  // namespace kestrel::host
