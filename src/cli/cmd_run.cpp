@@ -51,6 +51,10 @@ SSH_CONNECTION SSH_CLIENT SSH_TTY GPG_AGENT_INFO LISTEN_FDS LISTEN_PID
 LISTEN_FDNAMES NOTIFY_SOCKET INVOCATION_ID JOURNAL_STREAM.
 Standard input is forwarded unless it is a terminal.
 
+The VM is a clone of a template of its configuration (kernel, memory, CPUs,
+...), restored in a fraction of a boot; the first run of a configuration
+builds the template (`kestrel cache ls` lists them). --cold boots instead.
+
 At start kestrel prints to stderr:
   kestrel: VM NAME, deployment dir DIR
 When the program fails and the VM is kept (the default), it prints:
@@ -61,7 +65,8 @@ Exit status: the program's, or 128+N if it died of signal N; 124 after
 --timeout; 125 if kestrel failed (the VM did not boot, ...).
 
 Environment: KESTREL_ACCEL=kvm|tcg|auto (default auto: KVM only where it can
-boot, else TCG), KESTREL_RUNTIME_DIR, KESTREL_CACHE_DIR, KESTREL_QEMU.
+boot, else TCG), KESTREL_RUNTIME_DIR, KESTREL_CACHE_DIR, KESTREL_QEMU,
+KESTREL_TRACE=1 (phase timings on stderr).
 )";
 
 void print_kept_message(const std::string& name, const fs::path& dir, int status) {
@@ -179,9 +184,10 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
   boot.notice = [](const std::string& line) { say(line); };
-  boot.on_launch = [&](int pid, vm::Accel accel) {
+  boot.on_launch = [&](int pid, vm::Accel accel, bool clone) {
     dep.state().vms[0].pid = pid;
     dep.state().vms[0].accel = vm::accel_name(accel);
+    dep.state().vms[0].start = clone ? "warm" : "cold";
     dep.state().status = "running";
     dep.save();
   };

@@ -59,7 +59,8 @@ std::string State::to_json() const {
   j["keep"] = keep;
   j["command"] = command;
   j["vms"] = nlohmann::json::array();
-  for (const auto& vm : vms) j["vms"].push_back({{"name", vm.name}, {"pid", vm.pid}, {"accel", vm.accel}});
+  for (const auto& vm : vms)
+    j["vms"].push_back({{"name", vm.name}, {"pid", vm.pid}, {"accel", vm.accel}, {"start", vm.start}});
   if (exit_status) j["exit_status"] = *exit_status;
   return j.dump(2) + "\n";
 }
@@ -81,7 +82,7 @@ State State::from_json(const std::string& text, const fs::path& origin) {
     s.keep = j.value("keep", "on-failure");
     s.command = j.value("command", std::vector<std::string>{});
     for (const auto& vm : j.value("vms", nlohmann::json::array()))
-      s.vms.push_back({vm.value("name", ""), vm.value("pid", 0), vm.value("accel", "")});
+      s.vms.push_back({vm.value("name", ""), vm.value("pid", 0), vm.value("accel", ""), vm.value("start", "")});
     if (j.contains("exit_status")) s.exit_status = j["exit_status"].get<int>();
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed state file: {}", origin.string(), e.what());

@@ -29,6 +29,7 @@ struct VmRecord {
   std::string name;
   int pid = 0;          // QEMU's pid (0 before launch)
   std::string accel;
+  std::string start;    // "warm" (a clone of a template) or "cold" (booted)
 };
 
 struct State {

@@ -81,7 +81,7 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
     trace("launching QEMU");
     Child qemu_child = vm::launch_qemu(config, p.qemu, extras);
     trace("QEMU launched");
-    if (o.on_launch) o.on_launch(qemu_child.pid(), config.accel);
+    if (o.on_launch) o.on_launch(qemu_child.pid(), config.accel, false);
     auto timeout = boot_timeout(o, config.accel);
     try {
       AgentClient agent =

@@ -33,8 +33,9 @@ struct BootOptions {
   std::function<void(const std::string&)> notice;
   // A signalfd: a signal arriving during boot aborts it (Interrupted).
   int signal_fd = -1;
-  // Called right after QEMU starts, with its pid (to record it).
-  std::function<void(int pid, vm::Accel accel)> on_launch;
+  // Called right after QEMU starts, with its pid (to record it), and whether
+  // it is a clone of a template (a warm start) rather than a fresh boot.
+  std::function<void(int pid, vm::Accel accel, bool clone)> on_launch;
   // Restore a clone of this configuration's template instead of booting
   // (built on first use; docs/warm-starts.md). Falls back to a cold boot.
   bool warm = true;

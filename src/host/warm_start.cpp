@@ -165,7 +165,7 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
   trace("launching QEMU (clone)");
   Child qemu = vm::launch_qemu(c, plan.qemu, {.fds = {{state.get(), kStateFd}}});
   state.reset();
-  if (o.on_launch) o.on_launch(qemu.pid(), c.accel);
+  if (o.on_launch) o.on_launch(qemu.pid(), c.accel, true);
   Deadline deadline = Deadline::after(c.accel == vm::Accel::kKvm ? 10s : 30s);
   vm::Qmp qmp = vm::Qmp::connect(c.paths.qmp(), deadline, qemu.pidfd());
   qmp.execute("migrate-set-capabilities", kIgnoreShared, deadline);

@@ -54,3 +54,22 @@ expect_eq() {
 # Deployment directories currently in our runtime dir.
 # (.slots holds the slot limiter's locks, not a deployment.)
 deployments() { find "$KESTREL_RUNTIME_DIR" -mindepth 1 -maxdepth 1 -type d ! -name .slots 2>/dev/null || true; }
+
+# A cache of this test's own (templates, initramfs), sharing the kernels of
+# the user's cache: for tests that damage or count cache entries.
+use_own_cache() {
+  local kernels
+  kernels=$(dirname "$(dirname "$("$KESTREL" kernel ls | head -1 | cut -f2)")")
+  mkdir -p "$work/cache"
+  ln -s "$kernels" "$work/cache/kernels"
+  export KESTREL_CACHE_DIR=$work/cache
+}
+
+# The "start" (warm or cold) of the first VM of a kept deployment.
+vm_start() {
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vms"][0]["start"])' "$1/deployment.json"
+}
+
+# The deployment dir named on a run's stderr start line.
+start_dir() { sed -n 's/^kestrel: VM [a-z0-9-]*, deployment dir \(.*\)$/\1/p' "$1"; }
+start_name() { sed -n 's/^kestrel: VM \([a-z0-9-]*\), deployment dir .*/\1/p' "$1"; }
