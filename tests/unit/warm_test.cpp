@@ -1,0 +1,259 @@
+// Warm-start pieces that need no VM: the template key, the template cache's
+// validation, the clone's command line, and the QMP client against a fake
+// QEMU monitor.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "assets_test_support.hpp"
+#include "host/template_store.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+#include "util/fs.hpp"
+#include "util/io.hpp"
+#include "util/socket.hpp"
+#include "vm/qemu.hpp"
+#include "vm/qmp.hpp"
+
+namespace kestrel::host {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class WarmTest : public ::testing::Test {
+ protected:
+  WarmTest() {
+    // A stand-in for QEMU that only knows --version.
+    qemu_ = (dir_.path() / "qemu-system-x86_64").string();
+    write_file_atomic(qemu_, "#!/bin/sh\necho 'QEMU emulator version 7.2.99'\n", 0755);
+    write_file_atomic(dir_.path() / "vmlinux", "kernel");
+    write_file_atomic(dir_.path() / "initramfs.cpio", "initramfs");
+  }
+
+  vm::VmConfig config(const std::string& name) {
+    vm::VmConfig c;
+    c.name = name;
+    c.paths.dir = dir_.path() / "rt" / name / name;
+    c.kernel = dir_.path() / "vmlinux";
+    c.initramfs = dir_.path() / "initramfs.cpio";
+    c.shares = {{"root", "/", true}, {"bay", dir_.path() / "rt" / name / "bay", false}};
+    return c;
+  }
+
+  // A complete template as the builder leaves it, published under `key`.
+  TemplateFiles publish(const std::string& key, uint32_t mem_mib = 512) {
+    TemplateFiles b = template_build_files(key);
+    make_dirs(b.dir);
+    UniqueFd mem(::open(b.memory().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    EXPECT_EQ(::ftruncate(mem.get(), off_t{mem_mib} << 20), 0);
+    write_file_atomic(b.state(), std::string(4096, 's'));
+    write_file_atomic(b.console_log(), "booted\n");
+    return publish_template(key, {{"kernel", "test"}});
+  }
+
+  TempDir dir_{"/tmp", "kestrel-warm-"};
+  assets::testing::ScopedEnv cache_{"KESTREL_CACHE_DIR", (dir_.path() / "cache").string()};
+  std::string qemu_;
+};
+
+TEST_F(WarmTest, KeyIgnoresNamesAndPathsButNotTheMachine) {
+  std::string a = template_key(config("test-aaaaaa"), qemu_);
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a, template_key(config("other-bbbbbb"), qemu_));
+
+  vm::VmConfig more = config("test-aaaaaa");
+  more.mem_mib = 1024;
+  EXPECT_NE(a, template_key(more, qemu_));
+  vm::VmConfig cpus = config("test-aaaaaa");
+  cpus.cpus = 2;
+  EXPECT_NE(a, template_key(cpus, qemu_));
+  vm::VmConfig debug = config("test-aaaaaa");
+  debug.debug = true;
+  EXPECT_NE(a, template_key(debug, qemu_));
+  vm::VmConfig tags = config("test-aaaaaa");
+  tags.shares[1].tag = "data";
+  EXPECT_NE(a, template_key(tags, qemu_));
+  vm::VmConfig kvm = config("test-aaaaaa");
+  kvm.accel = vm::Accel::kKvm;
+  EXPECT_NE(a, template_key(kvm, qemu_));
+
+  // A rebuilt kernel at the same path is a new configuration.
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  write_file_atomic(dir_.path() / "vmlinux", "kernel, rebuilt");
+  EXPECT_NE(a, template_key(config("test-aaaaaa"), qemu_));
+}
+
+TEST_F(WarmTest, CloneCommandLineMapsTheTemplateMemoryPrivately) {
+  vm::VmConfig c = config("clone-cccccc");
+  c.memory_file = "/cache/templates/k/memory";
+  c.incoming = true;
+  auto argv = vm::qemu_argv(c, qemu_);
+  auto has = [&](const std::string& s) { return std::find(argv.begin(), argv.end(), s) != argv.end(); };
+  EXPECT_TRUE(has("memory-backend-file,id=ram0,size=512M,mem-path=/cache/templates/k/memory,share=off"));
+  EXPECT_TRUE(has("pc,memory-backend=ram0"));
+  EXPECT_TRUE(has("defer"));
+  c.memory_shared = true;
+  c.incoming = false;
+  argv = vm::qemu_argv(c, qemu_);
+  EXPECT_TRUE(has("memory-backend-file,id=ram0,size=512M,mem-path=/cache/templates/k/memory,share=on"));
+  EXPECT_FALSE(has("defer"));
+  // A plain cold boot has no memory file.
+  argv = vm::qemu_argv(config("cold-dddddd"), qemu_);
+  EXPECT_FALSE(std::any_of(argv.begin(), argv.end(), [](const std::string& a) { return a.find("memory-backend") != std::string::npos; }));
+}
+
+TEST_F(WarmTest, IntactTemplateIsFound) {
+  std::string key(64, 'a');
+  EXPECT_FALSE(find_template(key, 512));  // never built
+  TemplateFiles t = publish(key);
+  auto found = find_template(key, 512);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->dir, t.dir);
+  EXPECT_FALSE(fs::exists(template_build_files(key).dir));
+  json meta = json::parse(read_file(t.meta()));
+  EXPECT_EQ(meta["key"], key);
+  EXPECT_EQ(meta["kernel"], "test");
+  ASSERT_EQ(list_templates().size(), 1u);
+  EXPECT_EQ(list_templates()[0].key, key);
+}
+
+TEST_F(WarmTest, DamagedTemplatesAreRemovedWithAReason) {
+  std::string key(64, 'b');
+  auto damaged = [&](const std::function<void(const TemplateFiles&)>& damage, const std::string& reason) {
+    TemplateFiles t = publish(key);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // a new mtime
+    damage(t);
+    std::string problem;
+    EXPECT_FALSE(find_template(key, 512, &problem)) << reason;
+    EXPECT_NE(problem.find(reason), std::string::npos) << problem;
+    EXPECT_FALSE(fs::exists(t.dir)) << reason;
+  };
+  damaged([](const TemplateFiles& t) { EXPECT_EQ(::truncate(t.memory().c_str(), 4096), 0); }, "memory file");
+  damaged([](const TemplateFiles& t) { fs::remove(t.memory()); }, "memory file");
+  damaged([](const TemplateFiles& t) { fs::remove(t.state()); }, "device state");
+  damaged([](const TemplateFiles& t) { write_file_atomic(t.state(), std::string(4096, 'x')); }, "device state");
+  damaged([](const TemplateFiles& t) { fs::remove(t.meta()); }, "template.json");
+  damaged([](const TemplateFiles& t) { write_file_atomic(t.meta(), "{\"format\": 0}"); }, "template.json");
+  // The right files for another memory size are no template for this one.
+  publish(key, 256);
+  EXPECT_FALSE(find_template(key, 512));
+}
+
+TEST_F(WarmTest, PruningKeepsTheMostRecentlyUsed) {
+  std::vector<TemplateFiles> all;
+  for (char c : std::string("cdef")) {
+    all.push_back(publish(std::string(64, c)));
+    // Used long ago, in publishing order.
+    struct timespec times[2] = {{1000 + c, 0}, {1000 + c, 0}};
+    ::utimensat(AT_FDCWD, all.back().meta().c_str(), times, 0);
+  }
+  mark_template_used(all[0]);
+  prune_templates(2, std::chrono::hours(24 * 365 * 100), fs::path());
+  EXPECT_TRUE(fs::exists(all[0].dir));   // used just now
+  EXPECT_FALSE(fs::exists(all[1].dir));
+  EXPECT_FALSE(fs::exists(all[2].dir));
+  EXPECT_TRUE(fs::exists(all[3].dir));   // the most recent of the old ones
+  prune_templates(8, std::chrono::hours(1), all[3].dir);
+  EXPECT_TRUE(fs::exists(all[0].dir));
+  EXPECT_TRUE(fs::exists(all[3].dir));   // too old, but spared
+}
+
+// A fake QEMU monitor on a unix socket: greets, then answers each command
+// with what `reply` says (after an event, to show that events are skipped).
+class FakeMonitor {
+ public:
+  FakeMonitor(fs::path path, std::vector<json>& seen, std::function<json(const json&, int fd)> reply)
+      : seen_(seen), listener_(unix_listen(path)), thread_([this, reply] { serve(reply); }) {}
+  ~FakeMonitor() { thread_.join(); }
+
+ private:
+  void serve(const std::function<json(const json&, int)>& reply) {
+    UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    write_all(c.get(), R"({"QMP": {"version": {}, "capabilities": []}})" "\n", "fake monitor");
+    std::string buf;
+    for (;;) {
+      char data[4096];
+      char control[CMSG_SPACE(sizeof(int))];
+      struct iovec iov = {data, sizeof data};
+      struct msghdr msg = {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      ssize_t n = ::recvmsg(c.get(), &msg, 0);
+      if (n <= 0) return;
+      int fd = -1;
+      if (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg && cmsg->cmsg_type == SCM_RIGHTS)
+        std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+      buf.append(data, static_cast<size_t>(n));
+      for (size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
+        json request = json::parse(buf.substr(0, nl));
+        buf.erase(0, nl + 1);
+        seen_.push_back(request);
+        write_all(c.get(), R"({"event": "RESUME", "data": {}})" "\n", "fake monitor");
+        write_all(c.get(), reply(request, fd).dump() + "\n", "fake monitor");
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        if (request["execute"] == "quit") return;
+      }
+    }
+  }
+  std::vector<json>& seen_;
+  UniqueFd listener_;
+  std::thread thread_;
+};
+
+TEST_F(WarmTest, QmpRunsCommandsPassesDescriptorsAndReportsErrors) {
+  fs::path sock = dir_.path() / "qmp.sock";
+  std::string received_fd_target;
+  std::vector<json> seen;
+  {
+    FakeMonitor monitor(sock, seen, [&](const json& r, int fd) -> json {
+      if (r["execute"] == "getfd") {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        std::error_code ec;
+        received_fd_target = fs::read_symlink(path, ec).string();
+        return {{"return", json::object()}};
+      }
+      if (r["execute"] == "query-migrate") return {{"return", {{"status", "completed"}}}};
+      if (r["execute"] == "migrate") return {{"error", {{"class", "GenericError"}, {"desc", "no such fd"}}}};
+      return {{"return", json::object()}};
+    });
+    auto deadline = Deadline::after(std::chrono::seconds(5));
+    vm::Qmp qmp = vm::Qmp::connect(sock, deadline);
+    EXPECT_EQ(qmp.execute("query-migrate", deadline).value("status", ""), "completed");
+    UniqueFd file(::open((dir_.path() / "state").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    qmp.pass_fd("state", file.get(), deadline);
+    EXPECT_EQ(received_fd_target, (dir_.path() / "state").string());
+    try {
+      qmp.execute("migrate", {{"uri", "fd:state"}}, deadline);
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_STREQ(e.what(), "QEMU refused migrate: no such fd");
+    }
+    qmp.execute("quit", deadline);
+  }
+  std::vector<std::string> commands;
+  for (const auto& r : seen) commands.push_back(r["execute"]);
+  EXPECT_EQ(commands, (std::vector<std::string>{"qmp_capabilities", "query-migrate", "getfd", "migrate", "quit"}));
+  EXPECT_EQ(seen[2]["arguments"]["fdname"], "state");
+  EXPECT_EQ(seen[3]["arguments"]["uri"], "fd:state");
+}
+
+TEST_F(WarmTest, QmpGivesUpAtTheDeadline) {
+  fs::path sock = dir_.path() / "nobody.sock";
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_THROW(vm::Qmp::connect(sock, Deadline::after(std::chrono::milliseconds(100))), Error);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+}
+
+}  // namespace
+}  // namespace kestrel::host
