@@ -22,8 +22,9 @@ struct BootPlan {
   std::string kernel_release;
 };
 
-// A VM that did not come up (no greeting, QEMU failed): the same cause would
-// defeat another try, so callers do not fall back to one.
+// A VM that did not greet within the boot deadline: another try would most
+// likely wait as long in vain, so callers do not fall back to one. (A QEMU
+// that exits at once is a plain Error: it may be the template's memory file.)
 class BootFailure : public Error {
  public:
   using Error::Error;

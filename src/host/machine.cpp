@@ -109,7 +109,7 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
     } catch (const VmGone&) {
       auto status = qemu_child.wait(Deadline::after(std::chrono::seconds(1)));
       std::string how = status ? fmt::format("QEMU exited with status {}", shell_status(*status)) : "QEMU exited";
-      throw BootFailure(describe_vm_failure(config.name, config.paths, "failed to start: " + how));
+      throw Error(describe_vm_failure(config.name, config.paths, "failed to start: " + how));
     }
   }
 }
