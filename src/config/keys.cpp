@@ -58,7 +58,7 @@ const std::vector<EnvOnly>& environment_only() {
       {"KESTREL_CACHE_DIR", "kernels and initramfs images; default $XDG_CACHE_HOME/kestrel, else ~/.cache/kestrel"},
       {"KESTREL_KEEP_TTL", "how long kept VMs live before any kestrel command removes them (2h; s, m, h, d)"},
       {"KESTREL_QEMU", "the QEMU binary; default qemu-system-x86_64 from PATH"},
-      {"KESTREL_AGENT", "the guest agent; default next to kestrel or in <prefix>/libexec/kestrel"},
+      {"KESTREL_AGENT", "the guest agent; default next to kestrel or in PREFIX/libexec/kestrel"},
       {"KESTREL_BUSYBOX", "a static busybox for the initramfs; default /bin/busybox"},
       {"KESTREL_TRACE", "1: print phase timings of `kestrel run` to stderr"},
   };
