@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 #include "assets/cache.hpp"
@@ -59,6 +60,8 @@ Finding check_qemu(const config::Config*) {
     std::string qemu = vm::find_qemu();
     return ok(fmt::format("QEMU {} ({})", vm::qemu_version(qemu), qemu));
   } catch (const Error& e) {
+    if (const char* env = std::getenv("KESTREL_QEMU"); env && *env)
+      return problem(fmt::format("KESTREL_QEMU={}: {}", env, e.what()), "unset KESTREL_QEMU (or point it at a QEMU binary)");
     return problem(e.what(), "sudo apt-get install qemu-system-x86");
   }
 }
