@@ -1,6 +1,4 @@
 // kestrel cargo ARGS... | kestrel go ARGS...
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include "cli/wrappers.hpp"
 #include "config/config.hpp"
 #include "util/error.hpp"
+#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace kestrel::cli {
@@ -53,14 +52,9 @@ bool asks_for_help(const Args& args) { return !args.empty() && (args[0] == "-h" 
 
 // `package`: the Debian package that provides argv[0], for the error message.
 [[noreturn]] void exec_tool(const std::vector<std::string>& argv, const char* package) {
-  std::vector<char*> c_argv;
-  for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-  c_argv.push_back(nullptr);
-  std::fflush(stdout);
-  std::fflush(stderr);
-  ::execvp(c_argv[0], c_argv.data());
-  if (errno == ENOENT) fail("cannot run {}: not found in PATH; install it: sudo apt-get install {}", argv[0], package);
-  fail_errno("cannot run {}", argv[0]);
+  int err = exec_replacing(argv[0], argv);
+  if (err == ENOENT) fail("cannot run {}: not found in PATH; install it: sudo apt-get install {}", argv[0], package);
+  throw sys_error(err, "cannot run " + argv[0]);
 }
 
 std::string host_triple() {

@@ -1,18 +1,9 @@
 #include "cli/host_listing.hpp"
 
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdio>
-
 #include "util/error.hpp"
+#include "util/process.hpp"
 
 namespace kestrel::cli {
-
-const std::vector<std::string>& listing_flags() {
-  static const std::vector<std::string> flags = {"--list", "--gtest_list_tests", "-test.list"};
-  return flags;
-}
 
 namespace {
 
@@ -44,13 +35,8 @@ bool is_listing_invocation(const std::vector<std::string>& args) {
 }
 
 void exec_on_host(const std::filesystem::path& program, const std::vector<std::string>& argv) {
-  std::vector<char*> c_argv;
-  for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-  c_argv.push_back(nullptr);
-  std::fflush(stdout);
-  std::fflush(stderr);
-  ::execv(program.c_str(), c_argv.data());
-  fail_errno("cannot run {} on the host", program.string());
+  int err = exec_replacing(program.string(), argv);
+  throw sys_error(err, "cannot run " + program.string() + " on the host");
 }
 
 }  // namespace kestrel::cli

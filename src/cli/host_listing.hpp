@@ -11,9 +11,6 @@
 
 namespace kestrel::cli {
 
-// The flags that mark a listing invocation, as documented in `kestrel run --help`.
-const std::vector<std::string>& listing_flags();
-
 // True if the program's arguments (argv without argv[0]) ask it to list tests.
 bool is_listing_invocation(const std::vector<std::string>& args);
 
