@@ -47,7 +47,7 @@ cp "$work/kestrel.toml.orig" kestrel.toml
 
 # A failing test fails cargo and keeps its VM with the usual message.
 set +e
-KESTREL_EXAMPLE_FAIL=1 kestrel cargo test --lib >"$work/out" 2>&1
+EXAMPLE_SHOULD_FAIL=1 kestrel cargo test --lib >"$work/out" 2>&1
 status=$?
 set -e
 [ "$status" -ne 0 ] || fail "cargo passed although a test failed"

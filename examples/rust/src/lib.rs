@@ -41,12 +41,12 @@ mod tests {
         assert_in_kestrel_vm("unit test");
     }
 
-    // Shows what a failure looks like: KESTREL_EXAMPLE_FAIL=1 kestrel cargo test
+    // Shows what a failure looks like: EXAMPLE_SHOULD_FAIL=1 kestrel cargo test
     #[test]
     fn fails_when_asked() {
         assert!(
-            std::env::var_os("KESTREL_EXAMPLE_FAIL").is_none(),
-            "failing because KESTREL_EXAMPLE_FAIL is set"
+            std::env::var_os("EXAMPLE_SHOULD_FAIL").is_none(),
+            "failing because EXAMPLE_SHOULD_FAIL is set"
         );
     }
 }
