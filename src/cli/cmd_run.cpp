@@ -86,6 +86,13 @@ gtest_discover_tests) or -test.list (go test), kestrel runs it directly on the
 host, without a VM, since listing tests needs none. --list-in-vm (or
 list_on_host = false) turns that off.
 
+Test runners call kestrel run themselves: `kestrel cargo test` (or
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="kestrel run --" cargo test),
+`kestrel cargo nextest run`, `kestrel go test ./...` (or go test -exec
+"kestrel run --"), and CTest configured with
+-DCMAKE_CROSSCOMPILING_EMULATOR="kestrel;run;--" (CMake 3.29+:
+-DCMAKE_TEST_LAUNCHER="kestrel;run;--", or find_package(Kestrel)).
+
 Defaults for the options below come from kestrel.toml (found in the current
 directory or a parent), $XDG_CONFIG_HOME/kestrel/config.toml and KESTREL_*
 variables; `kestrel config` shows what is in effect and why.
