@@ -35,20 +35,12 @@ const std::vector<Command>& command_table() {
       {"gc", "destroy orphaned, expired and dead deployments: kestrel gc [--all] [--dry-run]", cmd_gc, 1, false},
       {"kernel", "manage guest kernels: kestrel kernel fetch | ls", cmd_kernel, 1, false},
       {"cache", "manage warm-start templates and other cached files: kestrel cache ls | clear", cmd_cache, 1, false},
+      {"cargo", "cargo with tests run in VMs: kestrel cargo test [ARGS...] (also nextest)", cmd_cargo, 1, false},
+      {"go", "go with tests run in VMs: kestrel go test [ARGS...]", cmd_go, 1, false},
+      {"config", "show the effective configuration and where each value comes from", cmd_config, 1, false},
+      {"doctor", "check this host: QEMU, kernel, accelerator, disk, permissions, slots", cmd_doctor, 1, false},
   };
   return table;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 void print_usage(FILE* out) {
@@ -58,7 +50,8 @@ void print_usage(FILE* out) {
                KESTREL_VERSION);
   for (const auto& c : command_table()) std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
   std::fprintf(out,
-               "\n`kestrel COMMAND --help` explains each command.\n\n"
+               "\n`kestrel COMMAND --help` explains each command. Defaults come from kestrel.toml,\n"
+               "the user's config.toml and KESTREL_* variables: see `kestrel config --help`.\n\n"
                "exit status: run and exec return the program's status (128+N when it died of\n"
                "signal N); %d means the program ran past --timeout, %d that kestrel itself\n"
                "failed (e.g. the VM did not boot), %d/%d that the program could not be executed\n"

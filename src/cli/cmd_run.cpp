@@ -5,7 +5,10 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/config_options.hpp"
+#include "cli/host_listing.hpp"
 #include "cli/parse.hpp"
+#include "config/config.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
 #include "deploy/slots.hpp"
@@ -24,6 +27,8 @@ namespace kestrel::cli {
 
 namespace {
 
+// Filled from the configuration (config/keys.cpp: command line > KESTREL_*
+// environment > kestrel.toml > user file > defaults) and run's own options.
 struct RunOptions {
   uint32_t mem_mib = 512;
   uint32_t cpus = 1;
@@ -35,8 +40,33 @@ struct RunOptions {
   double timeout_s = 0;
   std::string kernel;
   std::string kernel_modules;
+  int slots = 0;  // 0: automatic
+  std::string accel;
+  bool list_on_host = true;
+  host::EnvPolicy env;
+  std::vector<config::Share> shares;
   std::vector<std::string> command;
 };
+
+void fill_from_config(RunOptions& o, const config::Config& c) {
+  o.mem_mib = static_cast<uint32_t>(c.count("memory"));
+  o.cpus = static_cast<uint32_t>(c.count("cpus"));
+  o.kernel = c.text("kernel");
+  o.kernel_modules = c.text("kernel_modules");
+  o.timeout_s = c.seconds("timeout");
+  o.keep = c.text("keep");
+  o.slots = static_cast<int>(c.count("slots"));
+  o.accel = c.text("accel");
+  o.list_on_host = c.flag("list_on_host");
+  o.cold = !c.flag("warm");
+  o.env.pass = c.list("env.pass");
+  o.env.deny = c.list("env.deny");
+  for (const auto& s : c.list("share")) {
+    o.shares.push_back(config::parse_share(s));
+    if (!fs::is_directory(o.shares.back().path))
+      fail("cannot share {} with the VM ({}): not a directory", o.shares.back().path, describe_origin(c.entry("share").origin));
+  }
+}
 
 const char* kRunHelp = R"(Run PROGRAM with ARGS in a fresh VM and return its exit status.
 
@@ -49,11 +79,29 @@ except: HOSTNAME DISPLAY WAYLAND_DISPLAY XAUTHORITY XDG_RUNTIME_DIR
 XDG_SESSION_ID DBUS_SESSION_BUS_ADDRESS SSH_AUTH_SOCK SSH_AGENT_PID
 SSH_CONNECTION SSH_CLIENT SSH_TTY GPG_AGENT_INFO LISTEN_FDS LISTEN_PID
 LISTEN_FDNAMES NOTIFY_SOCKET INVOCATION_ID JOURNAL_STREAM.
+The program also gets KESTREL_VM=NAME, the VM's name (its hostname too).
 Standard input is forwarded unless it is a terminal.
 
 The VM is a clone of a template of its configuration (kernel, memory, CPUs,
 ...), restored in a fraction of a boot; the first run of a configuration
 builds the template (`kestrel cache ls` lists them). --cold boots instead.
+
+Test listing runs on the host: when the program's arguments contain --list
+(cargo test, nextest), --gtest_list_tests (GoogleTest, CTest's
+gtest_discover_tests) or -test.list (go test), kestrel runs it directly on the
+host, without a VM, since listing tests needs none. --list-in-vm (or
+list_on_host = false) turns that off.
+
+Test runners call kestrel run themselves: `kestrel cargo test` (or
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="kestrel run --" cargo test),
+`kestrel cargo nextest run`, `kestrel go test ./...` (or go test -exec
+"kestrel run --"), and CTest configured with
+-DCMAKE_CROSSCOMPILING_EMULATOR="kestrel;run;--" (CMake 3.29+:
+-DCMAKE_TEST_LAUNCHER="kestrel;run;--", or find_package(Kestrel)).
+
+Defaults for the options below come from kestrel.toml (found in the current
+directory or a parent), $XDG_CONFIG_HOME/kestrel/config.toml and KESTREL_*
+variables; `kestrel config` shows what is in effect and why.
 
 At start kestrel prints to stderr:
   kestrel: VM NAME, deployment dir DIR
@@ -65,7 +113,8 @@ Exit status: the program's, or 128+N if it died of signal N; 124 after
 --timeout; 125 if kestrel failed (the VM did not boot, ...).
 
 Environment: KESTREL_ACCEL=kvm|tcg|auto (default auto: KVM only where it can
-boot, else TCG), KESTREL_RUNTIME_DIR, KESTREL_CACHE_DIR, KESTREL_QEMU,
+boot, else TCG), KESTREL_SLOTS, KESTREL_ENV_PASS, KESTREL_ENV_DENY (see
+`kestrel config --keys`), KESTREL_RUNTIME_DIR, KESTREL_CACHE_DIR, KESTREL_QEMU,
 KESTREL_TRACE=1 (phase timings on stderr).
 )";
 
@@ -100,26 +149,20 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
 int cmd_run(const Args& args) {
   RunOptions o;
   CLI::App app(kRunHelp, "kestrel run");
-  app.add_option("--mem", o.mem_mib, "guest memory in MiB (default 512)")->check(CLI::Range(64u, 1u << 20));
-  app.add_option("--cpus", o.cpus, "virtual CPUs (default 1)")->check(CLI::Range(1u, 64u));
+  ConfigOptions config_options(app);
   app.add_option("--name", o.name, "VM name stem (default: the program's name); a random suffix is added");
-  app.add_option("--keep", o.keep, "keep the VM running afterwards: on-failure (default), always, never")
-      ->check(CLI::IsMember({"on-failure", "always", "never"}));
-  app.add_option("--timeout", o.timeout_s, "kill the program after SECONDS (exit status 124)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--kernel", o.kernel, "guest kernel: a cached release or a path to a vmlinux/bzImage");
-  app.add_option("--kernel-modules", o.kernel_modules, "directory of modules for a --kernel path");
   app.add_flag("-q,--quiet", o.quiet, "do not print the VM name and deployment dir at start");
   app.add_flag("--debug", o.debug, "verbose guest kernel and agent output on the console log");
-  app.add_flag("--cold", o.cold,
-               "boot the VM from scratch instead of restoring a clone of its configuration's template");
   app.add_option("command", o.command, "PROGRAM [ARGS...]")->required();
   app.prefix_command();
   if (!parse(app, args)) return 0;
   for (const auto& extra : app.remaining()) o.command.push_back(extra);
   if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
+  fill_from_config(o, load_config(config_options));
 
   fs::path program = resolve_program(o.command[0]);
+  if (o.list_on_host && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
+    exec_on_host(program, o.command);
   std::string name = deploy::make_vm_name(o.name.empty() ? program.filename().string() : o.name);
 
   // Signals arrive on a descriptor from here on; they are forwarded to the
@@ -162,7 +205,7 @@ int cmd_run(const Args& args) {
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
                      SignalFd& signals, bool& keep_dir) {
-  int slots = deploy::default_slot_count(o.mem_mib);
+  int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.mem_mib);
   deploy::Slot slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
     say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
   });
@@ -178,8 +221,10 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   } else {
     boot.kernel.release = o.kernel;
   }
-  if (const char* a = std::getenv("KESTREL_ACCEL")) boot.accel_request = a;
+  boot.accel_request = o.accel;
   boot.shares = {{"root", "/", true}, {"bay", dep.bay(), false}};
+  for (size_t i = 0; i < o.shares.size(); ++i)
+    boot.shares.push_back({"share" + std::to_string(i), o.shares[i].path, o.shares[i].read_only});
   boot.debug = o.debug;
   boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
@@ -202,13 +247,18 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   setup.entropy = random_bytes(64);
   setup.mounts = {{"root", "", proto::MountKind::kRootOverlay},
                   {"bay", dep.bay().string(), proto::MountKind::kReadWrite}};
+  for (size_t i = 0; i < o.shares.size(); ++i)
+    setup.mounts.push_back({"share" + std::to_string(i), o.shares[i].path,
+                            o.shares[i].read_only ? proto::MountKind::kReadOnly : proto::MountKind::kReadWrite});
   machine.agent().setup(setup, Deadline::after(std::chrono::seconds(30)), machine.qemu().pidfd());
   trace("setup done");
 
   proto::Exec exec;
   exec.argv = o.command;
   exec.argv[0] = staged.string();
-  exec.env = host::guest_environment(environ);
+  exec.env = host::guest_environment(environ, o.env);
+  std::erase_if(exec.env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
+  exec.env.push_back("KESTREL_VM=" + name);
   exec.cwd = fs::current_path().string();
   host::ExecIo io;
   if (!::isatty(STDIN_FILENO)) {

@@ -18,6 +18,10 @@ int cmd_kernel(const Args& args);
 int cmd_cache(const Args& args);
 int cmd_ls(const Args& args);
 int cmd_gc(const Args& args);
+int cmd_config(const Args& args);
+int cmd_doctor(const Args& args);
+int cmd_cargo(const Args& args);
+int cmd_go(const Args& args);
 
 // Exit statuses of kestrel itself (documented in `kestrel --help`).
 constexpr int kExitUsage = 2;       // bad command line

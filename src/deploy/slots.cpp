@@ -29,8 +29,8 @@ int default_slot_count(uint32_t mem_mib) {
   if (const char* env = std::getenv("KESTREL_SLOTS"); env && *env) {
     char* end = nullptr;
     long n = std::strtol(env, &end, 10);
-    if (*end || n < 1 || n > 4096) fail("KESTREL_SLOTS={}: expected a number from 1 to 4096", env);
-    return static_cast<int>(n);
+    if (*end || n < 0 || n > 4096) fail("KESTREL_SLOTS={}: expected a number from 0 (automatic) to 4096", env);
+    if (n > 0) return static_cast<int>(n);
   }
   long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   int n = static_cast<int>(std::max(1L, cpus));

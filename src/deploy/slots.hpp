@@ -13,7 +13,7 @@
 
 namespace kestrel::deploy {
 
-// $KESTREL_SLOTS if set (>= 1), else one per CPU, capped so that the VMs'
+// $KESTREL_SLOTS if set (>= 1; 0 means automatic), else one per CPU, capped so that the VMs'
 // memory (`mem_mib` each plus overhead) fits in half of the available memory.
 int default_slot_count(uint32_t mem_mib);
 

@@ -1,5 +1,7 @@
 #include "host/environment.hpp"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -23,12 +25,23 @@ bool is_denied_variable(std::string_view name) {
   return std::find(d.begin(), d.end(), name) != d.end();
 }
 
-std::vector<std::string> guest_environment(char** env) {
+namespace {
+
+bool matches_any(const std::vector<std::string>& patterns, const std::string& name) {
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return ::fnmatch(p.c_str(), name.c_str(), 0) == 0; });
+}
+
+}  // namespace
+
+std::vector<std::string> guest_environment(char** env, const EnvPolicy& policy) {
   std::vector<std::string> out;
   for (char** e = env; e && *e; ++e) {
     std::string_view entry(*e);
     auto eq = entry.find('=');
-    if (eq == std::string_view::npos || is_denied_variable(entry.substr(0, eq))) continue;
+    if (eq == std::string_view::npos) continue;
+    std::string name(entry.substr(0, eq));
+    if (is_denied_variable(name) || !matches_any(policy.pass, name) || matches_any(policy.deny, name)) continue;
     out.emplace_back(entry);
   }
   return out;

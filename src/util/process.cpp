@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <linux/close_range.h>
 
@@ -19,6 +20,16 @@
 extern char** environ;
 
 namespace kestrel {
+
+int exec_replacing(const std::string& file, const std::vector<std::string>& argv) {
+  std::vector<char*> c_argv;
+  for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  c_argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::execvp(file.c_str(), c_argv.data());
+  return errno;
+}
 
 int shell_status(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);

@@ -35,6 +35,11 @@ struct SpawnOptions {
 // Exit status as a shell reports it: the code, or 128+N for death by signal N.
 int shell_status(int wait_status);
 
+// Replaces this process with `file` (looked up in PATH if it has no '/')
+// run with `argv`, after flushing stdio. Returns only if that failed, with
+// the errno value.
+int exec_replacing(const std::string& file, const std::vector<std::string>& argv);
+
 class Child {
  public:
   Child() = default;

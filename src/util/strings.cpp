@@ -1,5 +1,7 @@
 #include "util/strings.hpp"
 
+#include <algorithm>
+
 namespace kestrel {
 
 std::vector<std::string> split(std::string_view s, char sep) {
@@ -47,6 +49,18 @@ std::string shell_join(const std::vector<std::string>& words) {
     out += shell_quote(w);
   }
   return out;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
 }
 
 }  // namespace kestrel

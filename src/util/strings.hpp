@@ -11,5 +11,7 @@ std::string_view trim(std::string_view s);
 // Quotes a word for a POSIX shell only when it needs quoting.
 std::string shell_quote(std::string_view word);
 std::string shell_join(const std::vector<std::string>& words);
+// Levenshtein distance, for "did you mean" suggestions.
+size_t edit_distance(std::string_view a, std::string_view b);
 
 }  // namespace kestrel

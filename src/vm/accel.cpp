@@ -79,4 +79,14 @@ void remember_kvm_failure(const std::string& key, const std::string& why) {
   write_file_atomic(verdict_file(), verdicts.dump(2) + "\n");
 }
 
+std::vector<std::string> remembered_kvm_failures() {
+  std::vector<std::string> out;
+  const nlohmann::json verdicts = load_verdicts();
+  for (auto it = verdicts.begin(); it != verdicts.end(); ++it)
+    if (it->is_string()) out.push_back(it.key() + ": " + it->get<std::string>());
+  return out;
+}
+
+std::filesystem::path kvm_verdict_file() { return verdict_file(); }
+
 }  // namespace kestrel::vm

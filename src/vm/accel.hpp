@@ -3,9 +3,11 @@
 // (kvm_pvm) it opens fine and a normal guest hangs forever.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kestrel::vm {
 
@@ -40,5 +42,10 @@ std::string kvm_failure_hint(const HostFacts& facts);
 // Remembers that KVM failed to boot for `key` (host kernel, QEMU, guest
 // kernel), so later runs go straight to TCG.
 void remember_kvm_failure(const std::string& key, const std::string& why);
+
+// Every remembered KVM failure ("KEY: WHY"), and the file that holds them,
+// for `kestrel doctor`.
+std::vector<std::string> remembered_kvm_failures();
+std::filesystem::path kvm_verdict_file();
 
 }  // namespace kestrel::vm

@@ -14,6 +14,8 @@ export PATH=$KESTREL_BUILD_DIR/src:$PATH
 test_name=$(basename "$0" .sh)
 work=$(mktemp -d "/tmp/kt-$test_name-XXXXXX")
 export KESTREL_RUNTIME_DIR=$work/rt
+# No user config file of the person running the tests applies.
+export XDG_CONFIG_HOME=$work/xdg
 
 skip() { echo "SKIPPED: $*" >&2; exit 77; }
 
@@ -73,3 +75,14 @@ vm_start() {
 # The deployment dir named on a run's stderr start line.
 start_dir() { sed -n 's/^kestrel: VM [a-z0-9-]*, deployment dir \(.*\)$/\1/p' "$1"; }
 start_name() { sed -n 's/^kestrel: VM \([a-z0-9-]*\), deployment dir .*/\1/p' "$1"; }
+
+# The guest kernel release `kestrel run` boots by default (the newest cached).
+guest_kernel() { "$KESTREL" kernel ls | head -n 1 | cut -f 1; }
+
+# A copy of examples/NAME in $work (builds write next to the sources).
+copy_example() {
+  cp -r "$KESTREL_SOURCE_DIR/examples/$1" "$work/$1"
+  rm -rf "$work/$1/target" "$work/$1/build"
+  echo "$work/$1"
+}
+

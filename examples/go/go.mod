@@ -1,0 +1,3 @@
+module example.com/kestrelexample
+
+go 1.19

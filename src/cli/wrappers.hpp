@@ -1,0 +1,31 @@
+// `kestrel cargo` and `kestrel go`: run the user's own tool with kestrel set
+// as its test runner, so tests run in VMs with the usual commands. The pure
+// parts are here for the unit tests; the handlers are in cmd_wrappers.cpp.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kestrel::cli {
+
+// "x86_64-unknown-linux-gnu" → "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER".
+std::string cargo_runner_variable(std::string_view triple);
+
+// The "host: TRIPLE" line of `rustc -vV`; empty if there is none.
+std::string host_triple_from_rustc(std::string_view rustc_version_output);
+
+// What cargo and go get as the runner: "KESTREL run --", the path quoted
+// for go (which honours quotes) or checked for whitespace for cargo (which
+// splits on it and has no quoting).
+std::string cargo_runner_value(const std::string& kestrel_path);
+std::string go_exec_value(const std::string& kestrel_path);
+
+// `go ARGS`, with "-exec RUNNER" inserted after `test` or `run` unless the
+// user gave -exec already. Other go commands pass through unchanged.
+std::vector<std::string> go_argv(const std::vector<std::string>& args, const std::string& runner);
+
+// The absolute path of the running kestrel (what runners should invoke).
+std::string own_executable();
+
+}  // namespace kestrel::cli

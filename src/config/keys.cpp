@@ -1,0 +1,258 @@
+#include "config/keys.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "util/error.hpp"
+#include "util/strings.hpp"
+
+namespace kestrel::config {
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = {
+      {.name = "memory", .type = Type::kCount, .fallback = "512", .env = "KESTREL_MEMORY", .option = "--mem",
+       .help = "guest memory in MiB", .min = 64, .max = 1 << 20},
+      {.name = "cpus", .type = Type::kCount, .fallback = "1", .env = "KESTREL_CPUS", .option = "--cpus",
+       .help = "virtual CPUs", .min = 1, .max = 64},
+      {.name = "kernel", .type = Type::kText, .fallback = "", .env = "KESTREL_KERNEL", .option = "--kernel",
+       .help = "guest kernel: a cached release (`kestrel kernel ls`) or a path to a vmlinux/bzImage; "
+               "empty: the newest cached",
+       .path_like = true},
+      {.name = "kernel_modules", .type = Type::kText, .fallback = "", .env = "KESTREL_KERNEL_MODULES",
+       .option = "--kernel-modules", .help = "directory of modules for a kernel given as a path", .path_like = true},
+      {.name = "timeout", .type = Type::kSeconds, .fallback = "0", .env = "KESTREL_TIMEOUT", .option = "--timeout",
+       .help = "kill the program after this many seconds (exit status 124); 0: no limit"},
+      {.name = "keep", .type = Type::kChoice, .fallback = "on-failure", .env = "KESTREL_KEEP", .option = "--keep",
+       .help = "keep the VM running after the program: on-failure, always or never",
+       .choices = "on-failure|always|never"},
+      {.name = "slots", .type = Type::kCount, .fallback = "0", .env = "KESTREL_SLOTS", .option = "",
+       .help = "how many VMs of this user run programs at once (others wait); 0: one per CPU, as far as "
+               "half the available memory allows",
+       .min = 0, .max = 4096},
+      {.name = "accel", .type = Type::kChoice, .fallback = "auto", .env = "KESTREL_ACCEL", .option = "",
+       .help = "accelerator: auto (KVM where it can boot a standard kernel, else TCG), kvm or tcg",
+       .choices = "auto|kvm|tcg"},
+      {.name = "list_on_host", .type = Type::kSwitch, .fallback = "true", .env = "KESTREL_LIST_ON_HOST",
+       .option = "--list-in-vm",
+       .help = "run test-listing invocations (--list, --gtest_list_tests, -test.list) directly on the host, "
+               "without a VM",
+       .flag_sets = "false", .flag_help = "run test-listing invocations in the VM as well"},
+      {.name = "warm", .type = Type::kSwitch, .fallback = "true", .env = "KESTREL_WARM", .option = "--cold",
+       .help = "start VMs as clones of a template of their configuration (built on first use) instead of "
+               "booting them",
+       .flag_sets = "false",
+       .flag_help = "boot the VM from scratch instead of restoring a clone of its configuration's template"},
+      {.name = "env.pass", .type = Type::kPatterns, .fallback = "*", .env = "KESTREL_ENV_PASS", .option = "",
+       .help = "host environment variables the program gets (* and ? are wildcards)"},
+      {.name = "env.deny", .type = Type::kPatterns, .fallback = "", .env = "KESTREL_ENV_DENY", .option = "",
+       .help = "variables withheld from the program, on top of the built-in list in `kestrel run --help`"},
+      {.name = "share", .type = Type::kShares, .fallback = "", .env = "KESTREL_SHARE", .option = "--share",
+       .help = "extra host paths mounted in the VM at the same path: PATH:ro (writes fail) or PATH:rw "
+               "(writes reach the host); without :ro/:rw read-only",
+       .path_like = true},
+  };
+  return table;
+}
+
+const std::vector<EnvOnly>& environment_only() {
+  static const std::vector<EnvOnly> table = {
+      {"KESTREL_RUNTIME_DIR", "deployments; default $XDG_RUNTIME_DIR/kestrel, else /tmp/kestrel-$UID"},
+      {"KESTREL_CACHE_DIR", "kernels, initramfs images and warm-start templates; default $XDG_CACHE_HOME/kestrel, else ~/.cache/kestrel"},
+      {"KESTREL_KEEP_TTL", "how long kept VMs live before any kestrel command removes them (2h; s, m, h, d)"},
+      {"KESTREL_QEMU", "the QEMU binary; default qemu-system-x86_64 from PATH"},
+      {"KESTREL_AGENT", "the guest agent; default next to kestrel or in PREFIX/libexec/kestrel"},
+      {"KESTREL_BUSYBOX", "a static busybox for the initramfs; default /bin/busybox"},
+      {"KESTREL_TRACE", "1: print phase timings of `kestrel run` to stderr"},
+  };
+  return table;
+}
+
+const Key* find_key(std::string_view name) {
+  for (const Key& k : keys())
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+std::string suggest_key(std::string_view name) {
+  const Key* best = nullptr;
+  size_t best_distance = 3;  // further than 2 edits is not a typo
+  for (const Key& k : keys()) {
+    size_t d = edit_distance(name, k.name);
+    if (d < best_distance) best = &k, best_distance = d;
+  }
+  return best ? best->name : "";
+}
+
+namespace {
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  for (const auto& item : split(text, ',')) {
+    std::string_view t = trim(item);
+    if (!t.empty()) out.emplace_back(t);
+  }
+  return out;
+}
+
+std::string absolute_from(std::string_view path, const std::string& base_dir) {
+  std::filesystem::path p(path);
+  if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+  std::string s = p.lexically_normal().string();
+  if (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+std::string normalize_share(std::string_view spec, const std::string& base_dir) {
+  std::string_view path = spec;
+  bool read_only = true;
+  if (auto colon = spec.rfind(':'); colon != std::string_view::npos) {
+    std::string_view mode = spec.substr(colon + 1);
+    if (mode != "ro" && mode != "rw") fail("'{}': expected PATH, PATH:ro or PATH:rw", spec);
+    read_only = mode == "ro";
+    path = spec.substr(0, colon);
+  }
+  if (path.empty()) fail("'{}': the path is empty", spec);
+  std::string abs = absolute_from(path, base_dir);
+  if (abs == "/") fail("'{}': the root is shared already (read-only, with a throw-away layer)", spec);
+  return abs + (read_only ? ":ro" : ":rw");
+}
+
+bool valid_pattern(std::string_view p) {
+  return !p.empty() && std::all_of(p.begin(), p.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '*' || c == '?';
+  });
+}
+
+}  // namespace
+
+Value parse_text(const Key& key, std::string_view text, const std::string& base_dir) {
+  std::string t(trim(text));
+  switch (key.type) {
+    case Type::kCount: {
+      int64_t v = 0;
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size())
+        fail("'{}' is not {}", t, describe_type(key));
+      return check_value(key, v, base_dir);
+    }
+    case Type::kSeconds: {
+      char* end = nullptr;
+      double v = std::strtod(t.c_str(), &end);
+      if (t.empty() || *end) fail("'{}' is not {}", t, describe_type(key));
+      return check_value(key, v, base_dir);
+    }
+    case Type::kSwitch:
+      if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
+      if (t == "false" || t == "0" || t == "no" || t == "off") return false;
+      fail("'{}' is not {}", t, describe_type(key));
+    case Type::kText:
+    case Type::kChoice:
+      return check_value(key, t, base_dir);
+    case Type::kPatterns:
+    case Type::kShares:
+      return check_value(key, split_list(t), base_dir);
+  }
+  fail("unknown type of key {}", key.name);
+}
+
+Value check_value(const Key& key, Value value, const std::string& base_dir) {
+  switch (key.type) {
+    case Type::kCount: {
+      int64_t v = std::get<int64_t>(value);
+      if (v < key.min || v > key.max) fail("{} is out of range: expected {}", v, describe_type(key));
+      break;
+    }
+    case Type::kSeconds: {
+      double v = std::get<double>(value);
+      if (!std::isfinite(v) || v < 0) fail("{} is out of range: expected {}", v, describe_type(key));
+      break;
+    }
+    case Type::kChoice: {
+      const auto& v = std::get<std::string>(value);
+      auto choices = split(key.choices, '|');
+      if (std::find(choices.begin(), choices.end(), v) == choices.end())
+        fail("'{}' is not {}", v, describe_type(key));
+      break;
+    }
+    case Type::kText: {
+      auto& v = std::get<std::string>(value);
+      if (key.path_like && v.find('/') != std::string::npos) v = absolute_from(v, base_dir);
+      break;
+    }
+    case Type::kPatterns:
+      for (const auto& p : std::get<std::vector<std::string>>(value))
+        if (!valid_pattern(p)) fail("'{}' is not a variable name pattern (letters, digits, _, * and ?)", p);
+      break;
+    case Type::kShares:
+      for (auto& s : std::get<std::vector<std::string>>(value)) s = normalize_share(s, base_dir);
+      break;
+    case Type::kSwitch:
+      break;
+  }
+  return value;
+}
+
+std::string format_value(const Value& value) {
+  struct {
+    std::string operator()(int64_t v) const { return std::to_string(v); }
+    std::string operator()(double v) const { return fmt::format("{}", v); }
+    std::string operator()(bool v) const { return v ? "true" : "false"; }
+    std::string operator()(const std::string& v) const { return quote(v); }
+    std::string operator()(const std::vector<std::string>& v) const {
+      std::string out = "[";
+      for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + quote(v[i]);
+      return out + "]";
+    }
+    static std::string quote(const std::string& s) {
+      std::string out = "\"";
+      for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      return out + "\"";
+    }
+  } visitor;
+  return std::visit(visitor, value);
+}
+
+std::string describe_type(const Key& key) {
+  switch (key.type) {
+    case Type::kCount: return fmt::format("an integer from {} to {}", key.min, key.max);
+    case Type::kSeconds: return "a number of seconds (>= 0)";
+    case Type::kText: return key.path_like ? "a string (a name or a path)" : "a string";
+    case Type::kChoice: {
+      auto choices = split(key.choices, '|');
+      std::string out = "one of ";
+      for (size_t i = 0; i < choices.size(); ++i) out += (i ? ", " : "") + choices[i];
+      return out;
+    }
+    case Type::kSwitch: return "a boolean (true or false)";
+    case Type::kPatterns: return "a list of variable name patterns";
+    case Type::kShares: return "a list of PATH:ro or PATH:rw";
+  }
+  return "value";
+}
+
+std::string value_placeholder(const Key& key) {
+  switch (key.type) {
+    case Type::kCount: return "N";
+    case Type::kSeconds: return "SECONDS";
+    case Type::kText: return key.path_like ? "NAME|PATH" : "TEXT";
+    case Type::kChoice: return key.choices;
+    case Type::kSwitch: return "true|false";
+    case Type::kPatterns: return "PATTERN,...";
+    case Type::kShares: return "PATH[:ro|:rw]";
+  }
+  return "VALUE";
+}
+
+Share parse_share(std::string_view normalized) {
+  auto colon = normalized.rfind(':');
+  if (colon == std::string_view::npos) return {std::string(normalized), true};
+  return {std::string(normalized.substr(0, colon)), normalized.substr(colon + 1) != "rw"};
+}
+
+}  // namespace kestrel::config

@@ -1,0 +1,209 @@
+// The configuration layer: precedence and origins, file discovery, error
+// positions, value checks, and docs/config.md derived from the key table.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "config/config.hpp"
+#include "config/reference.hpp"
+#include "util/error.hpp"
+#include "util/fs.hpp"
+
+namespace kestrel::config {
+namespace {
+
+struct FakeEnv {
+  std::map<std::string, std::string> vars;
+  GetEnv getter() const {
+    return [this](const char* name) -> const char* {
+      auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  }
+};
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  TempDir tmp{"/tmp", "kestrel-config-test-"};
+  fs::path project = tmp.path() / "project";
+  fs::path nested = project / "a" / "b";
+  fs::path xdg = tmp.path() / "xdg";
+  FakeEnv env;
+
+  void SetUp() override {
+    make_dirs(nested);
+    make_dirs(xdg / "kestrel");
+    env.vars["XDG_CONFIG_HOME"] = xdg.string();
+  }
+  void write(const fs::path& path, const std::string& text) { write_file_atomic(path, text); }
+  Config load(const fs::path& cwd) { return Config::load({cwd, env.getter()}); }
+  // The error message load() throws, or "" if it does not.
+  std::string load_error(const fs::path& cwd) {
+    try {
+      load(cwd);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+};
+
+TEST_F(ConfigTest, DefaultsWithoutFilesOrEnvironment) {
+  Config c = load(nested);
+  EXPECT_EQ(c.count("memory"), 512);
+  EXPECT_EQ(c.count("cpus"), 1);
+  EXPECT_EQ(c.text("keep"), "on-failure");
+  EXPECT_TRUE(c.flag("list_on_host"));
+  EXPECT_EQ(c.list("env.pass"), std::vector<std::string>{"*"});
+  EXPECT_EQ(c.entry("memory").origin.source, Source::kDefault);
+  EXPECT_FALSE(c.project_file());
+  EXPECT_EQ(c.user_file(), xdg / "kestrel" / "config.toml");
+  EXPECT_FALSE(c.user_file_exists());
+}
+
+TEST_F(ConfigTest, PrecedenceCommandLineEnvironmentProjectUserDefault) {
+  write(xdg / "kestrel" / "config.toml", "memory = 600\ncpus = 2\ntimeout = 5\nkeep = \"never\"\n");
+  write(project / "kestrel.toml", "# project\nmemory = 700\ncpus = 3\ntimeout = 6\n");
+  env.vars["KESTREL_CPUS"] = "4";
+  env.vars["KESTREL_TIMEOUT"] = "7.5";
+  Config c = load(nested);
+  c.set_from_command_line("timeout", "8", "--timeout");
+
+  EXPECT_EQ(c.text("keep"), "never");
+  EXPECT_EQ(c.entry("keep").origin.source, Source::kUserFile);
+  EXPECT_EQ(c.entry("keep").origin.where, (xdg / "kestrel" / "config.toml").string() + ":4");
+  EXPECT_EQ(c.count("memory"), 700);
+  EXPECT_EQ(c.entry("memory").origin.source, Source::kProjectFile);
+  EXPECT_EQ(describe_origin(c.entry("memory").origin), "project file " + (project / "kestrel.toml").string() + ":2");
+  EXPECT_EQ(c.count("cpus"), 4);
+  EXPECT_EQ(describe_origin(c.entry("cpus").origin), "environment KESTREL_CPUS");
+  EXPECT_DOUBLE_EQ(c.seconds("timeout"), 8);
+  EXPECT_EQ(describe_origin(c.entry("timeout").origin), "command line --timeout");
+  EXPECT_EQ(c.entry("slots").origin.source, Source::kDefault);
+}
+
+TEST_F(ConfigTest, ProjectFileIsTheNearestOneWalkingUp) {
+  write(project / "kestrel.toml", "cpus = 2\n");
+  EXPECT_EQ(load(nested).project_file(), project / "kestrel.toml");
+  write(project / "a" / "kestrel.toml", "cpus = 3\n");
+  Config c = load(nested);
+  EXPECT_EQ(c.project_file(), project / "a" / "kestrel.toml");
+  EXPECT_EQ(c.count("cpus"), 3);
+  // A directory named kestrel.toml is not a file.
+  make_dirs(nested / "kestrel.toml");
+  EXPECT_EQ(load(nested).project_file(), project / "a" / "kestrel.toml");
+}
+
+TEST_F(ConfigTest, FileInTheCurrentDirectoryIsNamedRelatively) {
+  write(project / "kestrel.toml", "cpus = 2\n");
+  EXPECT_EQ(load(project).entry("cpus").origin.where, "kestrel.toml:1");
+}
+
+TEST_F(ConfigTest, UserFileLocation) {
+  FakeEnv e;
+  e.vars["HOME"] = "/home/u";
+  EXPECT_EQ(user_file_path(e.getter()), fs::path("/home/u/.config/kestrel/config.toml"));
+  e.vars["XDG_CONFIG_HOME"] = "relative/ignored";
+  EXPECT_EQ(user_file_path(e.getter()), fs::path("/home/u/.config/kestrel/config.toml"));
+  e.vars["XDG_CONFIG_HOME"] = "/x";
+  EXPECT_EQ(user_file_path(e.getter()), fs::path("/x/kestrel/config.toml"));
+  EXPECT_FALSE(user_file_path(FakeEnv{}.getter()));
+}
+
+TEST_F(ConfigTest, BadFilesNameTheFileAndLine) {
+  auto file = project / "kestrel.toml";
+  write(file, "memory = 1024\n\n[env\n");
+  EXPECT_EQ(load_error(project).rfind("kestrel.toml:3: ", 0), 0u) << load_error(project);
+
+  write(file, "memory = 1024\nmemroy = 5\n");
+  EXPECT_EQ(load_error(project),
+            "kestrel.toml:2: unknown key 'memroy' (did you mean 'memory'?); `kestrel config --keys` lists the keys");
+
+  write(file, "cpus = 2\nmemory = \"big\"\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:2: memory: expected an integer from 64 to 1048576, got a string");
+
+  write(file, "\n\nmemory = 10\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:3: memory: 10 is out of range: expected an integer from 64 to 1048576");
+
+  write(file, "keep = \"sometimes\"\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: keep: 'sometimes' is not one of on-failure, always, never");
+
+  write(file, "[env]\npass = [\"PATH\"]\nshare = [\"/srv\"]\n");
+  EXPECT_EQ(load_error(project).rfind("kestrel.toml:3: unknown key 'env.share' ('share' is a top-level key", 0), 0u)
+      << load_error(project);
+
+  write(file, "share = [\"/srv:rx\"]\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: share: '/srv:rx': expected PATH, PATH:ro or PATH:rw");
+
+  // The user file is checked just as strictly, and named absolutely.
+  write(file, "");
+  write(xdg / "kestrel" / "config.toml", "cpus = true\n");
+  EXPECT_EQ(load_error(project),
+            (xdg / "kestrel" / "config.toml").string() + ":1: cpus: expected an integer from 1 to 64, got a boolean");
+}
+
+TEST_F(ConfigTest, BadEnvironmentValuesNameTheVariable) {
+  env.vars["KESTREL_MEMORY"] = "lots";
+  EXPECT_EQ(load_error(project), "KESTREL_MEMORY=lots: 'lots' is not an integer from 64 to 1048576");
+  env.vars["KESTREL_MEMORY"] = "";  // empty counts as unset
+  EXPECT_EQ(load(project).count("memory"), 512);
+  env.vars["KESTREL_LIST_ON_HOST"] = "maybe";
+  EXPECT_EQ(load_error(project), "KESTREL_LIST_ON_HOST=maybe: 'maybe' is not a boolean (true or false)");
+}
+
+TEST_F(ConfigTest, CommandLineValuesAreChecked) {
+  Config c = load(project);
+  EXPECT_THROW(c.set_from_command_line("cpus", "0", "--cpus"), Error);
+  EXPECT_THROW(c.set_from_command_line("keep", "forever", "--keep"), Error);
+  EXPECT_EQ(c.count("cpus"), 1);
+}
+
+TEST_F(ConfigTest, RelativePathsResolveAgainstTheirFile) {
+  write(project / "kestrel.toml", "share = [\"data\", \"/srv/out:rw\", \"../up/\"]\nkernel = \"k/vmlinux\"\n");
+  env.vars["KESTREL_KERNEL_MODULES"] = "mods";
+  Config c = load(nested);
+  EXPECT_EQ(c.list("share"), (std::vector<std::string>{(project / "data").string() + ":ro", "/srv/out:rw",
+                                                        (tmp.path() / "up").string() + ":ro"}));
+  EXPECT_EQ(c.text("kernel"), (project / "k" / "vmlinux").string());
+  EXPECT_EQ(c.text("kernel_modules"), "mods");  // no '/': a name, left alone
+  Share s = parse_share(c.list("share")[1]);
+  EXPECT_EQ(s.path, "/srv/out");
+  EXPECT_FALSE(s.read_only);
+}
+
+TEST_F(ConfigTest, ListsFromTheEnvironmentAreCommaSeparated) {
+  env.vars["KESTREL_ENV_DENY"] = "AWS_*, GITHUB_TOKEN";
+  EXPECT_EQ(load(project).list("env.deny"), (std::vector<std::string>{"AWS_*", "GITHUB_TOKEN"}));
+  env.vars["KESTREL_ENV_DENY"] = "NOT-A-NAME";
+  EXPECT_NE(load_error(project).find("not a variable name pattern"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DottedKeysAndTablesAreTheSame) {
+  write(project / "kestrel.toml", "env.deny = [\"A\"]\n");
+  EXPECT_EQ(load(project).list("env.deny"), std::vector<std::string>{"A"});
+  write(project / "kestrel.toml", "[env]\ndeny = [\"B\"]\n");
+  EXPECT_EQ(load(project).list("env.deny"), std::vector<std::string>{"B"});
+}
+
+TEST(ConfigKeys, EveryKeyHasAValidDefaultAndAKestrelVariable) {
+  for (const Key& k : keys()) {
+    EXPECT_NO_THROW(parse_text(k, k.fallback, "/")) << k.name;
+    EXPECT_EQ(std::string(k.env).rfind("KESTREL_", 0), 0u) << k.name;
+    EXPECT_TRUE(*k.help) << k.name;
+  }
+  EXPECT_EQ(format_value(std::vector<std::string>{"a", "b\"c"}), "[\"a\", \"b\\\"c\"]");
+}
+
+TEST(ConfigKeys, DocsConfigMdHasTheKeyTable) {
+  std::string doc = read_file(fs::path(KESTREL_SOURCE_DIR) / "docs" / "config.md");
+  const std::string begin = "<!-- keys: begin (generated by `kestrel config --markdown`) -->\n";
+  const std::string end = "<!-- keys: end -->";
+  auto b = doc.find(begin), e = doc.find(end);
+  ASSERT_NE(b, std::string::npos) << "docs/config.md lacks the begin marker";
+  ASSERT_NE(e, std::string::npos) << "docs/config.md lacks the end marker";
+  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), key_reference_markdown())
+      << "docs/config.md is out of date: regenerate its table with `kestrel config --markdown`";
+}
+
+}  // namespace
+}  // namespace kestrel::config
