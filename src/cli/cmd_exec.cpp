@@ -13,6 +13,7 @@
 #include "host/environment.hpp"
 #include "util/error.hpp"
 #include "util/signals.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::cli {
 
@@ -57,8 +58,10 @@ int cmd_exec(const Args& all_args) {
   if (argv.empty()) fail("nothing to run: give 'CMD' or -- ARGV...");
 
   VmTarget target = find_vm(name, dir);
+  trace("VM found");
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   host::AgentClient agent = host::AgentClient::connect(target.paths, 1, Deadline::after(std::chrono::seconds(30)));
+  trace("agent greeted");
 
   proto::Exec exec;
   exec.argv = argv;
@@ -85,6 +88,7 @@ int cmd_exec(const Args& all_args) {
   }
   if (timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
   host::ExecOutcome outcome = agent.exec(exec, io);
+  trace("command finished");
   raw.reset();
 
   using Kind = host::ExecOutcome::Kind;

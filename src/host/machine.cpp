@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "assets/initramfs.hpp"
+#include "host/vm_exit.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/trace.hpp"
@@ -100,8 +101,7 @@ Machine Machine::boot(const BootOptions& o) {
           o.name, o.paths, fmt::format("did not boot: no agent greeting within {} s under TCG ({})", secs, e.what())));
     } catch (const VmGone&) {
       auto status = qemu_child.wait(Deadline::after(std::chrono::seconds(1)));
-      std::string how = status ? fmt::format("QEMU exited with status {}", shell_status(*status)) : "QEMU exited";
-      throw Error(describe_vm_failure(o.name, o.paths, "failed to start: " + how));
+      throw Error(describe_vm_failure(o.name, o.paths, "failed to start: " + explain_vm_exit(o.paths, status)));
     }
   }
 }

@@ -4,6 +4,7 @@
 
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
+#include "deploy/teardown.hpp"
 #include "host/environment.hpp"
 #include "util/error.hpp"
 #include "util/strings.hpp"
