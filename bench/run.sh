@@ -3,7 +3,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(cold-boot)
+[ ${#benches[@]} -gt 0 ] || benches=(cold-boot exec)
 for b in "${benches[@]}"; do
   echo "== $b"
   bash "$here/$b.sh"

@@ -76,6 +76,7 @@ void say(const std::string& message) {
   std::string line = "kestrel: " + message + "\n";
   // Messages may quote guest output (console lines): a terminal must not act
   // on its control sequences (an ESC[6n would make it type into our stdin).
+  std::erase(line, '\r');
   for (char& c : line) {
     unsigned char u = static_cast<unsigned char>(c);
     if ((u < 0x20 && c != '\n' && c != '\t') || u == 0x7f) c = '?';

@@ -10,6 +10,7 @@
 
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/process.hpp"
 
 namespace kestrel::deploy {
 
@@ -41,7 +42,7 @@ void append_error(std::string& errors, const std::string& e) { errors += (errors
 std::vector<UniqueFd> kill_vms(const fs::path& dir, const State* state, bool scan) {
   std::vector<UniqueFd> dying;
   for (int pid : find_vm_processes(dir, state, scan)) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    UniqueFd pidfd = open_pidfd(pid);
     if (!pidfd) continue;  // already gone
     ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
     dying.push_back(std::move(pidfd));
