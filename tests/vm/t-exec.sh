@@ -56,8 +56,9 @@ out=$(printf 'echo "on $(tty)"\nexit 5\n' | "$KESTREL" exec -t "$vm_name" -f "$v
 expect_eq "status of a shell on a pty" 5 "$status"
 echo "$out" | grep -q 'on /dev/pts/' || fail "no output from the shell on the pty: $out"
 # On a real terminal (script(1)) the window size comes from it.
-out=$(script -qec "stty rows 33 cols 99; $KESTREL exec -t $vm_name 'stty size' -f $vm_dir" /dev/null </dev/null | tr -d '\r')
-echo "$out" | grep -qx '33 99' || fail "the pty did not get the terminal's size: $out"
+out=$(script -qec "stty rows 33 cols 99; $KESTREL exec -t $vm_name 'stty size' -f $vm_dir" /dev/null </dev/null |
+  tr -d '\r\0')
+echo "$out" | grep -q '33 99$' || fail "the pty did not get the terminal's size: $out"
 
 # SIGINT is forwarded to the command, whose own status comes back. (Job
 # control, so that the background kestrel does not inherit SIGINT ignored.)
