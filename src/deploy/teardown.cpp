@@ -11,6 +11,7 @@
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/process.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::deploy {
 
@@ -126,6 +127,7 @@ RunGuard::~RunGuard() {
     std::vector<UniqueFd> dying = kill_vms(deployment_.dir(), &deployment_.state(), false);
     wait_dead(dying, Deadline::after(std::chrono::seconds(10)), deployment_.dir());
     if (!failed_) remove_tree(deployment_.dir());
+    trace("torn down");
   } catch (const std::exception& e) {
     if (warn_) warn_(e.what());
   }
