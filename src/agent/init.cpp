@@ -75,6 +75,10 @@ void run_as_init() {
       log_errorf("found {} of {} virtio-serial ports named {}N", finder.found(), proto::kPortCount,
                  proto::kPortPrefix);
     debugf("{} ports open", ports.size());
+    timespec up{};
+    clock_gettime(CLOCK_BOOTTIME, &up);
+    notef("kestrel-agent {} ready {}.{:03} s after boot ({} of {} ports)", KESTREL_VERSION, up.tv_sec,
+          up.tv_nsec / 1000000, ports.size(), proto::kPortCount);
 
     Console shell(Console::Options{});
     ServerOptions options;

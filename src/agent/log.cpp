@@ -28,6 +28,8 @@ bool debug_enabled() { return g_debug; }
 
 void log_error(std::string_view message) { emit(fmt::format("kestrel-agent: error: {}", message)); }
 
+void log_note(std::string_view message) { emit(fmt::format("kestrel-agent: {}", message)); }
+
 void log_debug_line(std::string_view message) {
   // CLOCK_MONOTONIC counts from boot, like the kernel's own timestamps.
   timespec ts{};

@@ -17,12 +17,20 @@ bool debug_enabled();
 
 // "kestrel-agent: error: <message>"
 void log_error(std::string_view message);
+// "kestrel-agent: <message>": the few milestones every console log shows
+// (ready at boot, set up as a VM), so that it tells what happened.
+void log_note(std::string_view message);
 // "kestrel-agent: [  1.234567] <message>", only with kestrel.debug=1.
 void log_debug_line(std::string_view message);
 
 template <typename... Args>
 void log_errorf(fmt::format_string<Args...> format, Args&&... args) {
   log_error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+template <typename... Args>
+void notef(fmt::format_string<Args...> format, Args&&... args) {
+  log_note(fmt::format(format, std::forward<Args>(args)...));
 }
 
 template <typename... Args>

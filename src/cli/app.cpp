@@ -12,6 +12,7 @@
 #include "deploy/registry.hpp"
 #include "util/error.hpp"
 #include "util/strings.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::cli {
 
@@ -67,6 +68,13 @@ bool is_help(const Args& args) {
 
 void say(const std::string& message) {
   std::string line = "kestrel: " + message + "\n";
+  // Messages may quote guest output (console lines): a terminal must not act
+  // on its control sequences (an ESC[6n would make it type into our stdin).
+  std::erase(line, '\r');
+  for (char& c : line) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\n' && c != '\t') || u == 0x7f) c = '?';
+  }
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
@@ -86,6 +94,7 @@ std::string self_command() {
 }
 
 int main(int argc, char** argv) {
+  trace("main");
   // A closed stdout must surface as EPIPE in our writes, not kill us silently.
   ::signal(SIGPIPE, SIG_IGN);
   if (argc < 2) {
@@ -118,6 +127,7 @@ int main(int argc, char** argv) {
       deploy::GcPolicy policy;
       policy.keep_ttl_seconds = deploy::default_keep_ttl();
       deploy::sweep_quietly(policy);
+      trace("start-up sweep done");
     }
     return it->handler(args);
   } catch (const CLI::ParseError& e) {

@@ -5,6 +5,7 @@
 #include "cli/parse.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/registry.hpp"
+#include "deploy/teardown.hpp"
 #include "util/error.hpp"
 
 namespace kestrel::cli {

@@ -11,8 +11,12 @@
 #include "cli/vm_target.hpp"
 #include "host/agent_client.hpp"
 #include "host/environment.hpp"
+#include "host/machine.hpp"
+#include "host/vm_exit.hpp"
 #include "util/error.hpp"
+#include "util/process.hpp"
 #include "util/signals.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::cli {
 
@@ -28,8 +32,18 @@ unless it is a terminal (with -t it always is, on a pseudo-terminal). The
 command runs as root in the VM's root file system, in /, with a clean
 environment (PATH, HOME=/root, TERM). Several execs can run at once.
 
+Up to 8 execs (and the run's own connection) can use one VM at once; more
+wait for a free agent port.
+
+SIGINT, SIGTERM and SIGHUP are forwarded to the command (its process group);
+kestrel then returns the command's status, or 128+N if it has not finished 2 s
+later. --timeout S kills the command after S seconds: kestrel prints
+"kestrel: error: the command ran past --timeout S s and was killed" and
+exits 124.
+
 Exit status: the command's, or 128+N if it died of signal N; 124 after
---timeout; 125 if kestrel failed.
+--timeout; 125 if kestrel failed or the VM died (the message says why and
+names the console log); 126/127 if the command could not be executed / found.
 )";
 
 }  // namespace
@@ -57,8 +71,10 @@ int cmd_exec(const Args& all_args) {
   if (argv.empty()) fail("nothing to run: give 'CMD' or -- ARGV...");
 
   VmTarget target = find_vm(name, dir);
+  trace("VM found");
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   host::AgentClient agent = host::AgentClient::connect(target.paths, 1, Deadline::after(std::chrono::seconds(30)));
+  trace("agent greeted");
 
   proto::Exec exec;
   exec.argv = argv;
@@ -66,6 +82,8 @@ int cmd_exec(const Args& all_args) {
   exec.cwd = "/";
   host::ExecIo io;
   io.signal_fd = signals.fd();
+  UniqueFd vm_pidfd = open_pidfd(target.pid);  // to tell a dead VM from a lost agent
+  io.vm_pidfd = vm_pidfd.get();
   std::optional<RawTerminal> raw;
   if (tty) {
     exec.flags |= proto::kExecPty | proto::kExecStdin;
@@ -85,6 +103,7 @@ int cmd_exec(const Args& all_args) {
   }
   if (timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
   host::ExecOutcome outcome = agent.exec(exec, io);
+  trace("command finished");
   raw.reset();
 
   using Kind = host::ExecOutcome::Kind;
@@ -100,9 +119,10 @@ int cmd_exec(const Args& all_args) {
     case Kind::kInterrupted:
       return outcome.has_status ? outcome.status.shell_status() : 128 + outcome.signo;
     case Kind::kVmGone:
+      fail("{}", host::describe_vm_failure(name, target.paths, "stopped while the command ran: " +
+                                                                host::explain_vm_exit(target.paths, std::nullopt)));
     case Kind::kAgentLost:
-      fail("lost VM {} while the command ran: {}; console log: {}", name, outcome.message,
-           target.paths.console_log().string());
+      fail("{}", host::describe_vm_failure(name, target.paths, "lost its agent: " + outcome.message));
   }
   return kExitKestrel;
 }

@@ -26,7 +26,7 @@ int cmd_ls(const Args& args) {
       "List this user's deployments: VM names, state, age, directory, QEMU pids.\n\n"
       "States: running (its kestrel run is alive), kept (left running after the run for\n"
       "inspection), orphaned (its runner died; `kestrel gc` removes it), dead (its VMs are\n"
-      "gone; `kestrel gc` removes the leftovers).\n",
+      "gone, e.g. a failed run kept for its logs; `kestrel gc` removes the leftovers).\n",
       "kestrel ls");
   app.add_flag("--json", json, "print a JSON array of {dir, names, state, status, age_seconds, pids, exit_status, command}");
   if (!parse(app, args)) return 0;
@@ -72,8 +72,11 @@ int cmd_gc(const Args& args) {
   bool all = false, dry_run = false;
   CLI::App app(
       "Destroy deployments nobody needs: orphaned ones (their runner died), kept ones past\n"
-      "their time to live (KESTREL_KEEP_TTL, default 2h) and leftovers of dead VMs. Running\n"
-      "runs are never touched. Every other kestrel command does the same cheaply at start.\n",
+      "their time to live (KESTREL_KEEP_TTL: seconds, or a number with s, m, h or d; default\n"
+      "2h) and leftovers of dead VMs (failed runs keep their directory for its logs). Running\n"
+      "runs are never touched. Every other kestrel command does the same cheaply at start,\n"
+      "except that it leaves a dead VM's directory until its time to live has passed.\n"
+      "Prints one line per deployment: destroyed DIR (STATE).\n",
       "kestrel gc");
   app.add_flag("--all", all, "also destroy kept deployments within their time to live");
   app.add_flag("-n,--dry-run", dry_run, "only print what would be destroyed");

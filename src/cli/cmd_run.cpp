@@ -1,4 +1,5 @@
 // kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
+#include <string.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,8 +13,10 @@
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
 #include "deploy/slots.hpp"
+#include "deploy/teardown.hpp"
 #include "host/environment.hpp"
 #include "host/machine.hpp"
+#include "host/vm_exit.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/random.hpp"
@@ -24,6 +27,8 @@
 extern char** environ;
 
 namespace kestrel::cli {
+
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -68,7 +73,8 @@ void fill_from_config(RunOptions& o, const config::Config& c) {
   }
 }
 
-const char* kRunHelp = R"(Run PROGRAM with ARGS in a fresh VM and return its exit status.
+const char* kRunHelp = R"(Run PROGRAM with ARGS in a fresh VM and return its exit status:
+  kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
 
 PROGRAM is staged (hard-linked, else copied) into a fresh directory, the bay,
 which the VM mounts read-write at the same path as on the host; whatever the
@@ -109,8 +115,27 @@ When the program fails and the VM is kept (the default), it prints:
   kestrel: test failed (exit status N); VM NAME remains running, deployment dir DIR
 followed by the commands to open its console, run a command in it and destroy it.
 
+Signals: SIGINT, SIGTERM and SIGHUP are forwarded to the program. If it has
+not finished 2 s later (or at once on a second signal), kestrel stops waiting.
+Either way an interrupted run says so, tears its VM down (never kept) and
+exits 128+N: 130 after SIGINT, 143 after SIGTERM.
+
+--timeout S: after S seconds the program is killed in the guest; kestrel
+prints "kestrel: error: PROGRAM ran past --timeout S s and was killed" and
+exits 124; the VM is kept per --keep.
+
+When the VM fails (QEMU killed or crashing, the guest kernel panicking, the
+agent lost, no boot within the deadline: 60 s under TCG, 10 s under KVM),
+kestrel says what happened, shows the last console lines, names the console
+log, and exits 125. A dead VM's deployment dir stays for its logs until
+`kestrel gc` (or the time to live, see `kestrel gc --help`) removes it.
+
+At most N VMs run at once for this user on this host (KESTREL_SLOTS, default:
+one per CPU, fewer if memory is short); further runs wait their turn and
+say so once. A kept VM does not hold a slot.
+
 Exit status: the program's, or 128+N if it died of signal N; 124 after
---timeout; 125 if kestrel failed (the VM did not boot, ...).
+--timeout; 125 if kestrel failed (the VM did not boot, died, ...).
 
 Environment: KESTREL_ACCEL=kvm|tcg|auto (default auto: KVM only where it can
 boot, else TCG), KESTREL_SLOTS, KESTREL_ENV_PASS, KESTREL_ENV_DENY (see
@@ -126,6 +151,12 @@ void print_kept_message(const std::string& name, const fs::path& dir, int status
   say(fmt::format("  console:  {} serial {} -f {}", self, name, d));
   say(fmt::format("  command:  {} exec {} 'CMD' -f {}", self, name, d));
   say(fmt::format("  destroy:  {} destroy -f {}", self, d));
+}
+
+void say_interrupted(int signo, const std::string& name) {
+  const char* abbrev = sigabbrev_np(signo);
+  say(fmt::format("interrupted by {}: stopping the program and tearing VM {} down",
+                  abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo), name));
 }
 
 fs::path resolve_program(const std::string& program) {
@@ -144,7 +175,7 @@ fs::path resolve_program(const std::string& program) {
 }  // namespace
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
-                     SignalFd& signals, bool& keep_dir);
+                     SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard);
 
 int cmd_run(const Args& args) {
   RunOptions o;
@@ -153,10 +184,11 @@ int cmd_run(const Args& args) {
   app.add_option("--name", o.name, "VM name stem (default: the program's name); a random suffix is added");
   app.add_flag("-q,--quiet", o.quiet, "do not print the VM name and deployment dir at start");
   app.add_flag("--debug", o.debug, "verbose guest kernel and agent output on the console log");
-  app.add_option("command", o.command, "PROGRAM [ARGS...]")->required();
+  // PROGRAM and everything after it (or after "--") is the command, untouched.
   app.prefix_command();
   if (!parse(app, args)) return 0;
-  for (const auto& extra : app.remaining()) o.command.push_back(extra);
+  o.command = app.remaining();
+  if (!o.command.empty() && o.command.front() == "--") o.command.erase(o.command.begin());
   if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
   fill_from_config(o, load_config(config_options));
 
@@ -169,44 +201,35 @@ int cmd_run(const Args& args) {
   // program once it runs.
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
 
+  // Declared before the deployment's guard, so the slot is given back only
+  // after the VM is torn down: a dying VM still counts against the limit.
+  deploy::Slot slot;
   deploy::Deployment dep = deploy::Deployment::create(name);
   dep.state().keep = o.keep;
   dep.state().command = o.command;
   dep.state().vms.push_back({name, 0, ""});
   dep.save();
   fs::path staged = dep.bay() / program.filename();
-  bool keep_dir = false;
-  // Tear everything down unless the VM is kept: this also runs when we throw.
-  struct Cleanup {
-    deploy::Deployment& dep;
-    bool& keep;
-    ~Cleanup() {
-      if (keep) return;
-      try {
-        deploy::destroy_deployment(dep.dir(), Deadline::after(std::chrono::seconds(10)));
-        trace("torn down");
-      } catch (const std::exception& e) {
-        say(std::string("warning: ") + e.what());
-      }
-    }
-  } cleanup{dep, keep_dir};
+  // Tears everything down unless the VM is kept: this also runs when we throw.
+  deploy::RunGuard guard(dep, [](const std::string& e) { say("warning: " + e); });
 
   link_or_copy(program, staged);
   trace("deployment created, program staged");
   if (!o.quiet) say(fmt::format("VM {}, deployment dir {}", name, dep.dir().string()));
 
   try {
-    return run_in_vm(o, name, dep, staged, signals, keep_dir);
+    return run_in_vm(o, name, dep, staged, signals, slot, guard);
   } catch (const Interrupted& e) {
-    // Ctrl-C while waiting for a slot or during boot: tear down and say how we died.
+    // A signal while waiting for a slot or during boot: tear down, say how we died.
+    say_interrupted(e.signo(), name);
     return 128 + e.signo();
   }
 }
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
-                     SignalFd& signals, bool& keep_dir) {
+                     SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard) {
   int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.mem_mib);
-  deploy::Slot slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
+  slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
     say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
   });
 
@@ -228,7 +251,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   boot.debug = o.debug;
   boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
-  boot.notice = [](const std::string& line) { say(line); };
+  if (!o.quiet) boot.notice = [](const std::string& line) { say(line); };
   boot.on_launch = [&](int pid, vm::Accel accel, bool clone) {
     dep.state().vms[0].pid = pid;
     dep.state().vms[0].accel = vm::accel_name(accel);
@@ -237,7 +260,25 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     dep.save();
   };
   trace("slot acquired");
-  host::Machine machine = host::Machine::boot(boot);
+  // Once QEMU was launched, a failed VM keeps the directory: its logs say why.
+  auto keep_logs = [&] {
+    if (fs::exists(boot.paths.console_log())) guard.keep_failed(kExitKestrel);
+  };
+  auto vm_failed = [&](const std::string& what) {
+    keep_logs();
+    return Error(host::describe_vm_failure(name, boot.paths, what));
+  };
+  std::optional<host::Machine> booted;
+  try {
+    booted.emplace(host::Machine::boot(boot));
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const Error&) {
+    keep_logs();  // Machine::boot's message names the console log
+    throw;
+  }
+  host::Machine& machine = *booted;
+  auto vm_exit = [&] { return host::explain_vm_exit(boot.paths, machine.qemu().wait(Deadline::after(1s))); };
 
   proto::SetupRequest setup;
   setup.hostname = name;
@@ -250,7 +291,15 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   for (size_t i = 0; i < o.shares.size(); ++i)
     setup.mounts.push_back({"share" + std::to_string(i), o.shares[i].path,
                             o.shares[i].read_only ? proto::MountKind::kReadOnly : proto::MountKind::kReadWrite});
-  machine.agent().setup(setup, Deadline::after(std::chrono::seconds(30)), machine.qemu().pidfd());
+  try {
+    machine.agent().setup(setup, Deadline::after(30s), machine.qemu().pidfd());
+  } catch (const host::VmGone&) {
+    throw vm_failed("stopped during setup: " + vm_exit());
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const Error& e) {
+    throw vm_failed(std::string("could not be set up: ") + e.what());
+  }
   trace("setup done");
 
   proto::Exec exec;
@@ -287,25 +336,22 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
       break;
     case Kind::kInterrupted:
       // Interrupted runs never keep their VM: the user asked us to stop.
+      say_interrupted(outcome.signo, name);
       return 128 + outcome.signo;
     case Kind::kVmGone:
-      say("error: " + host::describe_vm_failure(name, boot.paths, "died while the program ran (QEMU exited)"));
-      status = kExitKestrel;
-      break;
+      say("error: " + host::describe_vm_failure(name, boot.paths, "stopped while the program ran: " + vm_exit()));
+      guard.keep_failed(kExitKestrel);
+      return kExitKestrel;
     case Kind::kAgentLost:
       say("error: " + host::describe_vm_failure(name, boot.paths, "lost its agent: " + outcome.message));
       status = kExitKestrel;
       break;
   }
 
-  bool vm_alive = outcome.kind != Kind::kVmGone;
-  bool keep = vm_alive && (o.keep == "always" || (o.keep == "on-failure" && status != 0));
+  bool keep = o.keep == "always" || (o.keep == "on-failure" && status != 0);
   if (keep) {
-    dep.state().status = "kept";
-    dep.state().exit_status = status;
-    dep.save();
+    guard.keep(status);
     machine.qemu().release();  // the VM outlives us
-    keep_dir = true;
     slot.release();  // a kept VM idles; it does not count against the limit
     if (status != 0)
       print_kept_message(name, dep.dir(), status);

@@ -27,6 +27,10 @@ Not on a terminal (scripted): standard input is sent to the console until it
 ends, then whatever the VM prints is shown until it has been quiet for
 --quiet-ms milliseconds (default 1000); the exit status is 0.
 
+The guest starts its console shell when input arrives. On attaching, kestrel
+sends a newline and waits (at most 3 s) for the shell's prompt before it
+forwards your input, so that nothing typed ahead gets mixed into the prompt.
+
 Everything the console printed since boot is in DIR/NAME/console.log.
 )";
 
@@ -58,10 +62,21 @@ int cmd_serial(const Args& args) {
   bool stdin_open = true;
   // Scripted mode ends after quiet_ms of silence once input is done.
   Deadline quiet = Deadline::never();
+  // A newline wakes the console shell up (or shows a fresh prompt); input
+  // waits until the console rests on a prompt (ends in "# " or "$ " and
+  // stays quiet a moment: a shell that starts prints one for the newline too).
+  write_all(sock.get(), "\n", "the console");
+  Deadline prompt_wait = Deadline::after(std::chrono::seconds(3));
+  Deadline prompt_rest = Deadline::never();
+  bool prompted = false;
+  std::string tail;
   char buf[65536];
   for (;;) {
     struct pollfd p[3] = {{sock.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-    int r = ::poll(p, stdin_open ? 3 : 2, quiet.poll_timeout_ms());
+    prompted = prompted || prompt_rest.expired() || prompt_wait.expired();
+    bool take_input = stdin_open && prompted;
+    Deadline wake = take_input || !stdin_open ? quiet : Deadline::earliest(quiet, Deadline::earliest(prompt_wait, prompt_rest));
+    int r = ::poll(p, take_input ? 3 : 2, wake.poll_timeout_ms());
     if (r < 0 && errno != EINTR) fail_errno("poll");
     if (r == 0 && quiet.expired()) break;
     if (p[1].revents & POLLIN) break;
@@ -73,8 +88,14 @@ int cmd_serial(const Args& args) {
       }
       write_all(STDOUT_FILENO, std::string_view(buf, static_cast<size_t>(n)), "stdout");
       if (!stdin_open) quiet = Deadline::after(std::chrono::milliseconds(quiet_ms));
+      if (!prompted) {
+        tail += std::string_view(buf, static_cast<size_t>(n));
+        if (tail.size() > 2) tail.erase(0, tail.size() - 2);
+        bool on_prompt = tail == "# " || tail == "$ ";
+        prompt_rest = on_prompt ? Deadline::after(std::chrono::milliseconds(150)) : Deadline::never();
+      }
     }
-    if (stdin_open && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+    if (take_input && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
       ssize_t n = read_some(STDIN_FILENO, buf);
       if (n <= 0) {
         stdin_open = false;

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -132,6 +133,8 @@ void Deployment::save() {
   write_file_atomic(state_file(), state_.to_json(), 0600);
 }
 
+std::string qmp_prefix(const fs::path& dir) { return "unix:" + dir.string() + "/"; }
+
 bool is_vm_process(int pid, const fs::path& vm_dir) {
   if (pid <= 0) return false;
   auto cmdline = read_file_if_exists("/proc/" + std::to_string(pid) + "/cmdline");
@@ -140,48 +143,39 @@ bool is_vm_process(int pid, const fs::path& vm_dir) {
   return cmdline->find("unix:" + (vm_dir / "qmp.sock").string()) != std::string::npos;
 }
 
-std::vector<UniqueFd> kill_vms(const Deployment& d) {
-  std::vector<UniqueFd> dying;
-  for (const auto& vm : d.state().vms) {
-    if (!is_vm_process(vm.pid, d.dir() / vm.name)) continue;
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, vm.pid, 0)));
-    if (!pidfd) continue;  // already gone
-    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-    dying.push_back(std::move(pidfd));
-  }
-  return dying;
-}
-
-void wait_dead(std::vector<UniqueFd>& pidfds, Deadline deadline, const fs::path& dir) {
-  for (auto& pidfd : pidfds) {
-    struct pollfd p = {pidfd.get(), POLLIN, 0};
-    while (::poll(&p, 1, deadline.poll_timeout_ms()) < 0 && errno == EINTR) {
+std::vector<int> find_vm_processes(const fs::path& dir, const State* state, bool scan) {
+  std::vector<int> pids;
+  if (state) {
+    for (const auto& vm : state->vms) {
+      if (is_vm_process(vm.pid, dir / vm.name)) pids.push_back(vm.pid);
     }
-    if (!(p.revents & POLLIN)) fail("a VM of {} did not die within the deadline", dir.string());
   }
-}
-
-void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline) {
-  // Kill every VM first, then wait for all of them: teardown runs in parallel.
-  std::vector<Deployment> deps;
-  std::vector<std::vector<UniqueFd>> dying;
-  for (const auto& dir : dirs) {
-    if (!fs::exists(dir)) continue;
-    deps.push_back(Deployment::open(dir));
-    dying.push_back(kill_vms(deps.back()));
-  }
-  std::string errors;
-  for (size_t i = 0; i < deps.size(); ++i) {
+  if (!scan) return pids;
+  // A NUL-separated argument that starts with "unix:DIR/" and names a QMP socket.
+  std::string prefix = std::string(1, '\0') + qmp_prefix(dir);
+  uid_t me = ::getuid();
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st;
+    if (::stat(entry.path().c_str(), &st) != 0 || st.st_uid != me) continue;
+    int pid = std::atoi(name.c_str());
+    if (std::find(pids.begin(), pids.end(), pid) != pids.end()) continue;
+    std::optional<std::string> cmdline;
     try {
-      wait_dead(dying[i], deadline, deps[i].dir());
-      remove_tree(deps[i].dir());
-    } catch (const Error& e) {
-      errors += (errors.empty() ? "" : "; ") + std::string(e.what());
+      cmdline = read_file_if_exists(entry.path() / "cmdline");
+    } catch (const Error&) {
+      continue;  // gone or not readable meanwhile
     }
+    if (!cmdline) continue;
+    size_t at = cmdline->find(prefix);
+    if (at == std::string::npos) continue;
+    size_t end = cmdline->find('\0', at + 1);
+    std::string_view arg = std::string_view(*cmdline).substr(at + 1, end == std::string::npos ? end : end - at - 1);
+    if (arg.find("/qmp.sock") != std::string_view::npos) pids.push_back(pid);
   }
-  if (!errors.empty()) throw Error(errors);
+  return pids;
 }
-
-void destroy_deployment(const fs::path& dir, Deadline deadline) { destroy_deployments({dir}, deadline); }
 
 }  // namespace kestrel::deploy

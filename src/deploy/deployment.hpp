@@ -35,7 +35,7 @@ struct VmRecord {
 struct State {
   int version = kStateVersion;
   std::string kind = "run";
-  std::string status = "starting";  // starting | running | kept | finished
+  std::string status = "starting";  // starting | running | kept | failed (docs/deployment-dir.md)
   int64_t created = 0;              // unix seconds
   int64_t updated = 0;
   int runner_pid = 0;
@@ -79,17 +79,13 @@ class Deployment {
 // (so a recycled pid is never mistaken for our VM).
 bool is_vm_process(int pid, const fs::path& vm_dir);
 
-// Kills every VM of the deployment (SIGKILL, waiting up to the deadline for
-// each to be gone) and removes the directory. Idempotent: a missing
-// directory is fine. Refuses directories without a kestrel state file.
-void destroy_deployment(const fs::path& dir, Deadline deadline);
-// The same for many deployments at once: all VMs are killed first, then
-// waited for. Errors are collected; the rest is still torn down.
-void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline);
+// The QEMU processes of the deployment in `dir` that are alive: the pids its
+// state records (checked with is_vm_process), and with `scan` also every
+// process of ours whose command line names a QMP socket inside `dir` (a QEMU
+// whose runner was killed before it could record the pid).
+std::vector<int> find_vm_processes(const fs::path& dir, const State* state, bool scan);
 
-// SIGKILLs the deployment's live VMs; returns pidfds to wait on.
-std::vector<UniqueFd> kill_vms(const Deployment& deployment);
-// Waits until every pidfd reports its process gone; throws at the deadline.
-void wait_dead(std::vector<UniqueFd>& pidfds, Deadline deadline, const fs::path& dir);
+// Where a deployment's processes name its QMP sockets: "unix:DIR/".
+std::string qmp_prefix(const fs::path& dir);
 
 }  // namespace kestrel::deploy

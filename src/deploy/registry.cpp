@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "deploy/teardown.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
@@ -91,20 +92,18 @@ bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy) {
   switch (info.liveness) {
     case Liveness::kRunning: return false;
     case Liveness::kOrphaned: return true;
-    case Liveness::kDead: return info.state || info.age_seconds >= policy.grace_seconds;
-    case Liveness::kKept: {
-      if (policy.all) return true;
-      int64_t kept_for = now_seconds() - (info.state ? info.state->updated : 0);
-      return kept_for >= policy.keep_ttl_seconds;
-    }
+    case Liveness::kDead:
+      if (!info.state) return info.age_seconds >= policy.grace_seconds;
+      return policy.all || policy.dead_at_once || now_seconds() - info.state->updated >= policy.keep_ttl_seconds;
+    case Liveness::kKept:
+      return policy.all || now_seconds() - info.state->updated >= policy.keep_ttl_seconds;
   }
   return false;
 }
 
 std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run) {
   std::vector<DeploymentInfo> chosen;
-  std::vector<LockFile> locks;
-  std::vector<std::vector<UniqueFd>> dying;
+  std::vector<LockedDeployment> locked;
   for (auto& info : list_deployments()) {
     if (!is_garbage(info, policy)) continue;
     if (dry_run) {
@@ -115,34 +114,15 @@ std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run
     // takes it back), so gc, destroy and a finishing run cannot race.
     LockFile lock = LockFile::try_lock(info.dir / "runner.lock");
     if (!lock.locked()) continue;
-    if (info.state) {
-      try {
-        dying.push_back(kill_vms(Deployment::open(info.dir)));
-      } catch (const Error&) {
-        dying.emplace_back();
-      }
-    } else {
-      dying.emplace_back();
-    }
-    locks.push_back(std::move(lock));
+    locked.push_back({info.dir, info.state, std::move(lock)});
     chosen.push_back(std::move(info));
   }
-  if (dry_run) return chosen;
-  auto deadline = Deadline::after(std::chrono::seconds(10));
-  std::string errors;
-  for (size_t i = 0; i < chosen.size(); ++i) {
-    try {
-      wait_dead(dying[i], deadline, chosen[i].dir);
-      remove_tree(chosen[i].dir);
-    } catch (const Error& e) {
-      errors += (errors.empty() ? "" : "; ") + std::string(e.what());
-    }
-  }
-  if (!errors.empty()) throw Error(errors);
+  if (!dry_run) tear_down(locked, Deadline::after(std::chrono::seconds(10)));
   return chosen;
 }
 
-void sweep_quietly(const GcPolicy& policy) {
+void sweep_quietly(GcPolicy policy) {
+  policy.dead_at_once = false;
   try {
     collect_garbage(policy, false);
   } catch (const std::exception&) {

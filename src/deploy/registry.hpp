@@ -16,7 +16,7 @@ enum class Liveness {
   kRunning,   // its runner lives (holds runner.lock)
   kKept,      // the run finished, the VM was kept and still runs
   kOrphaned,  // the runner died without finishing (SIGKILL, crash)
-  kDead,      // kept, but its VMs are gone; or a half-made directory
+  kDead,      // its VMs are gone (kept, then died; or failed: left for its logs); or a half-made directory
 };
 const char* liveness_name(Liveness l);
 
@@ -38,6 +38,10 @@ std::vector<DeploymentInfo> list_deployments();
 struct GcPolicy {
   bool all = false;          // also kept deployments within their time to live
   int64_t keep_ttl_seconds = 2 * 3600;
+  // Dead deployments (kept for their logs) go at once (`kestrel gc`), or only
+  // once past keep_ttl_seconds (the sweep: the user may still read the logs
+  // that the failed run pointed to).
+  bool dead_at_once = true;
   // Half-made directories (no state file yet) younger than this are left
   // alone: a runner may be creating them right now.
   int64_t grace_seconds = 60;
@@ -51,10 +55,10 @@ bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy);
 // what was (or, with dry_run, would be) removed.
 std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run);
 
-// The cheap sweep every kestrel command runs at start: orphans and expired
-// kept deployments only; errors are swallowed (a sweep must never make an
-// unrelated command fail).
-void sweep_quietly(const GcPolicy& policy);
+// The cheap sweep every kestrel command runs at start: orphans, and kept or
+// dead deployments past their time to live (policy.dead_at_once is ignored);
+// errors are swallowed (a sweep must never make an unrelated command fail).
+void sweep_quietly(GcPolicy policy);
 
 // Default time to live of kept deployments: $KESTREL_KEEP_TTL (seconds, or
 // with a suffix s/m/h/d), else 2 h.

@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <thread>
 
+#include "host/vm_exit.hpp"
 #include "util/io.hpp"
 #include "util/socket.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::host {
 
@@ -19,6 +21,12 @@ using proto::Type;
 namespace {
 
 constexpr auto kHelloInterval = std::chrono::milliseconds(50);
+// QEMU closes the agent sockets while it exits, a moment before its pidfd
+// fires: on a closed channel, wait this long to learn whether the VM is gone.
+constexpr auto kExitSettle = std::chrono::milliseconds(2000);
+
+// After the agent channel closed: true if QEMU (vm_pidfd) exits soon.
+bool vm_exiting(int vm_pidfd) { return wait_exited(vm_pidfd, Deadline::after(kExitSettle)); }
 
 bool pidfd_ready(int pidfd) {
   if (pidfd < 0) return false;
@@ -64,6 +72,7 @@ AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadl
     if (deadline.expired()) throw AgentTimeout("QEMU did not create " + paths.agent(c.port_).string());
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  trace("agent port connected");
   set_nonblocking(c.fd_.get(), true);
   c.conn_ = proto::Connection(c.fd_.get());
 
@@ -93,7 +102,7 @@ AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadl
     if (vm_pidfd >= 0 && (p[1].revents & POLLIN)) throw VmGone("QEMU exited before the agent answered");
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (c.conn_.on_readable() == proto::Connection::ReadResult::kEof) {
-        if (pidfd_ready(vm_pidfd)) throw VmGone("QEMU exited before the agent answered");
+        if (vm_exiting(vm_pidfd)) throw VmGone("QEMU exited before the agent answered");
         fail("the agent channel {} closed during the greeting", paths.agent(c.port_).string());
       }
     }
@@ -111,8 +120,10 @@ proto::Frame AgentClient::wait_frame(Deadline deadline, int vm_pidfd, const char
     if (vm_pidfd >= 0 && (p[1].revents & POLLIN)) throw VmGone(std::string("QEMU exited during ") + waiting_for);
     if (p[0].revents & POLLOUT) conn_.flush();
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      if (conn_.on_readable() == proto::Connection::ReadResult::kEof)
+      if (conn_.on_readable() == proto::Connection::ReadResult::kEof) {
+        if (vm_exiting(vm_pidfd)) throw VmGone(std::string("QEMU exited during ") + waiting_for);
         fail("the agent channel closed during {}", waiting_for);
+      }
     }
   }
 }
@@ -171,7 +182,10 @@ ExecOutcome AgentClient::exec(const proto::Exec& req, const ExecIo& io) {
     while (auto f = conn_.next()) {
       if (f->stream != stream) continue;
       switch (f->type) {
-        case Type::kStarted: started = true; break;
+        case Type::kStarted:
+          started = true;
+          trace("program started");
+          break;
         case Type::kStdout: write_output(io.stdout_fd, stdout_ok, f->payload); break;
         case Type::kStderr: write_output(io.stderr_fd, stderr_ok, f->payload); break;
         case Type::kExit:
@@ -221,7 +235,7 @@ ExecOutcome AgentClient::exec(const proto::Exec& req, const ExecIo& io) {
     }
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (conn_.on_readable() == proto::Connection::ReadResult::kEof) {
-        if (i_vm >= 0 && pidfd_ready(io.vm_pidfd)) return finish(ExecOutcome::Kind::kVmGone);
+        if (vm_exiting(io.vm_pidfd)) return finish(ExecOutcome::Kind::kVmGone);
         out.message = "the agent channel closed";
         return finish(ExecOutcome::Kind::kAgentLost);
       }

@@ -7,6 +7,7 @@
 #include "assets/initramfs.hpp"
 #include "host/boot_plan.hpp"
 #include "host/warm_start.hpp"
+#include "host/vm_exit.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/trace.hpp"
@@ -108,8 +109,7 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
           fmt::format("did not boot: no agent greeting within {} s under TCG ({})", secs, e.what())));
     } catch (const VmGone&) {
       auto status = qemu_child.wait(Deadline::after(std::chrono::seconds(1)));
-      std::string how = status ? fmt::format("QEMU exited with status {}", shell_status(*status)) : "QEMU exited";
-      throw Error(describe_vm_failure(config.name, config.paths, "failed to start: " + how));
+      throw Error(describe_vm_failure(config.name, config.paths, "failed to start: " + explain_vm_exit(config.paths, status)));
     }
   }
 }

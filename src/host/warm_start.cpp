@@ -42,14 +42,13 @@ void pause_or_interrupt(int signal_fd, int ms) {
 // because it already is in the shared memory file. Returns the accelerator
 // the template really got (a KVM boot may have fallen back to TCG).
 vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const BootOptions& o) {
+  // The template VM uses the run's own VM directory: if it fails, its logs
+  // are where the run's message points.
   vm::VmConfig t = plan.config;
-  t.name = "kestrel-template";
-  t.paths = vm::VmPaths{o.paths.dir / "template"};
-  remove_tree(t.paths.dir);
-  make_dirs(t.paths.dir, 0700);
+  fs::path empty = t.paths.dir / "template-shares";
   // The template mounts nothing; its shares only have to exist.
   for (auto& share : t.shares) {
-    share.path = t.paths.dir / ("share-" + share.tag);
+    share.path = empty / share.tag;
     make_dirs(share.path, 0700);
   }
   t.memory_file = build.memory();
@@ -90,7 +89,7 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
   }
   if (!b.qemu.wait(Deadline::after(5s))) b.qemu.kill_and_reap();
   write_file_atomic(build.console_log(), read_file_if_exists(t.paths.console_log()).value_or(""));
-  remove_tree(t.paths.dir);
+  remove_tree(empty);
   return b.accel;
 }
 
@@ -179,7 +178,13 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
 }  // namespace
 
 std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& o) {
-  std::string key = template_key(plan.config, plan.qemu);
+  std::string key;
+  try {
+    key = template_key(plan.config, plan.qemu);
+  } catch (const Error&) {
+    // E.g. QEMU cannot tell its version: a cold boot will say what is wrong.
+    return std::nullopt;
+  }
   std::optional<TemplateFiles> t = obtain_template(plan, key, o);
   if (!t) return std::nullopt;
   mark_template_used(*t);

@@ -32,6 +32,10 @@ struct SpawnOptions {
   std::filesystem::path cwd;         // empty: inherit
 };
 
+// A pidfd for any process (not only our children): polls readable when it
+// exits. An invalid UniqueFd if the process is gone (or pidfds are missing).
+UniqueFd open_pidfd(pid_t pid);
+
 // Exit status as a shell reports it: the code, or 128+N for death by signal N.
 int shell_status(int wait_status);
 

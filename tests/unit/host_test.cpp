@@ -4,6 +4,7 @@
 
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
+#include "deploy/teardown.hpp"
 #include "host/environment.hpp"
 #include "util/error.hpp"
 #include "util/strings.hpp"
@@ -58,10 +59,12 @@ TEST(Qemu, CommandLineHasWhatTheGuestContractNeeds) {
   EXPECT_NE(line.find("mount_tag=bay"), std::string::npos);
   EXPECT_NE(line.find("unix:/tmp/rt/t-abc123/t-abc123/qmp.sock"), std::string::npos);
   EXPECT_NE(line.find("logfile=/tmp/rt/t-abc123/t-abc123/console.log"), std::string::npos);
+  EXPECT_NE(line.find(" norandmaps"), std::string::npos);  // TCG: translated code is reused across processes
   c.accel = vm::Accel::kKvm;
   line = shell_join(vm::qemu_argv(c, "q"));
   EXPECT_NE(line.find("accel=kvm"), std::string::npos);
   EXPECT_NE(line.find("-cpu host"), std::string::npos);
+  EXPECT_EQ(line.find("norandmaps"), std::string::npos);
 }
 
 TEST(Deployment, StateRoundTripsAndRejectsOtherVersions) {

@@ -86,3 +86,17 @@ copy_example() {
   echo "$work/$1"
 }
 
+# Boots a VM that stays up (`run --keep always -- /bin/true`, extra run
+# options in "$@"); sets vm_name and vm_dir.
+start_kept_vm() {
+  local err line
+  err=$(mktemp "$work/kept-XXXXXX")
+  "$KESTREL" run --keep always "$@" -- /bin/true 2>"$err" || fail "could not start a kept VM: $(cat "$err")"
+  line=$(grep 'remains running' "$err") || fail "no 'remains running' line: $(cat "$err")"
+  [[ $line =~ VM\ ([a-z0-9-]+)\ remains\ running.*deployment\ dir\ (.+)$ ]] || fail "odd line: $line"
+  vm_name=${BASH_REMATCH[1]}
+  vm_dir=${BASH_REMATCH[2]}
+}
+
+# Milliseconds since the epoch.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }

@@ -20,7 +20,12 @@ if [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_intel ] && [ ! -e /sys/m
   [ "$elapsed" -le 30 ] || fail "forced KVM took $elapsed s to fail"
   grep -q 'did not boot' "$work/err" || fail "no 'did not boot' in: $(cat "$work/err")"
   grep -q 'PVM' "$work/err" || fail "the message does not explain PVM: $(cat "$work/err")"
-  [ -z "$(deployments)" ] || fail "failed boot left deployments: $(deployments)"
+  grep -q 'console log: ' "$work/err" || fail "the message does not name the console log: $(cat "$work/err")"
+  # The failed VM is gone; its directory stays for the logs until gc.
+  [ -z "$(our_qemus)" ] || fail "a failed boot left QEMU running"
+  "$KESTREL" ls | grep -q ' dead ' || fail "the failed deployment is not listed as dead: $("$KESTREL" ls)"
+  "$KESTREL" gc | grep -q '(dead)$' || fail "gc did not remove the failed deployment"
+  [ -z "$(deployments)" ] || fail "gc left deployments: $(deployments)"
 else
   echo "not a PVM host; accelerator chosen: $accel"
 fi

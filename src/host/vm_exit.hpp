@@ -1,0 +1,29 @@
+// Why a VM stopped, in words a user can act on: the guest kernel panicked,
+// QEMU was killed by a signal, QEMU exited with a status. Used by the runner
+// when its agent channel closes or QEMU's pidfd fires.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/deadline.hpp"
+#include "vm/paths.hpp"
+
+namespace kestrel::host {
+
+// The kernel's panic reason in a console log's text ("sysrq triggered crash"
+// from "Kernel panic - not syncing: sysrq triggered crash"), the last one if
+// there are several; nullopt if the text shows no panic.
+std::optional<std::string> find_panic(std::string_view console_text);
+
+// "the guest kernel panicked (REASON)", else for a known wait status
+// "QEMU was killed by signal 9 (SIGKILL)" / "QEMU exited with status N",
+// else "QEMU exited".
+std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_status);
+
+// Waits until `pidfd` polls readable (the process exited) or the deadline
+// passes; true if it exited. A pidfd of -1 never does.
+bool wait_exited(int pidfd, Deadline deadline);
+
+}  // namespace kestrel::host

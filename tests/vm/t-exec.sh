@@ -1,0 +1,78 @@
+# `kestrel exec` on a running VM: exit statuses, concurrent execs with their
+# own output, --timeout, stdin forwarding, a pseudo-terminal, signals.
+source "$(dirname "$0")/lib.sh"
+start_kept_vm --mem 256
+x() { "$KESTREL" exec "$vm_name" "$@" -f "$vm_dir"; }
+
+# Exit statuses propagate.
+status=0; x 'exit 4' || status=$?
+expect_eq "exit 4" 4 "$status"
+status=0; x 'kill -TERM $$' || status=$?
+expect_eq "death by SIGTERM" 143 "$status"
+status=0; "$KESTREL" exec "$vm_name" -f "$vm_dir" -- /no/such/program 2>"$work/err" || status=$?
+expect_eq "missing program" 127 "$status"
+grep -q "No such file or directory" "$work/err" || fail "no reason given: $(cat "$work/err")"
+expect_eq "argv form" "a b c" "$("$KESTREL" exec "$vm_name" -f "$vm_dir" -- /bin/echo a 'b c')"
+status=0; x true 2>"$work/err" || status=$?
+expect_eq "true" 0 "$status"
+[ ! -s "$work/err" ] || fail "a successful exec printed: $(cat "$work/err")"
+
+# Three execs at once, their output interleaved in time, each gets its own.
+for i in 1 2 3; do
+  (set +e; x "for j in 1 2 3 4; do echo exec$i-\$j; echo err$i-\$j >&2; sleep 0.2; done; exit $i") \
+    >"$work/out.$i" 2>"$work/err.$i" &
+done
+i=0
+for job in $(jobs -p); do
+  i=$((i + 1))
+  status=0; wait "$job" || status=$?
+  expect_eq "status of exec $i" "$i" "$status"
+done
+for i in 1 2 3; do
+  expect_eq "stdout of exec $i" "exec$i-1 exec$i-2 exec$i-3 exec$i-4" "$(tr '\n' ' ' <"$work/out.$i" | sed 's/ $//')"
+  expect_eq "stderr of exec $i" "err$i-1 err$i-2 err$i-3 err$i-4" "$(tr '\n' ' ' <"$work/err.$i" | sed 's/ $//')"
+done
+
+# --timeout: killed after about 2 s, status 124, and kestrel says so.
+start=$(now_ms)
+status=0; x --timeout 2 'sleep 100' 2>"$work/err" || status=$?
+took=$(($(now_ms) - start))
+expect_eq "status after --timeout" 124 "$status"
+grep -qx 'kestrel: error: the command ran past --timeout 2 s and was killed' "$work/err" ||
+  fail "no timeout message: $(cat "$work/err")"
+[ "$took" -ge 1900 ] && [ "$took" -le 4000 ] || fail "--timeout 2 returned after $took ms"
+
+# Standard input is forwarded (not a terminal), end of input included.
+expect_eq "stdin" "a b end" "$(printf 'a\nb\n' | x 'cat; echo end' | tr '\n' ' ' | sed 's/ $//')"
+head -c 3000000 /dev/urandom >"$work/blob"
+expect_eq "1 MB+ of stdin" "$(sha256sum <"$work/blob")" "$(x sha256sum <"$work/blob")"
+
+# -t: a pseudo-terminal (24x80 when stdin is not a terminal), input echoed,
+# the shell's exit status returned.
+out=$(x -t 'tty; stty size' </dev/null | tr -d '\r')
+[[ $out == /dev/pts/*$'\n'"24 80" ]] || fail "-t gives no terminal: $out"
+status=0
+out=$(printf 'echo "on $(tty)"\nexit 5\n' | "$KESTREL" exec -t "$vm_name" -f "$vm_dir" -- /bin/sh | tr -d '\r') || status=$?
+expect_eq "status of a shell on a pty" 5 "$status"
+echo "$out" | grep -q 'on /dev/pts/' || fail "no output from the shell on the pty: $out"
+# On a real terminal (script(1)) the window size comes from it.
+out=$(script -qec "stty rows 33 cols 99; $KESTREL exec -t $vm_name 'stty size' -f $vm_dir" /dev/null </dev/null |
+  tr -d '\r\0')
+echo "$out" | grep -q '33 99$' || fail "the pty did not get the terminal's size: $out"
+
+# SIGINT is forwarded to the command, whose own status comes back. (Job
+# control, so that the background kestrel does not inherit SIGINT ignored.)
+set -m
+"$KESTREL" exec "$vm_name" 'trap "echo got INT; exit 9" INT; echo ready; while :; do sleep 0.1; done' \
+  -f "$vm_dir" >"$work/sig.out" &
+pid=$!
+set +m
+for i in $(seq 100); do grep -q ready "$work/sig.out" && break; sleep 0.1; done
+kill -INT "$pid"
+status=0; wait "$pid" || status=$?
+expect_eq "status after a forwarded SIGINT" 9 "$status"
+grep -q 'got INT' "$work/sig.out" || fail "the command did not see SIGINT: $(cat "$work/sig.out")"
+
+"$KESTREL" destroy -f "$vm_dir"
+[ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
+echo PASS
