@@ -9,12 +9,12 @@ tmp=$(mktemp -d /tmp/kestrel-bench-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 export KESTREL_RUNTIME_DIR=$tmp/rt
 make_raw_initramfs "$tmp/raw.cpio"
-"$KESTREL" run -q -- /bin/true  # warm the initramfs cache; not measured
+"$KESTREL" run -q --cold -- /bin/true  # warm the initramfs cache; not measured
 
 for i in $(seq "$ROUNDS"); do
   raw_boot "$tmp/raw.cpio" "$tmp/raw.log" >>"$tmp/raw.times"
   start=$(now)
-  "$KESTREL" run -q -- /bin/true
+  "$KESTREL" run -q --cold -- /bin/true
   elapsed "$start" >>"$tmp/kestrel.times"
   echo >>"$tmp/kestrel.times"
   echo >>"$tmp/raw.times"

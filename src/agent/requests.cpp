@@ -81,9 +81,11 @@ void AgentServer::on_hello(Conn& c, const proto::Frame& f) {
   }
   proto::Hello reply{proto::kVersion, hello.nonce, {"exec", "pty", "setup"}, hello_info()};
   c.wire.send(Type::kHello, 0, reply.encode());
+  debugf("{}: greeted", c.name);
 }
 
 void AgentServer::on_setup(Conn& c, const proto::Frame& f) {
+  debugf("{}: SETUP", c.name);
   if (f.stream == 0) violation("SETUP on stream 0");
   auto refuse = [&](const std::string& message) {
     log_error(message);

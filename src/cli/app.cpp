@@ -13,6 +13,7 @@
 #include "util/error.hpp"
 #include "util/strings.hpp"
 #include "util/trace.hpp"
+#include "util/trace.hpp"
 
 namespace kestrel::cli {
 
@@ -126,7 +127,9 @@ int main(int argc, char** argv) {
     if (it->sweep && !is_help(args)) {
       deploy::GcPolicy policy;
       policy.keep_ttl_seconds = deploy::default_keep_ttl();
+      trace("started");
       deploy::sweep_quietly(policy);
+      trace("swept");
       trace("start-up sweep done");
     }
     return it->handler(args);

@@ -191,6 +191,7 @@ int cmd_run(const Args& args) {
   if (!o.command.empty() && o.command.front() == "--") o.command.erase(o.command.begin());
   if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
   fill_from_config(o, load_config(config_options));
+  trace("configured");
 
   fs::path program = resolve_program(o.command[0]);
   if (o.list_on_host && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
