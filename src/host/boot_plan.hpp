@@ -22,9 +22,10 @@ struct BootPlan {
   std::string kernel_release;
 };
 
-// A VM that did not greet within the boot deadline: another try would most
-// likely wait as long in vain, so callers do not fall back to one. (A QEMU
-// that exits at once is a plain Error: it may be the template's memory file.)
+// A VM that did not greet within the boot deadline, or whose QEMU was killed
+// by a signal: another try would most likely wait as long in vain, or go
+// against whoever killed it, so callers do not fall back to one. (A QEMU
+// that exits by itself is a plain Error: it may be the template's memory file.)
 class BootFailure : public Error {
  public:
   using Error::Error;

@@ -1,6 +1,7 @@
 #include "host/machine.hpp"
 
 #include <sys/utsname.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 
@@ -109,7 +110,11 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
           fmt::format("did not boot: no agent greeting within {} s under TCG ({})", secs, e.what())));
     } catch (const VmGone&) {
       auto status = qemu_child.wait(Deadline::after(std::chrono::seconds(1)));
-      throw Error(describe_vm_failure(config.name, config.paths, "failed to start: " + explain_vm_exit(config.paths, status)));
+      std::string message =
+          describe_vm_failure(config.name, config.paths, "failed to start: " + explain_vm_exit(config.paths, status));
+      // Killed from outside (by the user, the OOM killer): not a reason to try again.
+      if (status && WIFSIGNALED(*status)) throw BootFailure(message);
+      throw Error(message);
     }
   }
 }

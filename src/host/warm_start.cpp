@@ -4,11 +4,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
 
 #include "host/template_store.hpp"
+#include "host/vm_exit.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
@@ -36,6 +38,8 @@ void pause_or_interrupt(int signal_fd, int ms) {
   if (::read(signal_fd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGWINCH)
     throw Interrupted(static_cast<int>(si.ssi_signo));
 }
+
+void save_running(const vm::VmConfig& t, Booted& b, const TemplateFiles& build, const BootOptions& o);
 
 // Boots the template VM, lets the agent greet, and saves the running VM with
 // QEMU's migration: devices to `state`, memory skipped (x-ignore-shared)
@@ -66,6 +70,22 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
   for (auto until = Deadline::after(std::chrono::milliseconds(settle)); !until.expired();)
     pause_or_interrupt(o.signal_fd, until.poll_timeout_ms());
 
+  try {
+    save_running(t, b, build, o);
+  } catch (const Error&) {
+    // Killed from outside while being saved: the run fails as it would for
+    // its own VM, instead of booting another.
+    if (auto status = b.qemu.wait(Deadline::after(100ms)); status && WIFSIGNALED(*status))
+      throw BootFailure(describe_vm_failure(t.name, t.paths, "stopped: " + explain_vm_exit(t.paths, status)));
+    throw;
+  }
+  write_file_atomic(build.console_log(), read_file_if_exists(t.paths.console_log()).value_or(""));
+  remove_tree(empty);
+  return b.accel;
+}
+
+// Saves the template VM `b`: devices to build.state(), then QEMU quits.
+void save_running(const vm::VmConfig& t, Booted& b, const TemplateFiles& build, const BootOptions& o) {
   Deadline deadline = Deadline::after(30s);
   vm::Qmp qmp = vm::Qmp::connect(t.paths.qmp(), deadline, b.qemu.pidfd());
   UniqueFd state(::open(build.state().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -88,9 +108,6 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
     // QEMU may close the monitor before answering; it is quitting either way.
   }
   if (!b.qemu.wait(Deadline::after(5s))) b.qemu.kill_and_reap();
-  write_file_atomic(build.console_log(), read_file_if_exists(t.paths.console_log()).value_or(""));
-  remove_tree(empty);
-  return b.accel;
 }
 
 // Builds the template of `key` (we hold its lock). Returns it, or nullopt if
@@ -166,13 +183,20 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
   state.reset();
   if (o.on_launch) o.on_launch(qemu.pid(), c.accel, true);
   Deadline deadline = Deadline::after(c.accel == vm::Accel::kKvm ? 10s : 30s);
-  vm::Qmp qmp = vm::Qmp::connect(c.paths.qmp(), deadline, qemu.pidfd());
-  qmp.execute("migrate-set-capabilities", kIgnoreShared, deadline);
-  qmp.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(kStateFd)}}, deadline);
-  trace("clone restoring");
-  AgentClient agent = AgentClient::connect(c.paths, 0, deadline, qemu.pidfd(), o.signal_fd);
-  trace("agent greeted (clone)");
-  return Booted{std::move(qemu), std::move(agent), c.accel};
+  try {
+    vm::Qmp qmp = vm::Qmp::connect(c.paths.qmp(), deadline, qemu.pidfd());
+    qmp.execute("migrate-set-capabilities", kIgnoreShared, deadline);
+    qmp.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(kStateFd)}}, deadline);
+    trace("clone restoring");
+    AgentClient agent = AgentClient::connect(c.paths, 0, deadline, qemu.pidfd(), o.signal_fd);
+    trace("agent greeted (clone)");
+    return Booted{std::move(qemu), std::move(agent), c.accel};
+  } catch (const Error&) {
+    // Killed from outside: the run fails as it would after a boot.
+    if (auto status = qemu.wait(Deadline::after(100ms)); status && WIFSIGNALED(*status))
+      throw BootFailure(describe_vm_failure(c.name, c.paths, "failed to start: " + explain_vm_exit(c.paths, status)));
+    throw;
+  }
 }
 
 }  // namespace
@@ -192,6 +216,8 @@ std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& o) {
     return restore_clone(plan, *t, o);
   } catch (const Interrupted&) {
     throw;
+  } catch (const BootFailure&) {
+    throw;  // not the template's fault
   } catch (const Error& e) {
     if (o.notice)
       o.notice(fmt::format("warm start failed ({}); booting cold; the template is rebuilt next time",

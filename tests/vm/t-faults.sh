@@ -6,6 +6,9 @@
 # KESTREL_FAULT_ITERATIONS (default 50) and KESTREL_FAULT_SEED replay a run.
 # kestrel-test-timeout: 900
 source "$(dirname "$0")/lib.sh"
+# A cache of its own: the first runs also meet their faults while the
+# warm-start template is being built and saved, not only in clones.
+use_own_cache
 set -m  # background runners get the default SIGINT disposition (job control)
 
 iterations=${KESTREL_FAULT_ITERATIONS:-50}
