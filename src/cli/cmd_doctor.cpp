@@ -11,6 +11,7 @@
 #include "assets/initramfs.hpp"
 #include "assets/kernel.hpp"
 #include "cli/commands.hpp"
+#include "host/template_store.hpp"
 #include "cli/parse.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
@@ -27,7 +28,8 @@ namespace {
 
 const char* kDoctorHelp = R"(Check that this host can run kestrel's VMs: QEMU, the guest agent and busybox,
 the guest kernel cache, the accelerator (KVM or TCG, and why), free disk,
-permissions of the runtime and cache directories, the slot limit, and the
+permissions of the runtime and cache directories, warm-start templates, the
+slot limit, and the
 configuration files. Each problem is printed with the command that fixes it.
 
 Exit status: 0 when nothing is wrong (warnings allowed), 1 otherwise.
@@ -162,11 +164,21 @@ Finding check_runtime_dir(const config::Config*) {
 
 Finding check_cache_dir(const config::Config*) {
   try {
-    return check_dir("cache dir", assets::cache_dir(),
-                     "rm -r " + (assets::cache_dir() / "initramfs").string() + "  (rebuilt when needed)");
+    return check_dir("cache dir", assets::cache_dir(), "kestrel cache clear  (templates and initramfs images are rebuilt when needed)");
   } catch (const Error& e) {
     return problem(e.what(), "export KESTREL_CACHE_DIR=$HOME/.cache/kestrel");
   }
+}
+
+Finding check_warm(const config::Config* c) {
+  if (c && !c->flag("warm"))
+    return ok(fmt::format("warm starts off ({}): every run boots", config::describe_origin(c->entry("warm").origin)));
+  uint64_t bytes = 0;
+  auto templates = host::list_templates();
+  for (const auto& t : templates) bytes += t.disk_bytes;
+  return ok(fmt::format("warm starts on: {} template(s) in the cache, {} on disk (`kestrel cache ls`); the first run "
+                        "of a configuration builds its own",
+                        templates.size(), human_bytes(bytes)));
 }
 
 Finding check_slots(const config::Config* c) {
@@ -208,7 +220,7 @@ int cmd_doctor(const Args& args) {
   const std::vector<Check> checks = {
       {"qemu", check_qemu},        {"guest", check_guest_files}, {"kernel", check_kernel},
       {"accel", check_accel},      {"runtime", check_runtime_dir}, {"cache", check_cache_dir},
-      {"slots", check_slots},
+      {"warm", check_warm},        {"slots", check_slots},
   };
   for (const Check& check : checks) {
     try {
