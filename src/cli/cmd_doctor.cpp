@@ -29,8 +29,7 @@ namespace {
 const char* kDoctorHelp = R"(Check that this host can run kestrel's VMs: QEMU, the guest agent and busybox,
 the guest kernel cache, the accelerator (KVM or TCG, and why), free disk,
 permissions of the runtime and cache directories, warm-start templates, the
-slot limit, and the
-configuration files. Each problem is printed with the command that fixes it.
+slot limit, and the configuration files. Each problem is printed with the command that fixes it.
 
 Exit status: 0 when nothing is wrong (warnings allowed), 1 otherwise.
 )";
