@@ -10,21 +10,13 @@
 
 #include "agent/spawn.hpp"
 #include "util/error.hpp"
+#include "util/process.hpp"
 #include "util/io.hpp"
 
 namespace kestrel::agent {
 
 namespace {
 
-struct Pipe {
-  UniqueFd read, write;
-};
-
-Pipe make_pipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno("cannot create a pipe");
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
 
 struct Terminal {
   UniqueFd master, slave;

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "util/error.hpp"
+#include "util/process.hpp"
 
 namespace kestrel::agent {
 
@@ -101,14 +102,6 @@ int child_main(void* arg) {
   }
   if (saw_eacces && exec_should_try_next(err)) err = EACCES;
   child_fail(c, Step::kExec, err);
-}
-
-std::vector<char*> c_strings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
 }
 
 void check_c_string(std::string_view s, std::string_view program, const char* what) {

@@ -30,15 +30,6 @@ std::vector<std::string> c_locale_environment() {
   return env;
 }
 
-struct Pipe {
-  UniqueFd read, write;
-};
-
-Pipe make_pipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno("cannot create a pipe");
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
 
 }  // namespace
 

@@ -39,8 +39,6 @@ int shell_status(int wait_status) {
   return 255;
 }
 
-namespace {
-
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
   std::vector<char*> out;
   out.reserve(v.size() + 1);
@@ -48,6 +46,14 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
   out.push_back(nullptr);
   return out;
 }
+
+Pipe make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno("cannot create a pipe");
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+namespace {
 
 // Runs in the forked child: only async-signal-safe calls from here on.
 // Returns only on failure, with errno set.

@@ -36,6 +36,15 @@ struct SpawnOptions {
 // exits. An invalid UniqueFd if the process is gone (or pidfds are missing).
 UniqueFd open_pidfd(pid_t pid);
 
+// argv/envp for exec*(): pointers into `v`, which must outlive the result.
+std::vector<char*> c_strings(const std::vector<std::string>& v);
+
+// A pipe whose both ends close on exec.
+struct Pipe {
+  UniqueFd read, write;
+};
+Pipe make_pipe();
+
 // Exit status as a shell reports it: the code, or 128+N for death by signal N.
 int shell_status(int wait_status);
 
