@@ -67,6 +67,30 @@ if cargo nextest --version >/dev/null 2>&1; then
   tests=$(cargo test -q -- --list 2>/dev/null | grep -c ': test$')
   expect_eq "VMs under nextest (one per test)" "$tests" "$(grep -c '^kestrel: VM ' "$work/out" || true)"
 else
-  echo "note: cargo-nextest is not installed; its path was not exercised" >&2
+  echo "note: cargo-nextest is not installed; its calls are replayed below instead" >&2
 fi
+
+# What nextest does with the runner variable, replayed by hand: per test
+# binary `RUNNER BIN --list --format terse` (on the host here), then per test
+# `RUNNER BIN --exact NAME --nocapture`, each in a VM of its own.
+runner=(kestrel run --)
+bins=$(cargo test --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]: print(m["executable"])')
+[ -n "$bins" ] || fail "cargo test --no-run named no test binaries"
+ran=0
+for bin in $bins; do
+  KESTREL_QEMU=/bin/false "${runner[@]}" "$bin" --list --format terse >"$work/list" 2>"$work/err" ||
+    fail "nextest-style listing of $bin needed a VM: $(cat "$work/err")"
+  while read -r name; do
+    "${runner[@]}" "$bin" --exact "$name" --nocapture </dev/null >"$work/one" 2>&1 || { cat "$work/one"; fail "test $name failed"; }
+    expect_eq "VMs for test $name" 1 "$(grep -c '^kestrel: VM ' "$work/one" || true)"
+    grep -q "1 passed" "$work/one" || fail "test $name did not run: $(cat "$work/one")"
+    ran=$((ran + 1))
+  done < <(sed -n 's/: test$//p' "$work/list")
+done
+expect_eq "tests run one VM each" "$(cargo test -q -- --list 2>/dev/null | grep -c ': test$')" "$ran"
+[ -z "$(deployments)" ] || fail "passing runs left deployments: $(deployments)"
 echo PASS
