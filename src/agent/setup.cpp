@@ -128,10 +128,10 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
     add({"overlay", root, "overlay",
          fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work", lower, rw, rw), 0,
          {rw + "/upper", rw + "/work", root}, false, "the root overlay at " + root});
-    add({"proc", root + "/proc", "proc", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, {root + "/proc"}, false,
-         "proc at " + root + "/proc"});
-    add({"sysfs", root + "/sys", "sysfs", "", MS_NOSUID | MS_NODEV | MS_NOEXEC, {root + "/sys"}, false,
-         "sysfs at " + root + "/sys"});
+    // Binds of the agent's own /proc and /sys (one pid namespace, one
+    // kernel): cheaper than new instances.
+    add({"/proc", root + "/proc", "", "", MS_BIND | MS_REC, {root + "/proc"}, false, "/proc at " + root + "/proc"});
+    add({"/sys", root + "/sys", "", "", MS_BIND | MS_REC, {root + "/sys"}, false, "/sys at " + root + "/sys"});
     // A bind of our /dev (devtmpfs with devpts and shm under it) keeps one
     // devpts instance, so the ptys the agent allocates exist for programs.
     add({"/dev", root + "/dev", "", "", MS_BIND | MS_REC, {root + "/dev"}, false, "/dev at " + root + "/dev"});
