@@ -120,16 +120,11 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
 }
 
 Machine Machine::boot(const BootOptions& o) {
-  auto started = std::chrono::steady_clock::now();
   BootPlan plan = plan_boot(o);
   std::optional<Booted> booted;
   if (o.warm) booted = boot_warm(plan, o);
-  bool warm = booted.has_value();
   if (!booted) booted = boot_cold(plan, plan.config, o);
-  Machine m(std::move(booted->qemu), std::move(booted->agent), booted->accel);
-  m.warm_ = warm;
-  m.boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  return m;
+  return Machine(std::move(booted->qemu), std::move(booted->agent), booted->accel);
 }
 
 }  // namespace kestrel::host

@@ -50,8 +50,6 @@ class Machine {
   Child& qemu() { return qemu_; }
   AgentClient& agent() { return agent_; }
   vm::Accel accel() const { return accel_; }
-  std::chrono::milliseconds boot_time() const { return boot_time_; }
-  bool warm_started() const { return warm_; }
 
  private:
   Machine(Child qemu, AgentClient agent, vm::Accel accel)
@@ -59,8 +57,6 @@ class Machine {
   Child qemu_;
   AgentClient agent_;
   vm::Accel accel_;
-  std::chrono::milliseconds boot_time_{0};
-  bool warm_ = false;
 };
 
 // "Error: ... ; console log: PATH" with the last lines of the logs.
