@@ -27,11 +27,21 @@ void roundtrip(std::string_view payload) {
 
 void decode_payload(const Frame& f) {
   switch (f.type) {
-    case Type::kHello: roundtrip<Hello>(f.payload); break;
-    case Type::kSetup: roundtrip<SetupRequest>(f.payload); break;
-    case Type::kExec: roundtrip<Exec>(f.payload); break;
-    case Type::kExit: roundtrip<ExitStatus>(f.payload); break;
-    case Type::kResize: roundtrip<WindowSize>(f.payload); break;
+    case Type::kHello:
+      roundtrip<Hello>(f.payload);
+      break;
+    case Type::kSetup:
+      roundtrip<SetupRequest>(f.payload);
+      break;
+    case Type::kExec:
+      roundtrip<Exec>(f.payload);
+      break;
+    case Type::kExit:
+      roundtrip<ExitStatus>(f.payload);
+      break;
+    case Type::kResize:
+      roundtrip<WindowSize>(f.payload);
+      break;
     case Type::kSignal:
       try {
         decode_i32(f.payload);
@@ -44,7 +54,8 @@ void decode_payload(const Frame& f) {
       } catch (const kestrel::Error&) {
       }
       break;
-    default: break;
+    default:
+      break;
   }
 }
 

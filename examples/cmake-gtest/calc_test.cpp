@@ -1,11 +1,11 @@
+#include "calc.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
-
-#include "calc.hpp"
 
 namespace {
 

@@ -19,8 +19,7 @@ namespace kestrel::agent {
 
 namespace {
 
-void mount_one(const char* source, const char* target, const char* fstype, unsigned long flags,
-               const char* data) {
+void mount_one(const char* source, const char* target, const char* fstype, unsigned long flags, const char* data) {
   if (::mkdir(target, 0755) != 0 && errno != EEXIST) {
     log_errorf("cannot create {}: {}", target, std::strerror(errno));
     return;

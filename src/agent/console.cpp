@@ -72,8 +72,8 @@ void Console::spawn() {
   spec.argv = {options_.shell};
   // dash (a Debian guest root's /bin/sh) expands no escapes in PS1, so the
   // hostname goes in literally; the shell restarts after SETUP renames us.
-  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-              "TERM=linux", "PS1=" + current_hostname() + ":# "};
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "TERM=linux",
+              "PS1=" + current_hostname() + ":# "};
   spec.cwd = "/";
   spec.root = root_;
   spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = spec.ctty_fd = tty.get();

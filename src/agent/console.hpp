@@ -51,8 +51,8 @@ class Console {
   Options options_;
   std::string root_;
   pid_t pid_ = -1;
-  pid_t dying_ = -1;  // a shell start() killed, until reaped
-  UniqueFd watch_;    // the tty, opened for polling while no shell runs
+  pid_t dying_ = -1;                         // a shell start() killed, until reaped
+  UniqueFd watch_;                           // the tty, opened for polling while no shell runs
   Deadline started_at_ = Deadline::never();  // as a time point: when the shell started
   Deadline respawn_at_ = Deadline::never();
   Deadline quiet_until_ = Deadline::after(std::chrono::milliseconds(0));  // after quick exits: input waits

@@ -10,13 +10,12 @@
 
 #include "agent/spawn.hpp"
 #include "util/error.hpp"
-#include "util/process.hpp"
 #include "util/io.hpp"
+#include "util/process.hpp"
 
 namespace kestrel::agent {
 
 namespace {
-
 
 struct Terminal {
   UniqueFd master, slave;

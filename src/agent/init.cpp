@@ -72,8 +72,7 @@ void run_as_init() {
     PortFinder finder;
     std::vector<OpenPort> ports = finder.wait_for_all(Deadline::after(kPortWait));
     if (!finder.complete())
-      log_errorf("found {} of {} virtio-serial ports named {}N", finder.found(), proto::kPortCount,
-                 proto::kPortPrefix);
+      log_errorf("found {} of {} virtio-serial ports named {}N", finder.found(), proto::kPortCount, proto::kPortPrefix);
     debugf("{} ports open", ports.size());
     timespec up{};
     clock_gettime(CLOCK_BOOTTIME, &up);

@@ -45,20 +45,35 @@ void AgentServer::protocol_error(Conn& c, const std::string& message) {
 void AgentServer::handle_frame(Conn& c, proto::Frame& f) {
   if (f.type != Type::kHello) c.requests_seen = true;
   switch (f.type) {
-    case Type::kHello: on_hello(c, f); return;
-    case Type::kSetup: on_setup(c, f); return;
-    case Type::kExec: on_exec(c, f); return;
-    case Type::kStdin: on_stdin(c, f); return;
-    case Type::kSignal: on_signal(c, f); return;
-    case Type::kResize: on_resize(c, f); return;
-    case Type::kPing: c.wire.send(Type::kPong, f.stream, f.payload); return;
+    case Type::kHello:
+      on_hello(c, f);
+      return;
+    case Type::kSetup:
+      on_setup(c, f);
+      return;
+    case Type::kExec:
+      on_exec(c, f);
+      return;
+    case Type::kStdin:
+      on_stdin(c, f);
+      return;
+    case Type::kSignal:
+      on_signal(c, f);
+      return;
+    case Type::kResize:
+      on_resize(c, f);
+      return;
+    case Type::kPing:
+      c.wire.send(Type::kPong, f.stream, f.payload);
+      return;
     case Type::kOk:
     case Type::kError:
     case Type::kStarted:
     case Type::kStdout:
     case Type::kStderr:
     case Type::kExit:
-    case Type::kPong: break;
+    case Type::kPong:
+      break;
   }
   violation(fmt::format("unexpected {} frame from the host", proto::type_name(f.type)));
 }

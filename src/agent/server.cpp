@@ -58,7 +58,9 @@ AgentServer::~AgentServer() {
   for (auto& c : conns_) forget_programs(*c);
 }
 
-void AgentServer::add_port(UniqueFd fd, std::string name) { add_conn(Conn::Kind::kPort, std::move(fd), std::move(name)); }
+void AgentServer::add_port(UniqueFd fd, std::string name) {
+  add_conn(Conn::Kind::kPort, std::move(fd), std::move(name));
+}
 
 void AgentServer::add_socket(UniqueFd fd, std::string name) {
   set_nonblocking(fd.get(), true);
@@ -105,8 +107,8 @@ void AgentServer::run() {
 void AgentServer::run_once(int timeout_ms) {
   if (ports_changed_ || next_port_check_.expired()) check_ports();
   if (options_.find_ports && next_port_scan_.expired()) {
-    size_t ports = std::count_if(conns_.begin(), conns_.end(),
-                                 [](const auto& c) { return c->kind == Conn::Kind::kPort; });
+    size_t ports =
+        std::count_if(conns_.begin(), conns_.end(), [](const auto& c) { return c->kind == Conn::Kind::kPort; });
     if (ports < static_cast<size_t>(proto::kPortCount)) {
       for (auto& p : options_.find_ports()) add_port(std::move(p.fd), p.name);
       next_port_scan_ = Deadline::after(kPortScanInterval);
@@ -169,8 +171,8 @@ void AgentServer::build_poll_set() {
 
 int AgentServer::poll_timeout(int limit_ms) const {
   Deadline d = Deadline::earliest(next_port_check_, next_port_scan_);
-  if (options_.console) d = Deadline::earliest(d, Deadline::earliest(options_.console->deadline(),
-                                                                      options_.console->quiet_deadline()));
+  if (options_.console)
+    d = Deadline::earliest(d, Deadline::earliest(options_.console->deadline(), options_.console->quiet_deadline()));
   int t = d.poll_timeout_ms();
   if (limit_ms < 0) return t;
   return t < 0 ? limit_ms : std::min(t, limit_ms);
@@ -208,11 +210,18 @@ void AgentServer::on_signals() {
   signalfd_siginfo info;
   while (::read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
     switch (info.ssi_signo) {
-      case SIGCHLD: child = true; break;
-      case SIGIO: ports_changed_ = true; break;
+      case SIGCHLD:
+        child = true;
+        break;
+      case SIGIO:
+        ports_changed_ = true;
+        break;
       case SIGTERM:
-      case SIGINT: stopping_ = true; break;
-      default: break;
+      case SIGINT:
+        stopping_ = true;
+        break;
+      default:
+        break;
     }
   }
   if (child) reap_children();

@@ -79,9 +79,9 @@ class AgentServer {
   struct Stream {
     uint32_t id = 0;
     Program program;
-    std::string stdin_pending;    // bytes from stdin_offset on are not written yet
+    std::string stdin_pending;  // bytes from stdin_offset on are not written yet
     size_t stdin_offset = 0;
-    bool stdin_eof = false;       // end of input received: close once pending is written
+    bool stdin_eof = false;           // end of input received: close once pending is written
     bool input_at_line_start = true;  // pty: whether one VEOF ends the input
   };
 

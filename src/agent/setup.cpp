@@ -79,8 +79,7 @@ void run_step(const MountStep& s, const std::string& root) {
   if (s.in_guest_root && !root.empty()) scope = std::make_unique<RootScope>(root);
   for (const auto& d : s.make_dirs) mkdir_p(d);
   const char* data = s.data.empty() ? nullptr : s.data.c_str();
-  if (::mount(s.source.c_str(), s.target.c_str(), s.fstype.empty() ? nullptr : s.fstype.c_str(), s.flags,
-              data) != 0)
+  if (::mount(s.source.c_str(), s.target.c_str(), s.fstype.empty() ? nullptr : s.fstype.c_str(), s.flags, data) != 0)
     fail_errno("cannot mount {}", s.what);
 }
 
@@ -122,12 +121,23 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
       fail("invalid 9p tag '{}'", overlay->tag);
     const std::string lower = paths.mnt + "/lower", rw = paths.mnt + "/rw", root = paths.sysroot;
     auto add = [&](MountStep s) { plan.steps.push_back(std::move(s)); };
-    add({overlay->tag, lower, "9p", options_9p(k9pCachedOptions), MS_RDONLY, {lower}, false,
+    add({overlay->tag,
+         lower,
+         "9p",
+         options_9p(k9pCachedOptions),
+         MS_RDONLY,
+         {lower},
+         false,
          fmt::format("9p share '{}' at {}", overlay->tag, lower)});
     add({"tmpfs", rw, "tmpfs", "mode=0755", 0, {rw}, false, "the overlay's tmpfs at " + rw});
-    add({"overlay", root, "overlay",
-         fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work", lower, rw, rw), 0,
-         {rw + "/upper", rw + "/work", root}, false, "the root overlay at " + root});
+    add({"overlay",
+         root,
+         "overlay",
+         fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work", lower, rw, rw),
+         0,
+         {rw + "/upper", rw + "/work", root},
+         false,
+         "the root overlay at " + root});
     // Binds of the agent's own /proc and /sys (one pid namespace, one
     // kernel): cheaper than new instances.
     add({"/proc", root + "/proc", "", "", MS_BIND | MS_REC, {root + "/proc"}, false, "/proc at " + root + "/proc"});
@@ -135,7 +145,13 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
     // A bind of our /dev (devtmpfs with devpts and shm under it) keeps one
     // devpts instance, so the ptys the agent allocates exist for programs.
     add({"/dev", root + "/dev", "", "", MS_BIND | MS_REC, {root + "/dev"}, false, "/dev at " + root + "/dev"});
-    add({"tmpfs", root + "/run", "tmpfs", "mode=0755", MS_NOSUID | MS_NODEV, {root + "/run"}, false,
+    add({"tmpfs",
+         root + "/run",
+         "tmpfs",
+         "mode=0755",
+         MS_NOSUID | MS_NODEV,
+         {root + "/run"},
+         false,
          "tmpfs at " + root + "/run"});
     plan.root = root;
   }
@@ -143,8 +159,13 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
     if (m.kind == proto::MountKind::kRootOverlay) continue;
     check_share(m);
     bool rw = m.kind == proto::MountKind::kReadWrite;
-    MountStep s{m.tag, m.target, "9p", options_9p(rw ? k9pWriteThroughOptions : k9pCachedOptions),
-                rw ? 0UL : static_cast<unsigned long>(MS_RDONLY), {m.target}, true,
+    MountStep s{m.tag,
+                m.target,
+                "9p",
+                options_9p(rw ? k9pWriteThroughOptions : k9pCachedOptions),
+                rw ? 0UL : static_cast<unsigned long>(MS_RDONLY),
+                {m.target},
+                true,
                 fmt::format("9p share '{}' at {}", m.tag, m.target)};
     plan.steps.push_back(std::move(s));
   }

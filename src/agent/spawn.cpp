@@ -1,6 +1,7 @@
 #include "agent/spawn.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -10,7 +11,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <linux/close_range.h>
 #include <string_view>
 
 #include "util/error.hpp"
@@ -49,8 +49,7 @@ alignas(64) char g_child_stack[kChildStackSize];
 }
 
 bool exec_should_try_next(int err) {
-  return err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT ||
-         err == EACCES;
+  return err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT || err == EACCES;
 }
 
 // Runs on g_child_stack in our address space: only plain system calls from
@@ -105,29 +104,26 @@ int child_main(void* arg) {
 }
 
 void check_c_string(std::string_view s, std::string_view program, const char* what) {
-  if (s.find('\0') != std::string_view::npos)
-    fail("cannot execute '{}': {} contains a NUL byte", program, what);
+  if (s.find('\0') != std::string_view::npos) fail("cannot execute '{}': {} contains a NUL byte", program, what);
 }
 
 std::string describe_failure(const SpawnSpec& spec, Step step, int err) {
   const std::string& program = spec.argv[0];
   switch (step) {
     case Step::kCwd:
-      return fmt::format("cannot execute '{}': cannot change directory to '{}': {}", program,
-                         spec.cwd, std::strerror(err));
-    case Step::kRoot:
-      return fmt::format("cannot execute '{}': cannot enter the guest root '{}': {}", program,
-                         spec.root, std::strerror(err));
-    case Step::kTerminal:
-      return fmt::format("cannot execute '{}': cannot acquire the controlling terminal: {}",
-                         program, std::strerror(err));
-    case Step::kDescriptors:
-      return fmt::format("cannot execute '{}': cannot set up standard descriptors: {}", program,
+      return fmt::format("cannot execute '{}': cannot change directory to '{}': {}", program, spec.cwd,
                          std::strerror(err));
+    case Step::kRoot:
+      return fmt::format("cannot execute '{}': cannot enter the guest root '{}': {}", program, spec.root,
+                         std::strerror(err));
+    case Step::kTerminal:
+      return fmt::format("cannot execute '{}': cannot acquire the controlling terminal: {}", program,
+                         std::strerror(err));
+    case Step::kDescriptors:
+      return fmt::format("cannot execute '{}': cannot set up standard descriptors: {}", program, std::strerror(err));
     case Step::kSignals:
     case Step::kSession:
-      return fmt::format("cannot execute '{}': cannot set up the session: {}", program,
-                         std::strerror(err));
+      return fmt::format("cannot execute '{}': cannot set up the session: {}", program, std::strerror(err));
     case Step::kExec:
     case Step::kNone:
       break;

@@ -96,8 +96,8 @@ void AgentServer::finish_stream(Conn& c, uint32_t id, int status) {
   // Everything the program wrote before it exited is in its pipes (or the
   // terminal) now; what is there at this moment is sent before EXIT. A pipe
   // still held by a background child does not delay EXIT.
-  for (auto [fd, type] : {std::pair{&s.program.output, proto::Type::kStdout},
-                          std::pair{&s.program.errors, proto::Type::kStderr}}) {
+  for (auto [fd, type] :
+       {std::pair{&s.program.output, proto::Type::kStdout}, std::pair{&s.program.errors, proto::Type::kStderr}}) {
     for (int i = 0; i < kDrainReads && *fd; ++i) {
       if (pump_output(c, s, *fd, type) != Pump::kData) break;
     }

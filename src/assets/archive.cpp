@@ -29,7 +29,10 @@ void fail_archive(archive* a, std::string_view what) {
 
 Compression detect_compression(std::string_view d) {
   auto starts = [&](std::string_view magic) { return d.substr(0, magic.size()) == magic; };
-  if (starts(std::string_view("\xfd" "7zXZ\0", 6))) return Compression::kXz;
+  if (starts(std::string_view("\xfd"
+                              "7zXZ\0",
+                              6)))
+    return Compression::kXz;
   if (starts("\x28\xb5\x2f\xfd")) return Compression::kZstd;
   if (starts("\x1f\x8b")) return Compression::kGzip;
   if (starts("\x02\x21\x4c\x18") || starts("\x04\x22\x4d\x18")) return Compression::kLz4;
@@ -43,14 +46,22 @@ Compression detect_compression(std::string_view d) {
 
 const char* compression_name(Compression c) {
   switch (c) {
-    case Compression::kNone: return "uncompressed";
-    case Compression::kGzip: return "gzip";
-    case Compression::kXz: return "xz";
-    case Compression::kZstd: return "zstd";
-    case Compression::kLz4: return "lz4";
-    case Compression::kBzip2: return "bzip2";
-    case Compression::kLzma: return "lzma";
-    case Compression::kLzo: return "lzo";
+    case Compression::kNone:
+      return "uncompressed";
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kXz:
+      return "xz";
+    case Compression::kZstd:
+      return "zstd";
+    case Compression::kLz4:
+      return "lz4";
+    case Compression::kBzip2:
+      return "bzip2";
+    case Compression::kLzma:
+      return "lzma";
+    case Compression::kLzo:
+      return "lzo";
   }
   return "unknown";
 }
@@ -83,7 +94,8 @@ void decompress(std::string_view input, const Sink& sink, std::string_view what)
 std::string decompress(std::string_view input, std::string_view what) {
   std::string out;
   out.reserve(input.size() * 3);
-  decompress(input, [&](std::string_view chunk) { out.append(chunk); }, what);
+  decompress(
+      input, [&](std::string_view chunk) { out.append(chunk); }, what);
   return out;
 }
 

@@ -30,11 +30,9 @@ std::vector<std::string> c_locale_environment() {
   return env;
 }
 
-
 }  // namespace
 
-CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
-                          Deadline deadline) {
+CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd, Deadline deadline) {
   Pipe out = make_pipe(), err = make_pipe();
   SpawnOptions options;
   options.argv = argv;

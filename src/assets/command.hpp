@@ -11,16 +11,15 @@
 namespace kestrel::assets {
 
 struct CommandResult {
-  int status = 0;     // as a shell reports it: exit code, or 128+N for signal N
-  std::string out;    // stdout
-  std::string err;    // stderr
+  int status = 0;   // as a shell reports it: exit code, or 128+N for signal N
+  std::string out;  // stdout
+  std::string err;  // stderr
 };
 
 // Runs argv with stdin from /dev/null and LC_ALL=C (we parse the output),
 // in cwd if given. Throws Error if it cannot be started or the deadline
 // passes (the program is killed then). A non-zero exit is not an error here.
-CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
-                          Deadline deadline);
+CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd, Deadline deadline);
 
 // "apt-get: E: …" style summary of a failed command for an error message:
 // its last non-empty stderr lines (or stdout, if stderr is empty).

@@ -64,9 +64,7 @@ void CpioWriter::add_file(std::string_view path, std::string_view data, unsigned
   add(path, AE_IFREG, mode, data, {});
 }
 
-void CpioWriter::add_symlink(std::string_view path, std::string_view target) {
-  add(path, AE_IFLNK, 0777, {}, target);
-}
+void CpioWriter::add_symlink(std::string_view path, std::string_view target) { add(path, AE_IFLNK, 0777, {}, target); }
 
 void CpioWriter::add_char_device(std::string_view path, unsigned major, unsigned minor, unsigned mode) {
   add(path, AE_IFCHR, mode, {}, {}, major, minor);

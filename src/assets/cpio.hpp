@@ -25,8 +25,8 @@ class CpioWriter {
   void finish();
 
  private:
-  void add(std::string_view path, unsigned type, unsigned mode, std::string_view data,
-           std::string_view symlink, unsigned rdev_major = 0, unsigned rdev_minor = 0);
+  void add(std::string_view path, unsigned type, unsigned mode, std::string_view data, std::string_view symlink,
+           unsigned rdev_major = 0, unsigned rdev_minor = 0);
 
   WriteArchive archive_;
   std::string what_;

@@ -17,7 +17,7 @@ namespace kestrel::assets {
 class DebReader {
  public:
   struct Entry {
-    std::string path;      // as in the package, without "./": "boot/vmlinuz-6.1.0-56-amd64"
+    std::string path;  // as in the package, without "./": "boot/vmlinuz-6.1.0-56-amd64"
     int64_t size = 0;
     bool regular = false;  // a regular file (not a directory, link, …)
   };
@@ -35,9 +35,9 @@ class DebReader {
   std::string read();
 
  private:
-  std::string what_;       // the package's path, for errors
-  ReadArchive outer_;      // the ar archive
-  ReadArchive inner_;      // data.tar.*, fed from outer_'s current member
+  std::string what_;   // the package's path, for errors
+  ReadArchive outer_;  // the ar archive
+  ReadArchive inner_;  // data.tar.*, fed from outer_'s current member
   int64_t entry_size_ = 0;
 };
 

@@ -48,29 +48,30 @@ const std::vector<std::string> kOptionalModules = {"virtio_blk", "virtio_net", "
 // *before* their users in the package's file order (the scan learns later
 // ones as it goes). Only a hint to avoid a second pass; never a requirement.
 const std::unordered_set<std::string> kKnownDependencies = {
-    "virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "netfs", "fscache",
-    "9pnet", "crc16", "crc32c_generic", "crc32c_intel", "mbcache", "jbd2", "failover", "net_failover"};
+    "virtio",   "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "netfs",   "fscache",
+    "9pnet",    "crc16",       "crc32c_generic",        "crc32c_intel",          "mbcache", "jbd2",
+    "failover", "net_failover"};
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 // ---- apt ---------------------------------------------------------------
 
 struct Package {
-  std::string name;      // linux-image-6.1.0-56-amd64
-  std::string version;   // 6.1.192-2, if apt-cache said
-  uint64_t size = 0;     // of the .deb, if apt-cache said
+  std::string name;     // linux-image-6.1.0-56-amd64
+  std::string version;  // 6.1.192-2, if apt-cache said
+  uint64_t size = 0;    // of the .deb, if apt-cache said
 };
 
 CommandResult run_apt(const std::vector<std::string>& argv, const fs::path& cwd, std::chrono::minutes limit) {
   try {
     return run_command(argv, cwd, Deadline::after(limit));
   } catch (const Error& e) {
-    fail("{} (kestrel fetches kernels with apt, as on Debian and Ubuntu; or pass a kernel "
-         "with --kernel)", e.what());
+    fail(
+        "{} (kestrel fetches kernels with apt, as on Debian and Ubuntu; or pass a kernel "
+        "with --kernel)",
+        e.what());
   }
 }
 
@@ -90,8 +91,10 @@ Package resolve_package() {
     }
   }
   if (p.name.empty())
-    fail("cannot resolve {}: `apt-cache depends` names no linux-image package; is {} known to apt "
-         "(run `apt-get update`)?", kMetaPackage, kMetaPackage);
+    fail(
+        "cannot resolve {}: `apt-cache depends` names no linux-image package; is {} known to apt "
+        "(run `apt-get update`)?",
+        kMetaPackage, kMetaPackage);
 
   // Version and size, for the progress line; not essential.
   argv = {"apt-cache", "show", "--no-all-versions", p.name};
@@ -123,11 +126,12 @@ fs::path download(const Package& p, const fs::path& dir) {
   CommandResult r = run_apt(argv, dir, std::chrono::minutes(30));
   r.err = without_sandbox_noise(r.err);
   if (r.status != 0)
-    fail("cannot download {}: {}\n(if apt cannot find it, its package lists may be stale: run "
-         "`apt-get update` as root)", p.name, command_failure(argv, r));
+    fail(
+        "cannot download {}: {}\n(if apt cannot find it, its package lists may be stale: run "
+        "`apt-get update` as root)",
+        p.name, command_failure(argv, r));
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".deb" && e.path().filename().string().starts_with(p.name + "_"))
-      return e.path();
+    if (e.path().extension() == ".deb" && e.path().filename().string().starts_with(p.name + "_")) return e.path();
   }
   fail("`apt-get download {}` succeeded but left no .deb in {}", p.name, dir.string());
 }
@@ -135,18 +139,18 @@ fs::path download(const Package& p, const fs::path& dir) {
 // ---- the package's contents --------------------------------------------
 
 struct FoundModule {
-  std::string file;                  // "virtio-rng.ko", as in the package
+  std::string file;  // "virtio-rng.ko", as in the package
   std::vector<std::string> depends;
 };
 
 // What one pass over data.tar learns.
 struct Scan {
-  std::string release;               // from boot/vmlinuz-<release>
+  std::string release;  // from boot/vmlinuz-<release>
   std::string vmlinuz;
   std::string config;
   std::optional<std::string> builtin_text;
-  std::map<std::string, FoundModule> modules;   // every module, by name
-  std::map<std::string, std::string> kept;      // name → uncompressed bytes
+  std::map<std::string, FoundModule> modules;  // every module, by name
+  std::map<std::string, std::string> kept;     // name → uncompressed bytes
 };
 
 // Splits "lib/modules/<release>/<rest>" (also under usr/).
@@ -212,8 +216,7 @@ class VmlinuxWriter {
   void start(const Scan& scan, fs::path path, const Progress& progress) {
     std::optional<BzImagePayload> payload = find_payload(scan.vmlinuz);
     progress(fmt::format("extracting vmlinux ({}) from vmlinuz-{}",
-                         payload && payload->size ? mib(*payload->size) : std::string("size unknown"),
-                         scan.release));
+                         payload && payload->size ? mib(*payload->size) : std::string("size unknown"), scan.release));
     // Copies: the scan goes on changing `scan` while the thread runs.
     vmlinuz_ = scan.vmlinuz;
     release_ = scan.release;
@@ -222,8 +225,9 @@ class VmlinuxWriter {
       try {
         UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
         if (!fd) fail_errno("cannot create {}", path_.string());
-        extract_vmlinux(vmlinuz_, [&](std::string_view chunk) { write_all(fd.get(), chunk, path_.c_str()); },
-                        "vmlinuz-" + release_);
+        extract_vmlinux(
+            vmlinuz_, [&](std::string_view chunk) { write_all(fd.get(), chunk, path_.c_str()); },
+            "vmlinuz-" + release_);
       } catch (...) {
         error_ = std::current_exception();
       }
@@ -313,7 +317,8 @@ Kernel fetch_debian_kernel(const Progress& progress, bool force) {
   }
 
   TempDir download_dir(kernels, ".download-");
-  progress(fmt::format("downloading {}{} with apt-get", package.name, package.size ? " (" + mib(package.size) + ")" : ""));
+  progress(
+      fmt::format("downloading {}{} with apt-get", package.name, package.size ? " (" + mib(package.size) + ")" : ""));
   auto download_start = Clock::now();
   fs::path deb = download(package, download_dir.path());
   uint64_t deb_size = fs::file_size(deb);
@@ -377,8 +382,8 @@ Kernel fetch_debian_kernel(const Progress& progress, bool force) {
   double extract_seconds = seconds_since(extract_start);
 
   install_dir(staged, final_dir);
-  progress(fmt::format("cached in {} (extracted in {:.1f} s, {:.1f} s in all)", final_dir.string(),
-                       extract_seconds, seconds_since(start)));
+  progress(fmt::format("cached in {} (extracted in {:.1f} s, {:.1f} s in all)", final_dir.string(), extract_seconds,
+                       seconds_since(start)));
   return cached_kernel(final_dir, record);
 }
 

@@ -51,8 +51,7 @@ void check_elf64(std::string_view data, std::string_view what) {
 }
 
 Table program_headers(std::string_view data, std::string_view what) {
-  Table t{read_le<uint64_t>(data, 32, what), read_le<uint16_t>(data, 56, what),
-          read_le<uint16_t>(data, 54, what)};
+  Table t{read_le<uint64_t>(data, 32, what), read_le<uint16_t>(data, 56, what), read_le<uint16_t>(data, 54, what)};
   if (t.count != 0 && t.entry_size < kPhdrSize)
     fail("{}: malformed ELF file: program header size {}", what, t.entry_size);
   slice(data, t.offset, t.count * t.entry_size, what);
@@ -60,8 +59,7 @@ Table program_headers(std::string_view data, std::string_view what) {
 }
 
 Table section_headers(std::string_view data, std::string_view what) {
-  Table t{read_le<uint64_t>(data, 40, what), read_le<uint16_t>(data, 60, what),
-          read_le<uint16_t>(data, 58, what)};
+  Table t{read_le<uint64_t>(data, 40, what), read_le<uint16_t>(data, 60, what), read_le<uint16_t>(data, 58, what)};
   if (t.offset == 0) return {};
   if (t.entry_size < kShdrSize) fail("{}: malformed ELF file: section header size {}", what, t.entry_size);
   // Extended numbering: more than 0xff00 sections put the count in sh_size of
@@ -84,12 +82,14 @@ uint64_t align4(uint64_t n) { return (n + 3) & ~uint64_t{3}; }
 }  // namespace
 
 bool is_elf64(std::string_view data) {
-  return data.size() >= 16 && data.substr(0, 4) == "\x7f" "ELF" && data[4] == 2 /* ELFCLASS64 */ &&
-         data[5] == 1 /* ELFDATA2LSB */;
+  return data.size() >= 16 &&
+         data.substr(0, 4) ==
+             "\x7f"
+             "ELF" &&
+         data[4] == 2 /* ELFCLASS64 */ && data[5] == 1 /* ELFDATA2LSB */;
 }
 
-std::optional<std::string_view> section(std::string_view data, std::string_view name,
-                                        std::string_view what) {
+std::optional<std::string_view> section(std::string_view data, std::string_view name, std::string_view what) {
   check_elf64(data, what);
   Table shdrs = section_headers(data, what);
   if (shdrs.count == 0) return std::nullopt;
@@ -103,8 +103,7 @@ std::optional<std::string_view> section(std::string_view data, std::string_view 
     uint64_t header = shdrs.offset + i * shdrs.entry_size;
     if (c_string_at(names, read_le<uint32_t>(data, header, what)) != name) continue;
     if (read_le<uint32_t>(data, header + 4, what) == kShtNobits) return std::nullopt;
-    return slice(data, read_le<uint64_t>(data, header + 24, what), read_le<uint64_t>(data, header + 32, what),
-                 what);
+    return slice(data, read_le<uint64_t>(data, header + 24, what), read_le<uint64_t>(data, header + 32, what), what);
   }
   return std::nullopt;
 }
@@ -115,8 +114,8 @@ bool has_pvh_note(std::string_view data, std::string_view what) {
   for (uint64_t i = 0; i < phdrs.count; ++i) {
     uint64_t header = phdrs.offset + i * phdrs.entry_size;
     if (read_le<uint32_t>(data, header, what) != kPtNote) continue;
-    std::string_view notes = slice(data, read_le<uint64_t>(data, header + 8, what),
-                                   read_le<uint64_t>(data, header + 32, what), what);
+    std::string_view notes =
+        slice(data, read_le<uint64_t>(data, header + 8, what), read_le<uint64_t>(data, header + 32, what), what);
     // Each note: namesz, descsz, type, then name and desc, each padded to 4.
     uint64_t pos = 0;
     while (notes.size() - pos >= 12) {

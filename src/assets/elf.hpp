@@ -14,8 +14,7 @@ bool is_elf64(std::string_view data);
 // The contents of the section called `name`, nullopt if there is none (or it
 // occupies no file space). Throws Error naming `what` if the headers are
 // malformed.
-std::optional<std::string_view> section(std::string_view data, std::string_view name,
-                                        std::string_view what);
+std::optional<std::string_view> section(std::string_view data, std::string_view name, std::string_view what);
 
 // True if a PT_NOTE segment holds a "Xen" note of type
 // XEN_ELFNOTE_PHYS32_ENTRY (18): the 32-bit PVH entry QEMU's -kernel uses.

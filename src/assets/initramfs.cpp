@@ -54,8 +54,7 @@ std::vector<std::string> busybox_applets(const fs::path& busybox) {
   std::set<std::string> applets;
   for (const std::string& line : split(r.out, '\n')) {
     std::string_view name = trim(line);
-    if (name.empty() || name == "busybox" || name == "." || name == ".." ||
-        name.find('/') != std::string_view::npos)
+    if (name.empty() || name == "busybox" || name == "." || name == ".." || name.find('/') != std::string_view::npos)
       continue;
     applets.emplace(name);
   }
@@ -204,8 +203,8 @@ fs::path find_agent() {
   if (!ec) {
     fs::path dir = exe.parent_path();
     candidates = {
-        dir / "kestrel-agent",                              // build tree: build/src/
-        dir / ".." / "src" / "kestrel-agent",               // tests in build/tests/
+        dir / "kestrel-agent",                                 // build tree: build/src/
+        dir / ".." / "src" / "kestrel-agent",                  // tests in build/tests/
         dir / ".." / "libexec" / "kestrel" / "kestrel-agent",  // installed: <prefix>/bin/
     };
   }
@@ -232,8 +231,10 @@ fs::path find_busybox() {
     found_dynamic = candidate;
   }
   if (!found_dynamic.empty())
-    fail("{} is dynamically linked and cannot run in the guest; run `apt-get install busybox-static` "
-         "or set KESTREL_BUSYBOX to a static busybox", found_dynamic);
+    fail(
+        "{} is dynamically linked and cannot run in the guest; run `apt-get install busybox-static` "
+        "or set KESTREL_BUSYBOX to a static busybox",
+        found_dynamic);
   fail("no busybox found; run `apt-get install busybox-static` or set KESTREL_BUSYBOX to a static busybox");
 }
 

@@ -14,8 +14,8 @@ namespace kestrel::assets {
 const std::vector<std::string>& default_modules();
 
 struct InitramfsInputs {
-  std::filesystem::path agent;          // static kestrel-agent
-  std::filesystem::path busybox;        // static busybox
+  std::filesystem::path agent;    // static kestrel-agent
+  std::filesystem::path busybox;  // static busybox
   Kernel kernel;
   std::vector<std::string> modules = default_modules();
 };

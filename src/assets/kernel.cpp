@@ -41,7 +41,8 @@ bool extract_user_vmlinux(std::string_view bzimage, const fs::path& path, const 
       if (!path.empty()) ::unlink(path.c_str());
     }
   } cleanup{templ};
-  extract_vmlinux(bzimage, [&](std::string_view chunk) { write_all(fd.get(), chunk, templ.c_str()); }, what);
+  extract_vmlinux(
+      bzimage, [&](std::string_view chunk) { write_all(fd.get(), chunk, templ.c_str()); }, what);
   fd.reset();
   bool pvh = elf::has_pvh_note(MappedFile(templ).bytes(), what);
   if (!pvh) return false;
@@ -72,8 +73,10 @@ Kernel user_kernel(const KernelSpec& spec) {
   if (elf::is_elf64(image.bytes())) {
     k.pvh = elf::has_pvh_note(image.bytes(), what);
     if (!k.pvh)
-      fail("{} is an ELF kernel without a Xen PVH entry note (CONFIG_PVH=y), which QEMU cannot boot "
-           "directly; pass its bzImage (arch/x86/boot/bzImage) instead", what);
+      fail(
+          "{} is an ELF kernel without a Xen PVH entry note (CONFIG_PVH=y), which QEMU cannot boot "
+          "directly; pass its bzImage (arch/x86/boot/bzImage) instead",
+          what);
     k.release = vmlinux_release(image.bytes());
   } else if (is_bzimage(image.bytes())) {
     k.release = bzimage_release(image.bytes());

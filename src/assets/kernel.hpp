@@ -11,13 +11,13 @@
 namespace kestrel::assets {
 
 struct Kernel {
-  std::string release;                  // e.g. "6.1.0-56-amd64"
-  std::filesystem::path image;          // vmlinux (PVH ELF) or bzImage
-  bool pvh = false;                     // image is an ELF with a Xen PVH note
+  std::string release;          // e.g. "6.1.0-56-amd64"
+  std::filesystem::path image;  // vmlinux (PVH ELF) or bzImage
+  bool pvh = false;             // image is an ELF with a Xen PVH note
   // Directory holding the module files (*.ko, possibly compressed, in any
   // subdirectory layout); empty when the kernel needs no modules.
   std::filesystem::path modules_dir;
-  std::string source;                   // "debian:linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb" or "user"
+  std::string source;  // "debian:linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb" or "user"
 };
 
 // Progress lines ("downloading …", "extracting …") go through this callback.
@@ -36,9 +36,9 @@ std::vector<Kernel> list_cached_kernels();
 // What the user asked for: nothing (the newest cached kernel), a release name
 // in the cache, or a path to a vmlinux/bzImage plus optional modules dir.
 struct KernelSpec {
-  std::string release;                  // empty: newest cached
-  std::filesystem::path image;          // non-empty: user kernel
-  std::filesystem::path modules_dir;    // with image: where its modules are
+  std::string release;                // empty: newest cached
+  std::filesystem::path image;        // non-empty: user kernel
+  std::filesystem::path modules_dir;  // with image: where its modules are
 };
 
 // Throws Error naming the command that fixes it ("run `kestrel kernel fetch`")

@@ -21,8 +21,12 @@ std::string kernel_record_json(const KernelRecord& record) {
   json modules = json::array();
   for (const KernelRecord::Module& m : record.modules)
     modules.push_back({{"name", m.name}, {"file", m.file}, {"depends", m.depends}});
-  json j = {{"format", kKernelRecordFormat}, {"release", record.release}, {"package", record.package},
-            {"version", record.version},     {"deb", record.deb},         {"image", record.image},
+  json j = {{"format", kKernelRecordFormat},
+            {"release", record.release},
+            {"package", record.package},
+            {"version", record.version},
+            {"deb", record.deb},
+            {"image", record.image},
             {"pvh", record.pvh},
             {"modules", modules}};
   return j.dump(2) + "\n";

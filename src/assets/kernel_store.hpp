@@ -27,17 +27,17 @@ inline constexpr int kKernelRecordFormat = 1;
 
 struct KernelRecord {
   std::string release;
-  std::string package;               // linux-image-6.1.0-56-amd64
-  std::string version;               // 6.1.192-2
-  std::string deb;                   // the downloaded file's name
-  std::string image = "vmlinux";     // the file QEMU boots: vmlinux, or vmlinuz without PVH
+  std::string package;            // linux-image-6.1.0-56-amd64
+  std::string version;            // 6.1.192-2
+  std::string deb;                // the downloaded file's name
+  std::string image = "vmlinux";  // the file QEMU boots: vmlinux, or vmlinuz without PVH
   bool pvh = false;
   struct Module {
     std::string name;
-    std::string file;                // under modules/
+    std::string file;  // under modules/
     std::vector<std::string> depends;
   };
-  std::vector<Module> modules;       // in load order
+  std::vector<Module> modules;  // in load order
 };
 
 // cache_dir()/kernels, created if needed.

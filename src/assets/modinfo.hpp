@@ -12,8 +12,8 @@
 namespace kestrel::assets {
 
 struct ModInfo {
-  std::string name;                   // normalized: '-' → '_'
-  std::vector<std::string> depends;   // normalized, in the order listed
+  std::string name;                  // normalized: '-' → '_'
+  std::vector<std::string> depends;  // normalized, in the order listed
 };
 
 // Module names compare with '-' and '_' as equal; this is the canonical form.

@@ -73,8 +73,11 @@ std::vector<PlannedModule> plan_modules(const fs::path& modules_dir, const std::
     entry["path"] = m->path.string();
     modules.push_back(entry);
   }
-  json j = {{"format", kPlanFormat}, {"dir", dir.string()}, {"wanted", wanted},
-            {"builtin", file_stamp(dir / "modules.builtin")}, {"modules", modules}};
+  json j = {{"format", kPlanFormat},
+            {"dir", dir.string()},
+            {"wanted", wanted},
+            {"builtin", file_stamp(dir / "modules.builtin")},
+            {"modules", modules}};
   make_dirs(plans, 0755);
   write_file_atomic(file, j.dump(1) + "\n");
   return plan;

@@ -15,8 +15,8 @@
 namespace kestrel::assets {
 
 struct PlannedModule {
-  std::string name;              // normalized module name
-  std::filesystem::path path;    // the file (possibly compressed)
+  std::string name;            // normalized module name
+  std::filesystem::path path;  // the file (possibly compressed)
 };
 
 // The closure of `wanted` over the modules in `modules_dir`, in load order.

@@ -68,8 +68,8 @@ class ModuleTree {
   std::filesystem::path builtin_file_;
   std::unordered_set<std::string> builtin_;
   std::map<std::string, std::vector<std::filesystem::path>> by_file_name_;
-  std::unordered_map<std::string, std::unique_ptr<Module>> by_path_;   // parsed files
-  std::unordered_map<std::string, const Module*> by_name_;             // parsed, by module name
+  std::unordered_map<std::string, std::unique_ptr<Module>> by_path_;  // parsed files
+  std::unordered_map<std::string, const Module*> by_name_;            // parsed, by module name
   bool indexed_everything_ = false;
 };
 

@@ -63,9 +63,7 @@ class ElfCheckingSink {
 
 }  // namespace
 
-bool is_bzimage(std::string_view d) {
-  return d.size() > kPayloadLength + 4 && d.substr(kHeaderMagic, 4) == "HdrS";
-}
+bool is_bzimage(std::string_view d) { return d.size() > kPayloadLength + 4 && d.substr(kHeaderMagic, 4) == "HdrS"; }
 
 std::string bzimage_release(std::string_view d) {
   if (!is_bzimage(d)) return {};
@@ -100,9 +98,11 @@ std::optional<BzImagePayload> payload_from_header(std::string_view d) {
 // scanning for.)
 std::vector<BzImagePayload> scan_for_payloads(std::string_view d) {
   static const std::array<std::string_view, 5> magics = {
-      std::string_view("\xfd" "7zXZ\0", 6), std::string_view("\x28\xb5\x2f\xfd", 4),
-      std::string_view("\x1f\x8b\x08", 3), std::string_view("\x02\x21\x4c\x18", 4),
-      std::string_view("BZh", 3)};
+      std::string_view("\xfd"
+                       "7zXZ\0",
+                       6),
+      std::string_view("\x28\xb5\x2f\xfd", 4), std::string_view("\x1f\x8b\x08", 3),
+      std::string_view("\x02\x21\x4c\x18", 4), std::string_view("BZh", 3)};
   constexpr size_t kMaxCandidates = 16;
   std::vector<size_t> starts;
   for (std::string_view magic : magics) {
@@ -140,8 +140,9 @@ void extract_vmlinux(std::string_view bzimage, const Sink& sink, std::string_vie
   for (const BzImagePayload& payload : candidates) {
     ElfCheckingSink checking(sink, what);
     try {
-      decompress(payload.data, [&](std::string_view chunk) { checking(chunk); },
-                 fmt::format("the {} kernel in {}", compression_name(payload.compression), what));
+      decompress(
+          payload.data, [&](std::string_view chunk) { checking(chunk); },
+          fmt::format("the {} kernel in {}", compression_name(payload.compression), what));
       checking.finish();
       return;
     } catch (const Error& e) {

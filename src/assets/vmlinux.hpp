@@ -14,9 +14,9 @@
 namespace kestrel::assets {
 
 struct BzImagePayload {
-  std::string_view data;           // the compressed stream, exactly
+  std::string_view data;  // the compressed stream, exactly
   Compression compression = Compression::kNone;
-  std::optional<uint64_t> size;    // decompressed size, when the image records it
+  std::optional<uint64_t> size;  // decompressed size, when the image records it
 };
 
 // True if data carries the x86 boot protocol header ("HdrS" at 0x202).

@@ -13,7 +13,6 @@
 #include "util/error.hpp"
 #include "util/strings.hpp"
 #include "util/trace.hpp"
-#include "util/trace.hpp"
 
 namespace kestrel::cli {
 
@@ -23,8 +22,8 @@ struct Command {
   const char* name;
   const char* summary;
   std::function<int(const Args&)> handler;
-  int error_status;  // exit status when the handler throws
-  bool sweep = true; // reap orphaned and expired deployments first
+  int error_status;   // exit status when the handler throws
+  bool sweep = true;  // reap orphaned and expired deployments first
 };
 
 const std::vector<Command>& command_table() {

@@ -31,7 +31,8 @@ uint64_t disk_usage(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     struct stat st;
-    if (::lstat(it->path().c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) total += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (::lstat(it->path().c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+      total += static_cast<uint64_t>(st.st_blocks) * 512;
   }
   return total;
 }
@@ -48,7 +49,8 @@ int cache_ls(bool json) {
   if (json) {
     nlohmann::json out = {{"dir", cache.string()}, {"templates", nlohmann::json::array()}};
     for (const auto& t : templates)
-      out["templates"].push_back({{"dir", t.dir.string()}, {"key", t.key}, {"disk_bytes", t.disk_bytes}, {"meta", t.meta}});
+      out["templates"].push_back(
+          {{"dir", t.dir.string()}, {"key", t.key}, {"disk_bytes", t.disk_bytes}, {"meta", t.meta}});
     out["initramfs_bytes"] = disk_usage(cache / "initramfs");
     out["kernels_bytes"] = disk_usage(cache / "kernels");
     std::printf("%s\n", out.dump(2).c_str());

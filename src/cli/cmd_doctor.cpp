@@ -1,6 +1,6 @@
 // kestrel doctor: is this host ready to run VMs, and if not, what fixes it.
-#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,12 +11,12 @@
 #include "assets/initramfs.hpp"
 #include "assets/kernel.hpp"
 #include "cli/commands.hpp"
-#include "host/template_store.hpp"
 #include "cli/parse.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/registry.hpp"
 #include "deploy/slots.hpp"
+#include "host/template_store.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "vm/accel.hpp"
@@ -62,7 +62,8 @@ Finding check_qemu(const config::Config*) {
     return ok(fmt::format("QEMU {} ({})", vm::qemu_version(qemu), qemu));
   } catch (const Error& e) {
     if (const char* env = std::getenv("KESTREL_QEMU"); env && *env)
-      return problem(fmt::format("KESTREL_QEMU={}: {}", env, e.what()), "unset KESTREL_QEMU (or point it at a QEMU binary)");
+      return problem(fmt::format("KESTREL_QEMU={}: {}", env, e.what()),
+                     "unset KESTREL_QEMU (or point it at a QEMU binary)");
     return problem(e.what(), "sudo apt-get install qemu-system-x86");
   }
 }
@@ -72,7 +73,8 @@ Finding check_guest_files(const config::Config*) {
   try {
     agent = assets::find_agent().string();
   } catch (const Error& e) {
-    return problem(e.what(), "reinstall kestrel (sudo apt-get install --reinstall kestrel), or `./dev build` in its source tree");
+    return problem(e.what(),
+                   "reinstall kestrel (sudo apt-get install --reinstall kestrel), or `./dev build` in its source tree");
   }
   try {
     return ok(fmt::format("agent {}, busybox {}", agent, assets::find_busybox().string()));
@@ -127,8 +129,7 @@ Finding check_accel(const config::Config* c) {
                 "virtualization); set accel = \"tcg\" to make the choice explicit");
   if (facts.kvm_intel || facts.kvm_amd)  // modules there, /dev/kvm not usable by us
     return warn(d.reason, "sudo usermod -aG kvm $USER  (then log in again)");
-  if (cpu_has_virtualization())
-    return warn(d.reason, "sudo modprobe kvm_intel  (or kvm_amd on AMD CPUs)");
+  if (cpu_has_virtualization()) return warn(d.reason, "sudo modprobe kvm_intel  (or kvm_amd on AMD CPUs)");
   return warn(d.reason + "; this CPU offers no hardware virtualization to this host",
               "none on this host: use a machine (or VM with nested virtualization) with VT-x/AMD-V");
 }
@@ -163,7 +164,8 @@ Finding check_runtime_dir(const config::Config*) {
 
 Finding check_cache_dir(const config::Config*) {
   try {
-    return check_dir("cache dir", assets::cache_dir(), "kestrel cache clear  (templates and initramfs images are rebuilt when needed)");
+    return check_dir("cache dir", assets::cache_dir(),
+                     "kestrel cache clear  (templates and initramfs images are rebuilt when needed)");
   } catch (const Error& e) {
     return problem(e.what(), "export KESTREL_CACHE_DIR=$HOME/.cache/kestrel");
   }
@@ -175,9 +177,10 @@ Finding check_warm(const config::Config* c) {
   uint64_t bytes = 0;
   auto templates = host::list_templates();
   for (const auto& t : templates) bytes += t.disk_bytes;
-  return ok(fmt::format("warm starts on: {} template(s) in the cache, {} on disk (`kestrel cache ls`); the first run "
-                        "of a configuration builds its own",
-                        templates.size(), human_bytes(bytes)));
+  return ok(
+      fmt::format("warm starts on: {} template(s) in the cache, {} on disk (`kestrel cache ls`); the first run "
+                  "of a configuration builds its own",
+                  templates.size(), human_bytes(bytes)));
 }
 
 Finding check_slots(const config::Config* c) {
@@ -213,13 +216,13 @@ int cmd_doctor(const Args& args) {
     config = config::Config::load();
     findings.emplace_back("config", check_config(&*config));
   } catch (const Error& e) {
-    findings.emplace_back("config", problem(e.what(), "fix the file at the line named (kestrel config --keys lists the keys)"));
+    findings.emplace_back("config",
+                          problem(e.what(), "fix the file at the line named (kestrel config --keys lists the keys)"));
   }
   const config::Config* c = config ? &*config : nullptr;
   const std::vector<Check> checks = {
-      {"qemu", check_qemu},        {"guest", check_guest_files}, {"kernel", check_kernel},
-      {"accel", check_accel},      {"runtime", check_runtime_dir}, {"cache", check_cache_dir},
-      {"warm", check_warm},        {"slots", check_slots},
+      {"qemu", check_qemu},           {"guest", check_guest_files}, {"kernel", check_kernel}, {"accel", check_accel},
+      {"runtime", check_runtime_dir}, {"cache", check_cache_dir},   {"warm", check_warm},     {"slots", check_slots},
   };
   for (const Check& check : checks) {
     try {

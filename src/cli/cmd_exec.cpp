@@ -1,7 +1,7 @@
 // kestrel exec NAME 'CMD' -f DIR   |   kestrel exec NAME -f DIR -- ARGV...
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
 
 #include <algorithm>
 
@@ -62,7 +62,8 @@ int cmd_exec(const Args& all_args) {
   CLI::App app(kExecHelp, "kestrel exec");
   app.add_option("words", words, "NAME ['CMD']")->required()->expected(1, 2);
   app.add_option("-f,--dir", dir, "the deployment directory")->required();
-  app.add_option("--timeout", timeout_s, "kill the command after SECONDS (exit status 124)")->check(CLI::PositiveNumber);
+  app.add_option("--timeout", timeout_s, "kill the command after SECONDS (exit status 124)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("-t,--tty", tty, "run on a pseudo-terminal (interactive programs, e.g. a shell)");
   if (!parse(app, args)) return 0;
   const std::string& name = words[0];
@@ -88,7 +89,7 @@ int cmd_exec(const Args& all_args) {
   if (tty) {
     exec.flags |= proto::kExecPty | proto::kExecStdin;
     io.stdin_fd = STDIN_FILENO;
-    struct winsize ws{};
+    struct winsize ws {};
     if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
       exec.rows = ws.ws_row;
       exec.cols = ws.ws_col;
@@ -119,8 +120,9 @@ int cmd_exec(const Args& all_args) {
     case Kind::kInterrupted:
       return outcome.has_status ? outcome.status.shell_status() : 128 + outcome.signo;
     case Kind::kVmGone:
-      fail("{}", host::describe_vm_failure(name, target.paths, "stopped while the command ran: " +
-                                                                host::explain_vm_exit(target.paths, std::nullopt)));
+      fail("{}", host::describe_vm_failure(
+                     name, target.paths,
+                     "stopped while the command ran: " + host::explain_vm_exit(target.paths, std::nullopt)));
     case Kind::kAgentLost:
       fail("{}", host::describe_vm_failure(name, target.paths, "lost its agent: " + outcome.message));
   }

@@ -13,10 +13,10 @@ int cmd_kernel(const Args& args) {
   CLI::App app("Manage guest kernels.", "kestrel kernel");
   app.require_subcommand(1);
   bool force = false;
-  auto* fetch = app.add_subcommand(
-      "fetch",
-      "download Debian's linux-image-amd64 (apt-get download, no install, no root) and extract\n"
-      "the uncompressed vmlinux and the modules kestrel needs into the cache");
+  auto* fetch =
+      app.add_subcommand("fetch",
+                         "download Debian's linux-image-amd64 (apt-get download, no install, no root) and extract\n"
+                         "the uncompressed vmlinux and the modules kestrel needs into the cache");
   fetch->add_flag("--force", force, "download again even if this release is cached");
   auto* ls = app.add_subcommand("ls", "list cached kernels");
   if (!parse(app, args)) return 0;

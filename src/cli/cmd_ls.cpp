@@ -28,7 +28,8 @@ int cmd_ls(const Args& args) {
       "inspection), orphaned (its runner died; `kestrel gc` removes it), dead (its VMs are\n"
       "gone, e.g. a failed run kept for its logs; `kestrel gc` removes the leftovers).\n",
       "kestrel ls");
-  app.add_flag("--json", json, "print a JSON array of {dir, names, state, status, age_seconds, pids, exit_status, command}");
+  app.add_flag("--json", json,
+               "print a JSON array of {dir, names, state, status, age_seconds, pids, exit_status, command}");
   if (!parse(app, args)) return 0;
 
   auto all = deploy::list_deployments();
@@ -85,7 +86,8 @@ int cmd_gc(const Args& args) {
   policy.all = all;
   policy.keep_ttl_seconds = deploy::default_keep_ttl();
   for (const auto& d : deploy::collect_garbage(policy, dry_run))
-    std::printf("%s %s (%s)\n", dry_run ? "would destroy" : "destroyed", d.dir.c_str(), deploy::liveness_name(d.liveness));
+    std::printf("%s %s (%s)\n", dry_run ? "would destroy" : "destroyed", d.dir.c_str(),
+                deploy::liveness_name(d.liveness));
   return 0;
 }
 

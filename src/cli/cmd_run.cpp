@@ -69,7 +69,8 @@ void fill_from_config(RunOptions& o, const config::Config& c) {
   for (const auto& s : c.list("share")) {
     o.shares.push_back(config::parse_share(s));
     if (!fs::is_directory(o.shares.back().path))
-      fail("cannot share {} with the VM ({}): not a directory", o.shares.back().path, describe_origin(c.entry("share").origin));
+      fail("cannot share {} with the VM ({}): not a directory", o.shares.back().path,
+           describe_origin(c.entry("share").origin));
   }
 }
 
@@ -283,9 +284,8 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
 
   proto::SetupRequest setup;
   setup.hostname = name;
-  setup.realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  setup.realtime_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   setup.entropy = random_bytes(64);
   setup.mounts = {{"root", "", proto::MountKind::kRootOverlay},
                   {"bay", dep.bay().string(), proto::MountKind::kReadWrite}};
@@ -317,7 +317,8 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   }
   io.signal_fd = signals.fd();
   io.vm_pidfd = machine.qemu().pidfd();
-  if (o.timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
+  if (o.timeout_s > 0)
+    io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
   host::ExecOutcome outcome = machine.agent().exec(exec, io);
   trace("program finished");
 
@@ -353,7 +354,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   if (keep) {
     guard.keep(status);
     machine.qemu().release();  // the VM outlives us
-    slot.release();  // a kept VM idles; it does not count against the limit
+    slot.release();            // a kept VM idles; it does not count against the limit
     if (status != 0)
       print_kept_message(name, dep.dir(), status);
     else

@@ -75,7 +75,8 @@ int cmd_serial(const Args& args) {
     struct pollfd p[3] = {{sock.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
     prompted = prompted || prompt_rest.expired() || prompt_wait.expired();
     bool take_input = stdin_open && prompted;
-    Deadline wake = take_input || !stdin_open ? quiet : Deadline::earliest(quiet, Deadline::earliest(prompt_wait, prompt_rest));
+    Deadline wake =
+        take_input || !stdin_open ? quiet : Deadline::earliest(quiet, Deadline::earliest(prompt_wait, prompt_rest));
     int r = ::poll(p, take_input ? 3 : 2, wake.poll_timeout_ms());
     if (r < 0 && errno != EINTR) fail_errno("poll");
     if (r == 0 && quiet.expired()) break;

@@ -76,7 +76,8 @@ std::string host_triple() {
 
 std::string cargo_runner_variable(std::string_view triple) {
   std::string var = "CARGO_TARGET_";
-  for (char c : triple) var += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : triple)
+    var += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return var + "_RUNNER";
 }
 
@@ -89,9 +90,10 @@ std::string host_triple_from_rustc(std::string_view output) {
 
 std::string cargo_runner_value(const std::string& kestrel_path) {
   if (kestrel_path.find_first_of(" \t\n") != std::string::npos)
-    fail("kestrel's path '{}' contains whitespace, which cargo's runner setting cannot express; "
-         "install kestrel elsewhere or put it in PATH and use CARGO_TARGET_<TRIPLE>_RUNNER=\"kestrel run --\"",
-         kestrel_path);
+    fail(
+        "kestrel's path '{}' contains whitespace, which cargo's runner setting cannot express; "
+        "install kestrel elsewhere or put it in PATH and use CARGO_TARGET_<TRIPLE>_RUNNER=\"kestrel run --\"",
+        kestrel_path);
   return kestrel_path + " run --";
 }
 

@@ -24,9 +24,9 @@ int cmd_cargo(const Args& args);
 int cmd_go(const Args& args);
 
 // Exit statuses of kestrel itself (documented in `kestrel --help`).
-constexpr int kExitUsage = 2;       // bad command line
-constexpr int kExitTimeout = 124;   // the program ran past --timeout
-constexpr int kExitKestrel = 125;   // kestrel failed (VM did not boot, ...), not the program
+constexpr int kExitUsage = 2;      // bad command line
+constexpr int kExitTimeout = 124;  // the program ran past --timeout
+constexpr int kExitKestrel = 125;  // kestrel failed (VM did not boot, ...), not the program
 constexpr int kExitCannotExec = 126;
 constexpr int kExitNotFound = 127;
 

@@ -26,7 +26,7 @@ bool is_false(std::string_view arg) {
 
 bool is_listing_invocation(const std::vector<std::string>& args) {
   for (const std::string& arg : args) {
-    if (arg == "--") return false;  // what follows is for the tests themselves
+    if (arg == "--") return false;     // what follows is for the tests themselves
     if (arg == "--list") return true;  // libtest and nextest take no value
     if (is_flag(arg, "--gtest_list_tests") && !is_false(arg)) return true;
     if (is_flag(arg, "-test.list")) return true;

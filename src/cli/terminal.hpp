@@ -25,7 +25,7 @@ class RawTerminal {
 
  private:
   int fd_;
-  struct termios saved_{};
+  struct termios saved_ {};
 };
 
 }  // namespace kestrel::cli

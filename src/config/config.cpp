@@ -8,11 +8,16 @@ namespace kestrel::config {
 
 std::string describe_origin(const Origin& origin) {
   switch (origin.source) {
-    case Source::kDefault: return "default";
-    case Source::kUserFile: return "user file " + origin.where;
-    case Source::kProjectFile: return "project file " + origin.where;
-    case Source::kEnvironment: return "environment " + origin.where;
-    case Source::kCommandLine: return "command line " + origin.where;
+    case Source::kDefault:
+      return "default";
+    case Source::kUserFile:
+      return "user file " + origin.where;
+    case Source::kProjectFile:
+      return "project file " + origin.where;
+    case Source::kEnvironment:
+      return "environment " + origin.where;
+    case Source::kCommandLine:
+      return "command line " + origin.where;
   }
   return "?";
 }

@@ -31,8 +31,8 @@ struct Entry {
 };
 
 struct Sources {
-  std::filesystem::path cwd;   // where the project file search starts
-  GetEnv getenv;               // the environment
+  std::filesystem::path cwd;  // where the project file search starts
+  GetEnv getenv;              // the environment
 };
 
 class Config {

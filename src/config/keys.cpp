@@ -13,43 +13,101 @@ namespace kestrel::config {
 
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = {
-      {.name = "memory", .type = Type::kCount, .fallback = "512", .env = "KESTREL_MEMORY", .option = "--mem",
-       .help = "guest memory in MiB", .min = 64, .max = 1 << 20},
-      {.name = "cpus", .type = Type::kCount, .fallback = "1", .env = "KESTREL_CPUS", .option = "--cpus",
-       .help = "virtual CPUs", .min = 1, .max = 64},
-      {.name = "kernel", .type = Type::kText, .fallback = "", .env = "KESTREL_KERNEL", .option = "--kernel",
+      {.name = "memory",
+       .type = Type::kCount,
+       .fallback = "512",
+       .env = "KESTREL_MEMORY",
+       .option = "--mem",
+       .help = "guest memory in MiB",
+       .min = 64,
+       .max = 1 << 20},
+      {.name = "cpus",
+       .type = Type::kCount,
+       .fallback = "1",
+       .env = "KESTREL_CPUS",
+       .option = "--cpus",
+       .help = "virtual CPUs",
+       .min = 1,
+       .max = 64},
+      {.name = "kernel",
+       .type = Type::kText,
+       .fallback = "",
+       .env = "KESTREL_KERNEL",
+       .option = "--kernel",
        .help = "guest kernel: a cached release (`kestrel kernel ls`) or a path to a vmlinux/bzImage; "
                "empty: the newest cached",
        .path_like = true},
-      {.name = "kernel_modules", .type = Type::kText, .fallback = "", .env = "KESTREL_KERNEL_MODULES",
-       .option = "--kernel-modules", .help = "directory of modules for a kernel given as a path", .path_like = true},
-      {.name = "timeout", .type = Type::kSeconds, .fallback = "0", .env = "KESTREL_TIMEOUT", .option = "--timeout",
+      {.name = "kernel_modules",
+       .type = Type::kText,
+       .fallback = "",
+       .env = "KESTREL_KERNEL_MODULES",
+       .option = "--kernel-modules",
+       .help = "directory of modules for a kernel given as a path",
+       .path_like = true},
+      {.name = "timeout",
+       .type = Type::kSeconds,
+       .fallback = "0",
+       .env = "KESTREL_TIMEOUT",
+       .option = "--timeout",
        .help = "kill the program after this many seconds (exit status 124); 0: no limit"},
-      {.name = "keep", .type = Type::kChoice, .fallback = "on-failure", .env = "KESTREL_KEEP", .option = "--keep",
+      {.name = "keep",
+       .type = Type::kChoice,
+       .fallback = "on-failure",
+       .env = "KESTREL_KEEP",
+       .option = "--keep",
        .help = "keep the VM running after the program: on-failure, always or never",
        .choices = "on-failure|always|never"},
-      {.name = "slots", .type = Type::kCount, .fallback = "0", .env = "KESTREL_SLOTS", .option = "",
+      {.name = "slots",
+       .type = Type::kCount,
+       .fallback = "0",
+       .env = "KESTREL_SLOTS",
+       .option = "",
        .help = "how many VMs of this user run programs at once (others wait); 0: one per CPU, as far as "
                "half the available memory allows",
-       .min = 0, .max = 4096},
-      {.name = "accel", .type = Type::kChoice, .fallback = "auto", .env = "KESTREL_ACCEL", .option = "",
+       .min = 0,
+       .max = 4096},
+      {.name = "accel",
+       .type = Type::kChoice,
+       .fallback = "auto",
+       .env = "KESTREL_ACCEL",
+       .option = "",
        .help = "accelerator: auto (KVM where it can boot a standard kernel, else TCG), kvm or tcg",
        .choices = "auto|kvm|tcg"},
-      {.name = "list_on_host", .type = Type::kSwitch, .fallback = "true", .env = "KESTREL_LIST_ON_HOST",
+      {.name = "list_on_host",
+       .type = Type::kSwitch,
+       .fallback = "true",
+       .env = "KESTREL_LIST_ON_HOST",
        .option = "--list-in-vm",
        .help = "run test-listing invocations (--list, --gtest_list_tests, -test.list) directly on the host, "
                "without a VM",
-       .flag_sets = "false", .flag_help = "run test-listing invocations in the VM as well"},
-      {.name = "warm", .type = Type::kSwitch, .fallback = "true", .env = "KESTREL_WARM", .option = "--cold",
+       .flag_sets = "false",
+       .flag_help = "run test-listing invocations in the VM as well"},
+      {.name = "warm",
+       .type = Type::kSwitch,
+       .fallback = "true",
+       .env = "KESTREL_WARM",
+       .option = "--cold",
        .help = "start VMs as clones of a template of their configuration (built on first use) instead of "
                "booting them",
        .flag_sets = "false",
        .flag_help = "boot the VM from scratch instead of restoring a clone of its configuration's template"},
-      {.name = "env.pass", .type = Type::kPatterns, .fallback = "*", .env = "KESTREL_ENV_PASS", .option = "",
+      {.name = "env.pass",
+       .type = Type::kPatterns,
+       .fallback = "*",
+       .env = "KESTREL_ENV_PASS",
+       .option = "",
        .help = "host environment variables the program gets (* and ? are wildcards)"},
-      {.name = "env.deny", .type = Type::kPatterns, .fallback = "", .env = "KESTREL_ENV_DENY", .option = "",
+      {.name = "env.deny",
+       .type = Type::kPatterns,
+       .fallback = "",
+       .env = "KESTREL_ENV_DENY",
+       .option = "",
        .help = "variables withheld from the program, on top of the built-in list in `kestrel run --help`"},
-      {.name = "share", .type = Type::kShares, .fallback = "", .env = "KESTREL_SHARE", .option = "--share",
+      {.name = "share",
+       .type = Type::kShares,
+       .fallback = "",
+       .env = "KESTREL_SHARE",
+       .option = "--share",
        .help = "extra host paths mounted in the VM at the same path: PATH:ro (writes fail) or PATH:rw "
                "(writes reach the host); without :ro/:rw read-only",
        .path_like = true},
@@ -60,7 +118,8 @@ const std::vector<Key>& keys() {
 const std::vector<EnvOnly>& environment_only() {
   static const std::vector<EnvOnly> table = {
       {"KESTREL_RUNTIME_DIR", "deployments; default $XDG_RUNTIME_DIR/kestrel, else /tmp/kestrel-$UID"},
-      {"KESTREL_CACHE_DIR", "kernels, initramfs images and warm-start templates; default $XDG_CACHE_HOME/kestrel, else ~/.cache/kestrel"},
+      {"KESTREL_CACHE_DIR",
+       "kernels, initramfs images and warm-start templates; default $XDG_CACHE_HOME/kestrel, else ~/.cache/kestrel"},
       {"KESTREL_KEEP_TTL", "how long kept VMs live before any kestrel command removes them (2h; s, m, h, d)"},
       {"KESTREL_QEMU", "the QEMU binary; default qemu-system-x86_64 from PATH"},
       {"KESTREL_AGENT", "the guest agent; default next to kestrel or in PREFIX/libexec/kestrel"},
@@ -134,8 +193,7 @@ Value parse_text(const Key& key, std::string_view text, const std::string& base_
     case Type::kCount: {
       int64_t v = 0;
       auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-      if (t.empty() || ec != std::errc() || end != t.data() + t.size())
-        fail("'{}' is not {}", t, describe_type(key));
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size()) fail("'{}' is not {}", t, describe_type(key));
       return check_value(key, v, base_dir);
     }
     case Type::kSeconds: {
@@ -173,8 +231,7 @@ Value check_value(const Key& key, Value value, const std::string& base_dir) {
     case Type::kChoice: {
       const auto& v = std::get<std::string>(value);
       auto choices = split(key.choices, '|');
-      if (std::find(choices.begin(), choices.end(), v) == choices.end())
-        fail("'{}' is not {}", v, describe_type(key));
+      if (std::find(choices.begin(), choices.end(), v) == choices.end()) fail("'{}' is not {}", v, describe_type(key));
       break;
     }
     case Type::kText: {
@@ -220,31 +277,44 @@ std::string format_value(const Value& value) {
 
 std::string describe_type(const Key& key) {
   switch (key.type) {
-    case Type::kCount: return fmt::format("an integer from {} to {}", key.min, key.max);
-    case Type::kSeconds: return "a number of seconds (>= 0)";
-    case Type::kText: return key.path_like ? "a string (a name or a path)" : "a string";
+    case Type::kCount:
+      return fmt::format("an integer from {} to {}", key.min, key.max);
+    case Type::kSeconds:
+      return "a number of seconds (>= 0)";
+    case Type::kText:
+      return key.path_like ? "a string (a name or a path)" : "a string";
     case Type::kChoice: {
       auto choices = split(key.choices, '|');
       std::string out = "one of ";
       for (size_t i = 0; i < choices.size(); ++i) out += (i ? ", " : "") + choices[i];
       return out;
     }
-    case Type::kSwitch: return "a boolean (true or false)";
-    case Type::kPatterns: return "a list of variable name patterns";
-    case Type::kShares: return "a list of PATH:ro or PATH:rw";
+    case Type::kSwitch:
+      return "a boolean (true or false)";
+    case Type::kPatterns:
+      return "a list of variable name patterns";
+    case Type::kShares:
+      return "a list of PATH:ro or PATH:rw";
   }
   return "value";
 }
 
 std::string value_placeholder(const Key& key) {
   switch (key.type) {
-    case Type::kCount: return "N";
-    case Type::kSeconds: return "SECONDS";
-    case Type::kText: return key.path_like ? "NAME|PATH" : "TEXT";
-    case Type::kChoice: return key.choices;
-    case Type::kSwitch: return "true|false";
-    case Type::kPatterns: return "PATTERN,...";
-    case Type::kShares: return "PATH[:ro|:rw]";
+    case Type::kCount:
+      return "N";
+    case Type::kSeconds:
+      return "SECONDS";
+    case Type::kText:
+      return key.path_like ? "NAME|PATH" : "TEXT";
+    case Type::kChoice:
+      return key.choices;
+    case Type::kSwitch:
+      return "true|false";
+    case Type::kPatterns:
+      return "PATTERN,...";
+    case Type::kShares:
+      return "PATH[:ro|:rw]";
   }
   return "VALUE";
 }

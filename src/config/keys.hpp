@@ -23,7 +23,7 @@ enum class Type {
 };
 
 struct Key {
-  const char* name;      // as written in kestrel.toml; "env.pass" is `pass` in table [env]
+  const char* name;  // as written in kestrel.toml; "env.pass" is `pass` in table [env]
   Type type;
   const char* fallback;  // built-in default, written as in the environment variable
   const char* env;       // KESTREL_... variable

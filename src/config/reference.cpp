@@ -27,9 +27,8 @@ std::string md_escape(std::string_view s) {
 std::string key_reference_text() {
   std::string out;
   for (const Key& k : keys()) {
-    out += fmt::format("{}\n  {}\n  type: {}; default: {}; env: {}; run option: {}\n", k.name, k.help,
-                       describe_type(k), *k.fallback ? k.fallback : "(empty)", k.env,
-                       *k.option ? option_of(k) : "-");
+    out += fmt::format("{}\n  {}\n  type: {}; default: {}; env: {}; run option: {}\n", k.name, k.help, describe_type(k),
+                       *k.fallback ? k.fallback : "(empty)", k.env, *k.option ? option_of(k) : "-");
   }
   out += "\nenvironment only (no file key):\n";
   for (const EnvOnly& e : environment_only()) out += fmt::format("  {:<20} {}\n", e.name, e.help);

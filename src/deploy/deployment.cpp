@@ -1,17 +1,17 @@
 #include "deploy/deployment.hpp"
 
-#include <signal.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -24,8 +24,7 @@ namespace kestrel::deploy {
 namespace {
 
 int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 fs::path ensure_private_dir(const fs::path& dir) {
@@ -35,8 +34,8 @@ fs::path ensure_private_dir(const fs::path& dir) {
   if (::lstat(dir.c_str(), &st) != 0) fail_errno("cannot stat {}", dir.string());
   if (!S_ISDIR(st.st_mode)) fail("{} is not a directory", dir.string());
   if (st.st_uid != ::getuid())
-    fail("{} belongs to uid {}, not to you (uid {}); set KESTREL_RUNTIME_DIR to a directory of yours",
-         dir.string(), st.st_uid, ::getuid());
+    fail("{} belongs to uid {}, not to you (uid {}); set KESTREL_RUNTIME_DIR to a directory of yours", dir.string(),
+         st.st_uid, ::getuid());
   return dir;
 }
 

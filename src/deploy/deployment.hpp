@@ -27,9 +27,9 @@ fs::path runtime_dir();
 
 struct VmRecord {
   std::string name;
-  int pid = 0;          // QEMU's pid (0 before launch)
+  int pid = 0;  // QEMU's pid (0 before launch)
   std::string accel;
-  std::string start;    // "warm" (a clone of a template) or "cold" (booted)
+  std::string start;  // "warm" (a clone of a template) or "cold" (booted)
 };
 
 struct State {
@@ -42,7 +42,7 @@ struct State {
   std::string keep = "on-failure";
   std::vector<std::string> command;
   std::vector<VmRecord> vms;
-  std::optional<int> exit_status;   // set when the run finished (kept ones)
+  std::optional<int> exit_status;  // set when the run finished (kept ones)
 
   std::string to_json() const;
   static State from_json(const std::string& text, const fs::path& origin);

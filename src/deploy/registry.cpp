@@ -16,8 +16,7 @@ namespace kestrel::deploy {
 namespace {
 
 int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 int64_t mtime_of(const fs::path& p) {
@@ -29,10 +28,14 @@ int64_t mtime_of(const fs::path& p) {
 
 const char* liveness_name(Liveness l) {
   switch (l) {
-    case Liveness::kRunning: return "running";
-    case Liveness::kKept: return "kept";
-    case Liveness::kOrphaned: return "orphaned";
-    case Liveness::kDead: return "dead";
+    case Liveness::kRunning:
+      return "running";
+    case Liveness::kKept:
+      return "kept";
+    case Liveness::kOrphaned:
+      return "orphaned";
+    case Liveness::kDead:
+      return "dead";
   }
   return "?";
 }
@@ -90,8 +93,10 @@ std::vector<DeploymentInfo> list_deployments() {
 
 bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy) {
   switch (info.liveness) {
-    case Liveness::kRunning: return false;
-    case Liveness::kOrphaned: return true;
+    case Liveness::kRunning:
+      return false;
+    case Liveness::kOrphaned:
+      return true;
     case Liveness::kDead:
       if (!info.state) return info.age_seconds >= policy.grace_seconds;
       return policy.all || policy.dead_at_once || now_seconds() - info.state->updated >= policy.keep_ttl_seconds;
@@ -138,11 +143,20 @@ int64_t default_keep_ttl() {
   int64_t unit = 1;
   if (end && *end) {
     switch (*end) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: fail("KESTREL_KEEP_TTL={}: expected seconds or a number with s, m, h or d", env);
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      default:
+        fail("KESTREL_KEEP_TTL={}: expected seconds or a number with s, m, h or d", env);
     }
   }
   if (v < 0) fail("KESTREL_KEEP_TTL={}: must not be negative", env);

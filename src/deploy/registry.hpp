@@ -22,11 +22,11 @@ const char* liveness_name(Liveness l);
 
 struct DeploymentInfo {
   fs::path dir;
-  std::optional<State> state;   // nullopt: unreadable or missing state file
+  std::optional<State> state;  // nullopt: unreadable or missing state file
   Liveness liveness = Liveness::kDead;
   int64_t age_seconds = 0;
-  std::vector<int> live_pids;   // QEMU pids that are still ours and alive
-  std::string problem;          // why the state could not be read, if it could not
+  std::vector<int> live_pids;  // QEMU pids that are still ours and alive
+  std::string problem;         // why the state could not be read, if it could not
 };
 
 // Inspects one deployment directory.
@@ -36,7 +36,7 @@ DeploymentInfo inspect(const fs::path& dir);
 std::vector<DeploymentInfo> list_deployments();
 
 struct GcPolicy {
-  bool all = false;          // also kept deployments within their time to live
+  bool all = false;  // also kept deployments within their time to live
   int64_t keep_ttl_seconds = 2 * 3600;
   // Dead deployments (kept for their logs) go at once (`kestrel gc`), or only
   // once past keep_ttl_seconds (the sweep: the user may still read the logs

@@ -128,8 +128,8 @@ proto::Frame AgentClient::wait_frame(Deadline deadline, int vm_pidfd, const char
   }
 }
 
-proto::Frame AgentClient::request(Type type, std::string_view payload, Type expected, Deadline deadline,
-                                  int vm_pidfd, const char* what) {
+proto::Frame AgentClient::request(Type type, std::string_view payload, Type expected, Deadline deadline, int vm_pidfd,
+                                  const char* what) {
   uint32_t stream = next_stream_++;
   conn_.send(type, stream, payload);
   for (;;) {
@@ -186,8 +186,12 @@ ExecOutcome AgentClient::exec(const proto::Exec& req, const ExecIo& io) {
           started = true;
           trace("program started");
           break;
-        case Type::kStdout: write_output(io.stdout_fd, stdout_ok, f->payload); break;
-        case Type::kStderr: write_output(io.stderr_fd, stderr_ok, f->payload); break;
+        case Type::kStdout:
+          write_output(io.stdout_fd, stdout_ok, f->payload);
+          break;
+        case Type::kStderr:
+          write_output(io.stderr_fd, stderr_ok, f->payload);
+          break;
         case Type::kExit:
           out.status = proto::ExitStatus::decode(f->payload);
           out.has_status = true;
@@ -247,7 +251,7 @@ ExecOutcome AgentClient::exec(const proto::Exec& req, const ExecIo& io) {
       if (::read(io.signal_fd, &si, sizeof si) == sizeof si) {
         int sig = static_cast<int>(si.ssi_signo);
         if (sig == SIGWINCH) {
-          struct winsize ws{};
+          struct winsize ws {};
           if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
             conn_.send(Type::kResize, stream, proto::WindowSize{ws.ws_row, ws.ws_col}.encode());
         } else if (interrupted) {

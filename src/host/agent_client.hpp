@@ -27,13 +27,13 @@ class AgentTimeout : public Error {
 };
 
 struct ExecIo {
-  int stdin_fd = -1;   // forwarded when >= 0 (needs proto::kExecStdin in the request)
+  int stdin_fd = -1;  // forwarded when >= 0 (needs proto::kExecStdin in the request)
   int stdout_fd = 1;
   int stderr_fd = 2;
   // A signalfd for SIGINT/SIGTERM/SIGHUP (forwarded to the program) and
   // SIGWINCH (window size, for pty execs); -1 for none.
   int signal_fd = -1;
-  int vm_pidfd = -1;   // QEMU's pidfd: readable when the VM is gone; -1 if not ours
+  int vm_pidfd = -1;  // QEMU's pidfd: readable when the VM is gone; -1 if not ours
   Deadline timeout = Deadline::never();
   // After a forwarded SIGINT/SIGTERM or a timeout, how long to wait for the
   // program to finish before giving up on it.

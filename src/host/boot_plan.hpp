@@ -46,8 +46,7 @@ BootPlan plan_boot(const BootOptions& options);
 // automatically and the guest does not greet in time, falls back to TCG
 // (remembered for this host; `plan` is updated). Throws Error naming the VM,
 // the cause and the console log.
-Booted boot_cold(BootPlan& plan, vm::VmConfig config, const BootOptions& options,
-                 const vm::LaunchExtras& extras = {});
+Booted boot_cold(BootPlan& plan, vm::VmConfig config, const BootOptions& options, const vm::LaunchExtras& extras = {});
 
 std::chrono::milliseconds boot_timeout(const BootOptions& options, vm::Accel accel);
 

@@ -10,12 +10,27 @@ namespace kestrel::host {
 const std::vector<std::string>& denied_variables() {
   static const std::vector<std::string> denied = {
       // The guest has its own name, display-less console and session.
-      "HOSTNAME", "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "XDG_RUNTIME_DIR", "XDG_SESSION_ID",
+      "HOSTNAME",
+      "DISPLAY",
+      "WAYLAND_DISPLAY",
+      "XAUTHORITY",
+      "XDG_RUNTIME_DIR",
+      "XDG_SESSION_ID",
       "DBUS_SESSION_BUS_ADDRESS",
       // Agents and sockets of the host session are unreachable from the VM.
-      "SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "GPG_AGENT_INFO",
+      "SSH_AUTH_SOCK",
+      "SSH_AGENT_PID",
+      "SSH_CONNECTION",
+      "SSH_CLIENT",
+      "SSH_TTY",
+      "GPG_AGENT_INFO",
       // systemd's per-process handles belong to the host process tree.
-      "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM",
+      "LISTEN_FDS",
+      "LISTEN_PID",
+      "LISTEN_FDNAMES",
+      "NOTIFY_SOCKET",
+      "INVOCATION_ID",
+      "JOURNAL_STREAM",
   };
   return denied;
 }
@@ -48,8 +63,8 @@ std::vector<std::string> guest_environment(char** env, const EnvPolicy& policy) 
 }
 
 std::vector<std::string> default_exec_environment() {
-  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                  "HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/sh"};
+  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                                  "USER=root", "LOGNAME=root", "SHELL=/bin/sh"};
   const char* term = std::getenv("TERM");
   env.push_back(std::string("TERM=") + (term && *term ? term : "linux"));
   if (const char* lang = std::getenv("LANG"); lang && *lang) env.push_back(std::string("LANG=") + lang);

@@ -7,8 +7,8 @@
 
 #include "assets/initramfs.hpp"
 #include "host/boot_plan.hpp"
-#include "host/warm_start.hpp"
 #include "host/vm_exit.hpp"
+#include "host/warm_start.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/trace.hpp"
@@ -103,7 +103,7 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
           continue;
         }
         throw BootFailure(describe_vm_failure(config.name, config.paths,
-                                        fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(p.facts))));
+                                              fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(p.facts))));
       }
       throw BootFailure(describe_vm_failure(
           config.name, config.paths,

@@ -76,7 +76,8 @@ std::optional<TemplateFiles> find_template(const std::string& key, uint32_t mem_
       why = "the memory file was changed or removed";
     } else if (meta["memory"].value("size", uint64_t{0}) != uint64_t{mem_mib} << 20) {
       why = "the memory file has the wrong size";
-    } else if (!assets::same_stamp(meta["state"], t.state()) || state_digest(t.state()) != meta.value("state_sha256", "")) {
+    } else if (!assets::same_stamp(meta["state"], t.state()) ||
+               state_digest(t.state()) != meta.value("state_sha256", "")) {
       why = "the device state was changed or removed";
     }
   } catch (const std::exception& e) {
@@ -141,7 +142,8 @@ void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& ex
     all.push_back({t.dir, t.key, used});
   }
   std::sort(all.begin(), all.end(), [](const Used& a, const Used& b) { return a.used > b.used; });
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   for (size_t i = 0; i < all.size(); ++i) {
     if (all[i].dir == except) continue;
     bool old = now - all[i].used > std::chrono::duration_cast<std::chrono::seconds>(max_age).count();

@@ -46,8 +46,7 @@ std::optional<std::string> find_panic(std::string_view text) {
 }
 
 std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_status) {
-  if (auto reason = find_panic(read_tail(paths.console_log())))
-    return "the guest kernel panicked (" + *reason + ")";
+  if (auto reason = find_panic(read_tail(paths.console_log()))) return "the guest kernel panicked (" + *reason + ")";
   if (!wait_status) return "QEMU exited";
   int s = *wait_status;
   if (WIFSIGNALED(s)) {

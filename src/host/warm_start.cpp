@@ -125,9 +125,9 @@ std::optional<TemplateFiles> build_template(BootPlan& plan, const std::string& k
     return std::nullopt;
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  json description = {{"kernel", plan.kernel_release},     {"qemu", vm::qemu_version(plan.qemu)},
-                      {"mem_mib", plan.config.mem_mib},    {"cpus", plan.config.cpus},
-                      {"accel", vm::accel_name(got)},      {"build_ms", ms.count()}};
+  json description = {{"kernel", plan.kernel_release},  {"qemu", vm::qemu_version(plan.qemu)},
+                      {"mem_mib", plan.config.mem_mib}, {"cpus", plan.config.cpus},
+                      {"accel", vm::accel_name(got)},   {"build_ms", ms.count()}};
   TemplateFiles t = publish_template(key, description);
   prune_templates(8, std::chrono::hours(24 * 14), t.dir);
   return t;

@@ -3,9 +3,9 @@
 // POLLOUT while wants_write() -> flush()). Used by both host and agent.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
-#include <optional>
 
 #include "proto/frame.hpp"
 

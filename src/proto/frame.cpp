@@ -7,20 +7,34 @@ namespace kestrel::proto {
 
 const char* type_name(Type type) {
   switch (type) {
-    case Type::kHello: return "HELLO";
-    case Type::kSetup: return "SETUP";
-    case Type::kOk: return "OK";
-    case Type::kError: return "ERROR";
-    case Type::kExec: return "EXEC";
-    case Type::kStarted: return "STARTED";
-    case Type::kStdin: return "STDIN";
-    case Type::kStdout: return "STDOUT";
-    case Type::kStderr: return "STDERR";
-    case Type::kExit: return "EXIT";
-    case Type::kSignal: return "SIGNAL";
-    case Type::kResize: return "RESIZE";
-    case Type::kPing: return "PING";
-    case Type::kPong: return "PONG";
+    case Type::kHello:
+      return "HELLO";
+    case Type::kSetup:
+      return "SETUP";
+    case Type::kOk:
+      return "OK";
+    case Type::kError:
+      return "ERROR";
+    case Type::kExec:
+      return "EXEC";
+    case Type::kStarted:
+      return "STARTED";
+    case Type::kStdin:
+      return "STDIN";
+    case Type::kStdout:
+      return "STDOUT";
+    case Type::kStderr:
+      return "STDERR";
+    case Type::kExit:
+      return "EXIT";
+    case Type::kSignal:
+      return "SIGNAL";
+    case Type::kResize:
+      return "RESIZE";
+    case Type::kPing:
+      return "PING";
+    case Type::kPong:
+      return "PONG";
   }
   return "?";
 }

@@ -5,9 +5,7 @@
 
 namespace kestrel::proto {
 
-std::string Hello::encode() const {
-  return Writer().u32(version).u32(nonce).list(capabilities).bytes(info).take();
-}
+std::string Hello::encode() const { return Writer().u32(version).u32(nonce).list(capabilities).bytes(info).take(); }
 
 Hello Hello::decode(std::string_view payload) {
   Reader r(payload);
@@ -65,9 +63,7 @@ Exec Exec::decode(std::string_view payload) {
   return e;
 }
 
-std::string ExitStatus::encode() const {
-  return Writer().u8(static_cast<uint8_t>(kind)).i32(code).take();
-}
+std::string ExitStatus::encode() const { return Writer().u8(static_cast<uint8_t>(kind)).i32(code).take(); }
 
 ExitStatus ExitStatus::decode(std::string_view payload) {
   Reader r(payload);

@@ -4,8 +4,6 @@
 
 namespace kestrel {
 
-Error sys_error(int err, const std::string& what) {
-  return Error(what + ": " + std::strerror(err));
-}
+Error sys_error(int err, const std::string& what) { return Error(what + ": " + std::strerror(err)); }
 
 }  // namespace kestrel

@@ -65,15 +65,13 @@ void make_dirs(const fs::path& path, mode_t mode) {
     return;
   }
   if (path.has_parent_path() && path.parent_path() != path) make_dirs(path.parent_path(), mode);
-  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
-    fail_errno("cannot create directory {}", path.string());
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) fail_errno("cannot create directory {}", path.string());
 }
 
 void remove_tree(const fs::path& path) {
   std::error_code ec;
   fs::remove_all(path, ec);
-  if (ec && ec != std::errc::no_such_file_or_directory)
-    fail("cannot remove {}: {}", path.string(), ec.message());
+  if (ec && ec != std::errc::no_such_file_or_directory) fail("cannot remove {}: {}", path.string(), ec.message());
 }
 
 TempDir::TempDir(const fs::path& parent, std::string_view prefix) {
@@ -103,8 +101,7 @@ void link_or_copy(const fs::path& src, const fs::path& dst) {
   off_t offset = 0;
   bool plain = false;
   while (offset < st.st_size && !plain) {
-    ssize_t n = ::copy_file_range(in.get(), &offset, out.get(), nullptr,
-                                  static_cast<size_t>(st.st_size - offset), 0);
+    ssize_t n = ::copy_file_range(in.get(), &offset, out.get(), nullptr, static_cast<size_t>(st.st_size - offset), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
       plain = true;  // older kernels or exotic file systems: copy by hand below

@@ -1,8 +1,9 @@
 #include "util/io.hpp"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "util/error.hpp"
 

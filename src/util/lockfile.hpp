@@ -18,8 +18,7 @@ class LockFile {
   // Tries once; returns an unlocked LockFile (locked() == false) if it is held.
   static LockFile try_lock(const std::filesystem::path& path, Mode mode = Mode::kExclusive);
   // Waits until the deadline; returns an unlocked LockFile on timeout.
-  static LockFile lock(const std::filesystem::path& path, Deadline deadline,
-                       Mode mode = Mode::kExclusive);
+  static LockFile lock(const std::filesystem::path& path, Deadline deadline, Mode mode = Mode::kExclusive);
 
   bool locked() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }

@@ -1,6 +1,7 @@
 #include "util/process.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/pidfd.h>
@@ -12,7 +13,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <linux/close_range.h>
 
 #include "util/error.hpp"
 #include "util/io.hpp"
@@ -57,8 +57,7 @@ namespace {
 
 // Runs in the forked child: only async-signal-safe calls from here on.
 // Returns only on failure, with errno set.
-void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int devnull, int* err_pipe,
-                          pid_t parent) {
+void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int devnull, int* err_pipe, pid_t parent) {
   // Reset signal dispositions and the mask we may have set for our event loop.
   sigset_t all;
   sigemptyset(&all);

@@ -18,18 +18,18 @@
 namespace kestrel {
 
 struct SpawnOptions {
-  std::vector<std::string> argv;     // argv[0] is looked up in PATH if it has no '/'
+  std::vector<std::string> argv;                // argv[0] is looked up in PATH if it has no '/'
   std::optional<std::vector<std::string>> env;  // nullopt: inherit ours
-  int stdin_fd = -1;                 // -1: /dev/null
-  int stdout_fd = -1;                // -1: inherit ours
-  int stderr_fd = -1;                // -1: inherit ours
+  int stdin_fd = -1;                            // -1: /dev/null
+  int stdout_fd = -1;                           // -1: inherit ours
+  int stderr_fd = -1;                           // -1: inherit ours
   // Extra descriptors the child gets: {fd in parent, fd number in child}.
   std::vector<std::pair<int, int>> extra_fds;
-  bool new_session = true;           // setsid(): own session and process group
+  bool new_session = true;  // setsid(): own session and process group
   // SIGKILL the child when we die, whatever the cause (SIGKILL included): for
   // helpers that must never outlive their owner, e.g. a template being built.
   bool die_with_parent = false;
-  std::filesystem::path cwd;         // empty: inherit
+  std::filesystem::path cwd;  // empty: inherit
 };
 
 // A pidfd for any process (not only our children): polls readable when it

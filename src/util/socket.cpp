@@ -19,8 +19,8 @@ sockaddr_un make_address(const std::filesystem::path& path) {
   addr.sun_family = AF_UNIX;
   const std::string& s = path.native();
   if (s.size() > kMaxSocketPath)
-    fail("socket path {} is {} bytes long; the limit is {} (use a shorter KESTREL_RUNTIME_DIR)", s,
-         s.size(), kMaxSocketPath);
+    fail("socket path {} is {} bytes long; the limit is {} (use a shorter KESTREL_RUNTIME_DIR)", s, s.size(),
+         kMaxSocketPath);
   std::memcpy(addr.sun_path, s.c_str(), s.size() + 1);
   return addr;
 }

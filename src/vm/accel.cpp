@@ -44,25 +44,24 @@ AccelDecision decide_accel(std::string_view requested, const HostFacts& f) {
   if (requested == "tcg") return {Accel::kTcg, false, "TCG (software emulation): KESTREL_ACCEL=tcg"};
   if (requested == "kvm") {
     if (!f.dev_kvm_usable)
-      fail("KESTREL_ACCEL=kvm, but /dev/kvm cannot be opened read-write (missing, or no permission: "
-           "add yourself to the kvm group)");
+      fail(
+          "KESTREL_ACCEL=kvm, but /dev/kvm cannot be opened read-write (missing, or no permission: "
+          "add yourself to the kvm group)");
     return {Accel::kKvm, false, "KVM: KESTREL_ACCEL=kvm"};
   }
-  if (!requested.empty() && requested != "auto")
-    fail("KESTREL_ACCEL={}: expected kvm, tcg or auto", requested);
+  if (!requested.empty() && requested != "auto") fail("KESTREL_ACCEL={}: expected kvm, tcg or auto", requested);
 
-  if (!f.dev_kvm_usable)
-    return {Accel::kTcg, true, "TCG (software emulation): /dev/kvm is missing or not accessible"};
+  if (!f.dev_kvm_usable) return {Accel::kTcg, true, "TCG (software emulation): /dev/kvm is missing or not accessible"};
   if (!f.kvm_intel && !f.kvm_amd) {
     if (f.kvm_pvm)
       return {Accel::kTcg, true,
               "TCG (software emulation): /dev/kvm is provided by kvm_pvm (PVM), which boots only "
               "PVM-enabled guest kernels; a standard kernel hangs under it"};
-    return {Accel::kTcg, true,
-            "TCG (software emulation): /dev/kvm exists but neither kvm_intel nor kvm_amd is loaded"};
+    return {Accel::kTcg, true, "TCG (software emulation): /dev/kvm exists but neither kvm_intel nor kvm_amd is loaded"};
   }
   if (f.kvm_failed_before)
-    return {Accel::kTcg, true, "TCG (software emulation): KVM failed to boot here before (" + *f.kvm_failed_before + ")"};
+    return {Accel::kTcg, true,
+            "TCG (software emulation): KVM failed to boot here before (" + *f.kvm_failed_before + ")"};
   return {Accel::kKvm, true, std::string("KVM (") + (f.kvm_intel ? "kvm_intel" : "kvm_amd") + ")"};
 }
 

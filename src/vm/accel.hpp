@@ -16,10 +16,10 @@ const char* accel_name(Accel a);
 
 // Facts about the host, gathered by probe_host() (or faked in tests).
 struct HostFacts {
-  bool dev_kvm_usable = false;   // /dev/kvm opens read-write
-  bool kvm_intel = false;        // /sys/module/kvm_intel
-  bool kvm_amd = false;          // /sys/module/kvm_amd
-  bool kvm_pvm = false;          // /sys/module/kvm_pvm
+  bool dev_kvm_usable = false;  // /dev/kvm opens read-write
+  bool kvm_intel = false;       // /sys/module/kvm_intel
+  bool kvm_amd = false;         // /sys/module/kvm_amd
+  bool kvm_pvm = false;         // /sys/module/kvm_pvm
   // A remembered "KVM did not boot here" for this host/QEMU/kernel, if any.
   std::optional<std::string> kvm_failed_before;
 };

@@ -26,10 +26,11 @@ std::string kernel_cmdline(const VmConfig& c) {
   // init_on_alloc=0 (zeroing every page it allocates), transparent huge
   // pages only where asked for (zeroing 2 MB per fault), psi=0 (pressure
   // accounting on every task switch).
-  std::string line = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests "
-                     "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1 "
-                     "random.trust_cpu=on pci=noacpi mitigations=off init_on_alloc=0 "
-                     "transparent_hugepage=madvise psi=0";
+  std::string line =
+      "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests "
+      "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1 "
+      "random.trust_cpu=on pci=noacpi mitigations=off init_on_alloc=0 "
+      "transparent_hugepage=madvise psi=0";
   // TCG finds translated code by virtual address: with address space
   // randomization every new process translates its shared libraries afresh
   // (measured: a dynamic /bin/true 32 ms -> 11 ms in the guest, `kestrel exec
@@ -42,8 +43,8 @@ std::string kernel_cmdline(const VmConfig& c) {
 
 std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   const VmPaths& p = c.paths;
-  std::vector<std::string> a = {qemu, "-name", c.name, "-nodefaults", "-no-user-config", "-display", "none",
-                                "-no-reboot"};
+  std::vector<std::string> a = {qemu,       "-name", c.name,      "-nodefaults", "-no-user-config",
+                                "-display", "none",  "-no-reboot"};
   // -M pc: microvm hung in TSC calibration under TCG with a loaded CPU.
   std::string machine = "pc";
   if (!c.memory_file.empty()) machine += ",memory-backend=ram0";
@@ -66,9 +67,9 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   a.insert(a.end(), {"-device", "virtio-serial-pci,id=vser"});
   for (int k = 0; k < proto::kPortCount; ++k) {
     std::string id = "agent" + std::to_string(k);
-    a.insert(a.end(), {"-chardev", "socket,id=" + id + ",path=" + p.agent(k).string() + ",server=on,wait=off",
-                       "-device",
-                       "virtserialport,bus=vser.0,chardev=" + id + ",name=" + proto::kPortPrefix + std::to_string(k)});
+    a.insert(a.end(),
+             {"-chardev", "socket,id=" + id + ",path=" + p.agent(k).string() + ",server=on,wait=off", "-device",
+              "virtserialport,bus=vser.0,chardev=" + id + ",name=" + proto::kPortPrefix + std::to_string(k)});
   }
   int n = 0;
   for (const auto& s : c.shares) {

@@ -13,27 +13,27 @@
 namespace kestrel::vm {
 
 struct Share {
-  std::string tag;              // 9p mount tag seen by the guest
-  std::filesystem::path path;   // host directory
+  std::string tag;             // 9p mount tag seen by the guest
+  std::filesystem::path path;  // host directory
   bool read_only = false;
 };
 
 struct VmConfig {
   std::string name;
   VmPaths paths;
-  std::filesystem::path kernel;      // vmlinux (PVH) or bzImage
+  std::filesystem::path kernel;  // vmlinux (PVH) or bzImage
   std::filesystem::path initramfs;
   uint32_t mem_mib = 512;
   uint32_t cpus = 1;
   Accel accel = Accel::kTcg;
   std::vector<Share> shares;
-  bool debug = false;                // kestrel.debug=1, kernel messages not quieted
+  bool debug = false;  // kestrel.debug=1, kernel messages not quieted
   // Guest RAM in a file instead of anonymous memory (warm starts,
   // docs/warm-starts.md): shared for a template being built (the guest's
   // memory ends up in the file), private copy-on-write for a clone.
   std::filesystem::path memory_file;
   bool memory_shared = false;
-  bool incoming = false;             // -incoming defer: wait for a migration stream (a clone)
+  bool incoming = false;  // -incoming defer: wait for a migration stream (a clone)
 };
 
 // The kernel command line kestrel boots with.

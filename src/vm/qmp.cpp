@@ -47,7 +47,8 @@ nlohmann::json Qmp::execute(std::string_view command, const nlohmann::json& argu
   if (!arguments.empty()) request["arguments"] = arguments;
   std::string line = request.dump() + "\n";
   // The socket is non-blocking, but a command is tiny next to its buffer.
-  if (int err = try_write_all(fd_.get(), line)) throw sys_error(err, "cannot send " + std::string(command) + " to QEMU");
+  if (int err = try_write_all(fd_.get(), line))
+    throw sys_error(err, "cannot send " + std::string(command) + " to QEMU");
   return await_reply(command, deadline);
 }
 
@@ -69,7 +70,8 @@ void Qmp::pass_fd(const std::string& name, int fd, Deadline deadline) {
   do {
     n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(line.size())) fail_errno("cannot pass a descriptor to QEMU through {}", socket_.string());
+  if (n != static_cast<ssize_t>(line.size()))
+    fail_errno("cannot pass a descriptor to QEMU through {}", socket_.string());
   await_reply("getfd", deadline);
 }
 
@@ -110,8 +112,7 @@ nlohmann::json Qmp::read_message(Deadline deadline, std::string_view waiting_for
       if (n < 0 && errno == EAGAIN) continue;
       fail("QEMU closed its monitor {} while we waited for {}", socket_.string(), waiting_for);
     }
-    if (vm_pidfd_ >= 0 && (p[1].revents & POLLIN))
-      fail("QEMU exited while we waited for {}", waiting_for);
+    if (vm_pidfd_ >= 0 && (p[1].revents & POLLIN)) fail("QEMU exited while we waited for {}", waiting_for);
   }
 }
 

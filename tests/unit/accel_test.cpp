@@ -1,7 +1,8 @@
+#include "vm/accel.hpp"
+
 #include <gtest/gtest.h>
 
 #include "util/error.hpp"
-#include "vm/accel.hpp"
 
 namespace kestrel::vm {
 namespace {

@@ -48,9 +48,8 @@ TEST_F(KernelCacheTest, EmptyCacheNamesTheFix) {
     resolve_kernel({});
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "no guest kernel in " + (cache_.path() / "kernels").string() +
-                  "; run `kestrel kernel fetch` to download Debian's (about 70 MB)");
+    EXPECT_EQ(std::string(e.what()), "no guest kernel in " + (cache_.path() / "kernels").string() +
+                                         "; run `kestrel kernel fetch` to download Debian's (about 70 MB)");
   }
 }
 
@@ -76,8 +75,7 @@ TEST_F(KernelCacheTest, NewestFirstAndPartialDirectoriesSkipped) {
     resolve_kernel({.release = "5.10.0-1-amd64"});
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cached: 6.1.0-56-amd64, 6.1.0-10-amd64, 6.1.0-9-amd64"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("cached: 6.1.0-56-amd64, 6.1.0-10-amd64, 6.1.0-9-amd64"), std::string::npos)
         << e.what();
   }
 }

@@ -52,9 +52,7 @@ TEST(ModInfo, ModulesBuiltin) {
   EXPECT_TRUE(names.contains("virtio_mmio"));
 }
 
-TEST(ModInfo, RejectsNonElf) {
-  EXPECT_THROW(parse_modinfo("not an elf file at all, just text", "x.ko"), Error);
-}
+TEST(ModInfo, RejectsNonElf) { EXPECT_THROW(parse_modinfo("not an elf file at all, just text", "x.ko"), Error); }
 
 // Every truncation and a sweep of single-byte corruptions of a valid module
 // must end in a clean Error or a result, never a crash (run under ASan in CI).

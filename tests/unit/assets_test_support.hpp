@@ -28,7 +28,7 @@ struct ElfSection {
   uint32_t type = 1;  // SHT_PROGBITS
 };
 struct ElfSegment {
-  uint32_t type;      // PT_NOTE = 4, PT_INTERP = 3, PT_LOAD = 1
+  uint32_t type;  // PT_NOTE = 4, PT_INTERP = 3, PT_LOAD = 1
   std::string data;
 };
 
@@ -37,7 +37,9 @@ struct ElfSegment {
 inline std::string make_elf(const std::vector<ElfSection>& sections, const std::vector<ElfSegment>& segments = {},
                             uint16_t type = 1 /* ET_REL */) {
   std::string out(64, '\0');
-  out.replace(0, 4, "\x7f" "ELF");
+  out.replace(0, 4,
+              "\x7f"
+              "ELF");
   out[4] = 2;  // ELFCLASS64
   out[5] = 1;  // little-endian
   out[6] = 1;  // EV_CURRENT

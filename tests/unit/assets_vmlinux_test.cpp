@@ -35,7 +35,8 @@ std::string make_bzimage(const std::string& vmlinux, int filter, bool header = t
 
 std::string extract(std::string_view bzimage) {
   std::string out;
-  extract_vmlinux(bzimage, [&](std::string_view chunk) { out.append(chunk); }, "test bzImage");
+  extract_vmlinux(
+      bzimage, [&](std::string_view chunk) { out.append(chunk); }, "test bzImage");
   return out;
 }
 

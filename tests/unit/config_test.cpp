@@ -1,10 +1,11 @@
 // The configuration layer: precedence and origins, file discovery, error
 // positions, value checks, and docs/config.md derived from the key table.
+#include "config/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <map>
 
-#include "config/config.hpp"
 #include "config/reference.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -163,7 +164,7 @@ TEST_F(ConfigTest, RelativePathsResolveAgainstTheirFile) {
   env.vars["KESTREL_KERNEL_MODULES"] = "mods";
   Config c = load(nested);
   EXPECT_EQ(c.list("share"), (std::vector<std::string>{(project / "data").string() + ":ro", "/srv/out:rw",
-                                                        (tmp.path() / "up").string() + ":ro"}));
+                                                       (tmp.path() / "up").string() + ":ro"}));
   EXPECT_EQ(c.text("kernel"), (project / "k" / "vmlinux").string());
   EXPECT_EQ(c.text("kernel_modules"), "mods");  // no '/': a name, left alone
   Share s = parse_share(c.list("share")[1]);

@@ -1,9 +1,9 @@
 // Deployments as gc, destroy and the slot limiter see them: liveness,
 // what counts as garbage, finding and killing a deployment's VMs, slots.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -45,8 +45,8 @@ Child fake_qemu(const fs::path& vm_dir) {
     EXPECT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   }
   SpawnOptions o;
-  o.argv = {"/bin/sh", "-c", "read x <> \"$0\"", fifo.string(), "-qmp",
-            "unix:" + (vm_dir / "qmp.sock").string() + ",server=on,wait=off"};
+  o.argv = {"/bin/sh",     "-c",   "read x <> \"$0\"",
+            fifo.string(), "-qmp", "unix:" + (vm_dir / "qmp.sock").string() + ",server=on,wait=off"};
   return Child::spawn(o);
 }
 
@@ -116,12 +116,12 @@ TEST(Registry, GarbageRules) {
   all.all = true;
   EXPECT_TRUE(deploy::is_garbage(info, all));
   info.liveness = deploy::Liveness::kDead;
-  EXPECT_TRUE(deploy::is_garbage(info, gc));       // gc: leftovers of dead VMs at once
-  EXPECT_FALSE(deploy::is_garbage(info, sweep));   // the sweep leaves a fresh failure's logs
+  EXPECT_TRUE(deploy::is_garbage(info, gc));      // gc: leftovers of dead VMs at once
+  EXPECT_FALSE(deploy::is_garbage(info, sweep));  // the sweep leaves a fresh failure's logs
   info.state->updated = now.count() - gc.keep_ttl_seconds;
   EXPECT_TRUE(deploy::is_garbage(info, sweep));
   info.liveness = deploy::Liveness::kKept;
-  EXPECT_TRUE(deploy::is_garbage(info, gc));       // past its time to live
+  EXPECT_TRUE(deploy::is_garbage(info, gc));  // past its time to live
   // A directory without a state file: only after the grace period.
   deploy::DeploymentInfo half;
   half.liveness = deploy::Liveness::kDead;

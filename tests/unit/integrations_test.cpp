@@ -46,8 +46,9 @@ TEST(CargoWrapper, RunnerVariableForTheHostTriple) {
 }
 
 TEST(CargoWrapper, HostTripleFromRustc) {
-  EXPECT_EQ(cli::host_triple_from_rustc("rustc 1.63.0\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\nrelease: 1.63.0\n"),
-            "x86_64-unknown-linux-gnu");
+  EXPECT_EQ(
+      cli::host_triple_from_rustc("rustc 1.63.0\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\nrelease: 1.63.0\n"),
+      "x86_64-unknown-linux-gnu");
   EXPECT_EQ(cli::host_triple_from_rustc("rustc 1.63.0\n"), "");
 }
 

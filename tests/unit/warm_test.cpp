@@ -1,8 +1,8 @@
 // Warm-start pieces that need no VM: the template key, the template cache's
 // validation, the clone's command line, and the QMP client against a fake
 // QEMU monitor.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -106,7 +106,8 @@ TEST_F(WarmTest, CloneCommandLineMapsTheTemplateMemoryPrivately) {
   EXPECT_FALSE(has("defer"));
   // A plain cold boot has no memory file.
   argv = vm::qemu_argv(config("cold-dddddd"), qemu_);
-  EXPECT_FALSE(std::any_of(argv.begin(), argv.end(), [](const std::string& a) { return a.find("memory-backend") != std::string::npos; }));
+  EXPECT_FALSE(std::any_of(argv.begin(), argv.end(),
+                           [](const std::string& a) { return a.find("memory-backend") != std::string::npos; }));
 }
 
 TEST_F(WarmTest, IntactTemplateIsFound) {
@@ -156,13 +157,13 @@ TEST_F(WarmTest, PruningKeepsTheMostRecentlyUsed) {
   }
   mark_template_used(all[0]);
   prune_templates(2, std::chrono::hours(24 * 365 * 100), fs::path());
-  EXPECT_TRUE(fs::exists(all[0].dir));   // used just now
+  EXPECT_TRUE(fs::exists(all[0].dir));  // used just now
   EXPECT_FALSE(fs::exists(all[1].dir));
   EXPECT_FALSE(fs::exists(all[2].dir));
-  EXPECT_TRUE(fs::exists(all[3].dir));   // the most recent of the old ones
+  EXPECT_TRUE(fs::exists(all[3].dir));  // the most recent of the old ones
   prune_templates(8, std::chrono::hours(1), all[3].dir);
   EXPECT_TRUE(fs::exists(all[0].dir));
-  EXPECT_TRUE(fs::exists(all[3].dir));   // too old, but spared
+  EXPECT_TRUE(fs::exists(all[3].dir));  // too old, but spared
 }
 
 // A fake QEMU monitor on a unix socket: greets, then answers each command
@@ -176,7 +177,10 @@ class FakeMonitor {
  private:
   void serve(const std::function<json(const json&, int)>& reply) {
     UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    write_all(c.get(), R"({"QMP": {"version": {}, "capabilities": []}})" "\n", "fake monitor");
+    write_all(c.get(),
+              R"({"QMP": {"version": {}, "capabilities": []}})"
+              "\n",
+              "fake monitor");
     std::string buf;
     for (;;) {
       char data[4096];
@@ -197,7 +201,10 @@ class FakeMonitor {
         json request = json::parse(buf.substr(0, nl));
         buf.erase(0, nl + 1);
         seen_.push_back(request);
-        write_all(c.get(), R"({"event": "RESUME", "data": {}})" "\n", "fake monitor");
+        write_all(c.get(),
+                  R"({"event": "RESUME", "data": {}})"
+                  "\n",
+                  "fake monitor");
         write_all(c.get(), reply(request, fd).dump() + "\n", "fake monitor");
         if (fd >= 0) ::close(fd);
         fd = -1;
