@@ -87,6 +87,7 @@ int cache_clear(bool kernels) {
     host::remove_template(t.dir);
     ++removed;
   }
+  host::remove_stale_template_locks();
   remove_tree(cache / "initramfs");
   std::printf("removed %zu template(s) and the initramfs images", removed);
   if (busy) std::printf("; %zu template(s) being built were left alone", busy);

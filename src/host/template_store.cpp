@@ -156,6 +156,23 @@ void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& ex
       // Pruning is housekeeping: a failure must not fail a run.
     }
   }
+  remove_stale_template_locks();
+}
+
+void remove_stale_template_locks() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(templates_dir(), ec)) {
+    std::string name = entry.path().filename().string();
+    if (!name.ends_with(".lock") || name[0] == '.') continue;
+    std::string key = name.substr(0, name.size() - 5);
+    if (fs::is_directory(templates_dir() / key, ec)) continue;  // guards a template
+    try {
+      LockFile lock = LockFile::try_lock(entry.path());
+      if (lock.locked()) lock.remove_locked(entry.path());  // else: being built
+    } catch (const Error&) {
+      // Housekeeping, like pruning.
+    }
+  }
 }
 
 void remove_template(const fs::path& dir) {

@@ -72,6 +72,10 @@ void mark_template_used(const TemplateFiles& t);
 // skipped, and so is `except`.
 void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& except);
 
+// Removes the lock files of templates that no longer exist and that nobody
+// is building (a lock file outlives its template otherwise).
+void remove_stale_template_locks();
+
 // Removes a template (moved aside first, so a concurrent reader never sees
 // half of one). Running clones keep their memory: it is mapped, not read.
 void remove_template(const fs::path& dir);

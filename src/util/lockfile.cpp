@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <thread>
@@ -28,30 +29,53 @@ bool flock_nb(int fd, LockFile::Mode mode, const std::filesystem::path& path) {
   }
 }
 
+// True if `path` still names the file open on `fd`. A lock file may be
+// unlinked by its holder (remove_locked); whoever was waiting on it then
+// holds a lock on a file nobody else can find, and must take the new one.
+bool still_named(int fd, const std::filesystem::path& path) {
+  struct stat open_st, path_st;
+  if (::fstat(fd, &open_st) != 0) fail_errno("cannot stat lock file {}", path.string());
+  if (::stat(path.c_str(), &path_st) != 0) {
+    if (errno == ENOENT) return false;
+    fail_errno("cannot stat lock file {}", path.string());
+  }
+  return open_st.st_dev == path_st.st_dev && open_st.st_ino == path_st.st_ino;
+}
+
 }  // namespace
 
 LockFile LockFile::try_lock(const std::filesystem::path& path, Mode mode) {
-  UniqueFd fd = open_lock(path);
-  if (!flock_nb(fd.get(), mode, path)) return LockFile();
-  return LockFile(std::move(fd));
+  for (;;) {
+    UniqueFd fd = open_lock(path);
+    if (!flock_nb(fd.get(), mode, path)) return LockFile();
+    if (still_named(fd.get(), path)) return LockFile(std::move(fd));
+  }
+}
+
+void LockFile::remove_locked(const std::filesystem::path& path) {
+  if (!locked()) fail("cannot remove lock file {}: not locked", path.string());
+  if (!still_named(fd_.get(), path)) return;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail_errno("cannot remove lock file {}", path.string());
 }
 
 LockFile LockFile::lock(const std::filesystem::path& path, Deadline deadline, Mode mode) {
-  UniqueFd fd = open_lock(path);
-  if (deadline.is_never()) {
-    // Sleep in the kernel until the holder lets go: no polling.
-    int op = mode == Mode::kShared ? LOCK_SH : LOCK_EX;
-    while (::flock(fd.get(), op) != 0) {
-      if (errno != EINTR) fail_errno("cannot lock {}", path.string());
-    }
-    return LockFile(std::move(fd));
-  }
   auto pause = std::chrono::milliseconds(1);
   for (;;) {
-    if (flock_nb(fd.get(), mode, path)) return LockFile(std::move(fd));
-    if (deadline.expired()) return LockFile();
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(20));
+    UniqueFd fd = open_lock(path);
+    if (deadline.is_never()) {
+      // Sleep in the kernel until the holder lets go: no polling.
+      int op = mode == Mode::kShared ? LOCK_SH : LOCK_EX;
+      while (::flock(fd.get(), op) != 0) {
+        if (errno != EINTR) fail_errno("cannot lock {}", path.string());
+      }
+    } else {
+      while (!flock_nb(fd.get(), mode, path)) {
+        if (deadline.expired()) return LockFile();
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(20));
+      }
+    }
+    if (still_named(fd.get(), path)) return LockFile(std::move(fd));
   }
 }
 

@@ -16,6 +16,8 @@ class LockFile {
 
   LockFile() = default;
   // Tries once; returns an unlocked LockFile (locked() == false) if it is held.
+  // Both calls return a lock on the file `path` names when they return: one
+  // taken on a file that was removed meanwhile is dropped and taken again.
   static LockFile try_lock(const std::filesystem::path& path, Mode mode = Mode::kExclusive);
   // Waits until the deadline; returns an unlocked LockFile on timeout.
   static LockFile lock(const std::filesystem::path& path, Deadline deadline, Mode mode = Mode::kExclusive);
@@ -23,6 +25,9 @@ class LockFile {
   bool locked() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }
   void unlock() { fd_.reset(); }
+  // Removes the lock file `path` (this lock's) while holding it, so that lock
+  // files do not pile up; waiters notice and lock the next file of that name.
+  void remove_locked(const std::filesystem::path& path);
 
  private:
   explicit LockFile(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -1,6 +1,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <future>
+#include <thread>
 
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -73,6 +77,33 @@ TEST(Lock, ExclusiveLockIsSeenByOthers) {
   EXPECT_FALSE(LockFile::try_lock(path).locked());
   a.unlock();
   EXPECT_TRUE(LockFile::try_lock(path).locked());
+}
+
+TEST(Lock, RemovedLockFileIsTakenAnewByItsWaiter) {
+  TempDir t("/tmp", "kestrel-lock-");
+  auto path = t.path() / "l";
+  LockFile holder = LockFile::try_lock(path);
+  ASSERT_TRUE(holder.locked());
+  struct stat first;
+  ASSERT_EQ(::stat(path.c_str(), &first), 0);
+  // A waiter opens the file now and blocks on it.
+  std::promise<ino_t> got;
+  std::thread waiter([&] {
+    LockFile l = LockFile::lock(path, Deadline::after(std::chrono::seconds(10)));
+    struct stat st {};
+    got.set_value(l.locked() && ::fstat(l.fd(), &st) == 0 ? st.st_ino : 0);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  holder.remove_locked(path);
+  EXPECT_FALSE(fs::exists(path));
+  holder.unlock();
+  ino_t ino = got.get_future().get();
+  waiter.join();
+  // The waiter holds the file that the name now names, not the removed one.
+  struct stat now;
+  ASSERT_EQ(::stat(path.c_str(), &now), 0);
+  EXPECT_EQ(ino, now.st_ino);
+  EXPECT_NE(first.st_ino, 0u);
 }
 
 TEST(Strings, ShellQuote) {

@@ -17,6 +17,7 @@
 #include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/io.hpp"
+#include "util/lockfile.hpp"
 #include "util/socket.hpp"
 #include "vm/qemu.hpp"
 #include "vm/qmp.hpp"
@@ -164,6 +165,18 @@ TEST_F(WarmTest, PruningKeepsTheMostRecentlyUsed) {
   prune_templates(8, std::chrono::hours(1), all[3].dir);
   EXPECT_TRUE(fs::exists(all[0].dir));
   EXPECT_TRUE(fs::exists(all[3].dir));  // too old, but spared
+}
+
+TEST_F(WarmTest, LockFilesOfGoneTemplatesAreRemoved) {
+  TemplateFiles kept = publish(std::string(64, 'a'));
+  { LockFile l = LockFile::try_lock(template_lock(std::string(64, 'a'))); }
+  { LockFile l = LockFile::try_lock(template_lock(std::string(64, 'b'))); }  // its template is gone
+  LockFile building = LockFile::try_lock(template_lock(std::string(64, 'c')));
+  remove_stale_template_locks();
+  EXPECT_TRUE(fs::exists(template_lock(std::string(64, 'a'))));  // guards a template
+  EXPECT_FALSE(fs::exists(template_lock(std::string(64, 'b'))));
+  EXPECT_TRUE(fs::exists(template_lock(std::string(64, 'c'))));  // held by a builder
+  EXPECT_TRUE(fs::exists(kept.dir));
 }
 
 // A fake QEMU monitor on a unix socket: greets, then answers each command
