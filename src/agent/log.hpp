@@ -17,8 +17,9 @@ bool debug_enabled();
 
 // "kestrel-agent: error: <message>"
 void log_error(std::string_view message);
-// "kestrel-agent: <message>": the few milestones every console log shows
-// (ready at boot, set up as a VM), so that it tells what happened.
+// "kestrel-agent: <message>": the milestone every console log shows (ready
+// at boot). The host notes what it knows itself (host::note_on_console):
+// a clone's setup line would cost milliseconds of emulated serial output.
 void log_note(std::string_view message);
 // "kestrel-agent: [  1.234567] <message>", only with kestrel.debug=1.
 void log_debug_line(std::string_view message);

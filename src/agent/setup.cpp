@@ -191,7 +191,7 @@ std::string apply_setup(const proto::SetupRequest& request, const SetupPaths& pa
     if (step.target == plan.root) root = plan.root;
     debugf("setup: mounted {}", step.what);
   }
-  notef("set up as {}: {} mounts", request.hostname, request.mounts.size());
+  debugf("set up as {}: {} mounts", request.hostname, request.mounts.size());
   return plan.root;
 }
 

@@ -301,6 +301,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   } catch (const Error& e) {
     throw vm_failed(std::string("could not be set up: ") + e.what());
   }
+  host::note_on_console(boot.paths, fmt::format("set up as {}: {} mounts", name, setup.mounts.size()));
   trace("setup done");
 
   proto::Exec exec;

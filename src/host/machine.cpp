@@ -1,5 +1,6 @@
 #include "host/machine.hpp"
 
+#include <fcntl.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -10,7 +11,9 @@
 #include "host/vm_exit.hpp"
 #include "host/warm_start.hpp"
 #include "util/error.hpp"
+#include "util/fd.hpp"
 #include "util/fs.hpp"
+#include "util/io.hpp"
 #include "util/trace.hpp"
 
 namespace kestrel::host {
@@ -24,6 +27,12 @@ std::string verdict_key(const std::string& qemu, const std::string& kernel_relea
 }
 
 }  // namespace
+
+void note_on_console(const vm::VmPaths& paths, std::string_view line) {
+  UniqueFd fd(::open(paths.console_log().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return;
+  (void)try_write_all(fd.get(), "kestrel: " + std::string(line) + "\n");
+}
 
 std::string describe_vm_failure(const std::string& name, const vm::VmPaths& paths, const std::string& what) {
   std::string msg = fmt::format("VM {} {}", name, what);

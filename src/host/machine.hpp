@@ -59,6 +59,13 @@ class Machine {
   vm::Accel accel_;
 };
 
+// Appends "kestrel: <line>" to the VM's console log, between what the guest
+// prints (QEMU appends to it too, so lines stay whole). Milestones the host
+// knows of are noted here rather than printed by the agent: under TCG, a
+// line through the guest's serial console costs milliseconds on every run.
+// Best effort: a log line must not fail a run.
+void note_on_console(const vm::VmPaths& paths, std::string_view line);
+
 // "Error: ... ; console log: PATH" with the last lines of the logs.
 std::string describe_vm_failure(const std::string& name, const vm::VmPaths& paths, const std::string& what);
 

@@ -20,7 +20,7 @@ wait
 
 log=$vm_dir/$vm_name/console.log
 grep -q "kestrel-agent .* ready .* after boot" "$log" || fail "console.log lacks the agent's boot line"
-grep -q "kestrel-agent: set up as $vm_name" "$log" || fail "console.log lacks the setup line"
+grep -q "^kestrel: set up as $vm_name" "$log" || fail "console.log lacks the setup line"
 tr -d '\r' <"$log" | grep -qx "$vm_name" || fail "console.log lacks the session's output"
 
 "$KESTREL" serial --help | grep -q 'Ctrl-]' || fail "--help does not name the detach key"
