@@ -10,7 +10,8 @@ now() { date +%s.%N; }
 # elapsed START -> seconds with 3 decimals
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# Three decimals: a ratio read against a target must not round its way in.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 # The newest cached kernel's directory (vmlinux, modules/).
 kernel_dir() { dirname "$("$KESTREL" kernel ls | head -1 | cut -f2)"; }
