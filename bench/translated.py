@@ -61,6 +61,8 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     syms = load_symbols(sys.argv[2])
+    if not syms:
+        sys.exit(sys.argv[2] + " has no kernel addresses (read it as root in the guest)")
     addrs = [s[0] for s in syms]
     entry = {a: name for a, name, _ in syms}
     owners, functions, phases = collections.Counter(), collections.Counter(), collections.Counter()
