@@ -128,7 +128,6 @@ int main(int argc, char** argv) {
       policy.keep_ttl_seconds = deploy::default_keep_ttl();
       trace("started");
       deploy::sweep_quietly(policy);
-      trace("swept");
       trace("start-up sweep done");
     }
     return it->handler(args);

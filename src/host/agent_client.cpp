@@ -11,6 +11,8 @@
 
 #include "host/vm_exit.hpp"
 #include "util/io.hpp"
+#include "util/process.hpp"
+#include "util/signals.hpp"
 #include "util/socket.hpp"
 #include "util/trace.hpp"
 
@@ -28,22 +30,8 @@ constexpr auto kExitSettle = std::chrono::milliseconds(2000);
 // After the agent channel closed: true if QEMU (vm_pidfd) exits soon.
 bool vm_exiting(int vm_pidfd) { return wait_exited(vm_pidfd, Deadline::after(kExitSettle)); }
 
-bool pidfd_ready(int pidfd) {
-  if (pidfd < 0) return false;
-  struct pollfd p = {pidfd, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0;
-}
-
 // Throws Interrupted if a signal other than SIGWINCH is pending on signal_fd.
-void check_signals(int signal_fd) {
-  if (signal_fd < 0) return;
-  struct pollfd p = {signal_fd, POLLIN, 0};
-  while (::poll(&p, 1, 0) > 0) {
-    struct signalfd_siginfo si;
-    if (::read(signal_fd, &si, sizeof si) != sizeof si) return;
-    if (si.ssi_signo != SIGWINCH) throw Interrupted(static_cast<int>(si.ssi_signo));
-  }
-}
+void check_signals(int signal_fd) { sleep_or_throw(signal_fd, 0, SIGWINCH); }
 
 }  // namespace
 
@@ -67,7 +55,7 @@ AgentClient AgentClient::connect(const vm::VmPaths& paths, int first_port, Deadl
   for (;;) {
     c.fd_ = unix_connect(paths.agent(c.port_));
     if (c.fd_) break;
-    if (pidfd_ready(vm_pidfd)) throw VmGone("QEMU exited during start-up");
+    if (has_exited(vm_pidfd)) throw VmGone("QEMU exited during start-up");
     check_signals(signal_fd);
     if (deadline.expired()) throw AgentTimeout("QEMU did not create " + paths.agent(c.port_).string());
     std::this_thread::sleep_for(std::chrono::milliseconds(2));

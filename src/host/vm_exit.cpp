@@ -1,7 +1,6 @@
 #include "host/vm_exit.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,17 +55,6 @@ std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_st
   }
   if (WIFEXITED(s)) return fmt::format("QEMU exited with status {}", WEXITSTATUS(s));
   return "QEMU exited";
-}
-
-bool wait_exited(int pidfd, Deadline deadline) {
-  if (pidfd < 0) return false;
-  struct pollfd p = {pidfd, POLLIN, 0};
-  for (;;) {
-    int r = ::poll(&p, 1, deadline.poll_timeout_ms());
-    if (r > 0) return true;
-    if (r == 0) return false;
-    if (errno != EINTR) fail_errno("poll on a pidfd");
-  }
 }
 
 }  // namespace kestrel::host

@@ -22,8 +22,4 @@ std::optional<std::string> find_panic(std::string_view console_text);
 // else "QEMU exited".
 std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_status);
 
-// Waits until `pidfd` polls readable (the process exited) or the deadline
-// passes; true if it exited. A pidfd of -1 never does.
-bool wait_exited(int pidfd, Deadline deadline);
-
 }  // namespace kestrel::host

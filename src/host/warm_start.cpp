@@ -1,19 +1,16 @@
 #include "host/warm_start.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <thread>
 
 #include "host/template_store.hpp"
 #include "host/vm_exit.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
+#include "util/signals.hpp"
 #include "util/trace.hpp"
 #include "vm/qmp.hpp"
 
@@ -25,19 +22,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 const json kIgnoreShared = {{"capabilities", json::array({{{"capability", "x-ignore-shared"}, {"state", true}}})}};
-
-// Sleeps up to `ms`; throws Interrupted if a signal other than SIGWINCH arrives.
-void pause_or_interrupt(int signal_fd, int ms) {
-  if (signal_fd < 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    return;
-  }
-  struct pollfd p = {signal_fd, POLLIN, 0};
-  if (::poll(&p, 1, ms) <= 0) return;
-  struct signalfd_siginfo si;
-  if (::read(signal_fd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGWINCH)
-    throw Interrupted(static_cast<int>(si.ssi_signo));
-}
 
 void save_running(const vm::VmConfig& t, Booted& b, const TemplateFiles& build, const BootOptions& o);
 
@@ -68,7 +52,7 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
   // idle instead of each doing it again.
   auto settle = plan.config.accel == vm::Accel::kKvm ? 300 : 1200;
   for (auto until = Deadline::after(std::chrono::milliseconds(settle)); !until.expired();)
-    pause_or_interrupt(o.signal_fd, until.poll_timeout_ms());
+    sleep_or_throw(o.signal_fd, until.poll_timeout_ms(), SIGWINCH);
 
   try {
     save_running(t, b, build, o);
@@ -98,7 +82,7 @@ void save_running(const vm::VmConfig& t, Booted& b, const TemplateFiles& build, 
     if (status == "completed") break;
     if (status == "failed" || status == "cancelled") fail("QEMU could not save the template: migration {}", status);
     if (deadline.expired()) fail("QEMU did not finish saving the template in time");
-    pause_or_interrupt(o.signal_fd, 2);
+    sleep_or_throw(o.signal_fd, 2, SIGWINCH);
   }
   if (::fsync(state.get()) != 0) fail_errno("cannot write {}", build.state().string());
   trace("template saved");
@@ -147,7 +131,7 @@ std::optional<TemplateFiles> obtain_template(BootPlan& plan, const std::string& 
     // Another run is building it: a restore after waiting beats a boot of our own.
     Deadline give_up = Deadline::after(boot_timeout(o, plan.config.accel) + 30s);
     while (!(lock = LockFile::try_lock(template_lock(key))).locked() && !give_up.expired())
-      pause_or_interrupt(o.signal_fd, 20);
+      sleep_or_throw(o.signal_fd, 20, SIGWINCH);
   }
   if ((found = find_template(key, plan.config.mem_mib))) return found;
   if (!lock.locked()) return std::nullopt;

@@ -33,6 +33,17 @@ int exec_replacing(const std::string& file, const std::vector<std::string>& argv
 
 UniqueFd open_pidfd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
 
+bool wait_exited(int pidfd, Deadline deadline) {
+  if (pidfd < 0) return false;
+  struct pollfd p = {pidfd, POLLIN, 0};
+  for (;;) {
+    int r = ::poll(&p, 1, deadline.poll_timeout_ms());
+    if (r > 0) return true;
+    if (r == 0) return false;
+    if (errno != EINTR) fail_errno("poll on a pidfd");
+  }
+}
+
 int shell_status(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);

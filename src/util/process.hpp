@@ -36,6 +36,12 @@ struct SpawnOptions {
 // exits. An invalid UniqueFd if the process is gone (or pidfds are missing).
 UniqueFd open_pidfd(pid_t pid);
 
+// Waits until `pidfd` polls readable (the process exited) or the deadline
+// passes; true if it exited. A pidfd of -1 never does.
+bool wait_exited(int pidfd, Deadline deadline);
+// The same without waiting.
+inline bool has_exited(int pidfd) { return wait_exited(pidfd, Deadline::after(std::chrono::milliseconds(0))); }
+
 // argv/envp for exec*(): pointers into `v`, which must outlive the result.
 std::vector<char*> c_strings(const std::vector<std::string>& v);
 

@@ -4,7 +4,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "util/error.hpp"
 
@@ -30,11 +32,18 @@ int SignalFd::take() {
   return static_cast<int>(si.ssi_signo);
 }
 
-void SignalFd::sleep_or_throw(int ms, int ignored) {
-  struct pollfd p = {fd_.get(), POLLIN, 0};
-  if (::poll(&p, 1, ms) > 0) {
-    int sig = take();
-    if (sig != 0 && sig != ignored) throw Interrupted(sig);
+void SignalFd::sleep_or_throw(int ms, int ignored) { kestrel::sleep_or_throw(fd_.get(), ms, ignored); }
+
+void sleep_or_throw(int signal_fd, int ms, int ignored) {
+  if (signal_fd < 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return;
+  }
+  struct pollfd p = {signal_fd, POLLIN, 0};
+  if (::poll(&p, 1, ms) <= 0) return;
+  struct signalfd_siginfo si;
+  while (::read(signal_fd, &si, sizeof si) == sizeof si) {
+    if (static_cast<int>(si.ssi_signo) != ignored) throw Interrupted(static_cast<int>(si.ssi_signo));
   }
 }
 

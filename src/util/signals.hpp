@@ -21,14 +21,19 @@ class SignalFd {
   int fd() const { return fd_.get(); }
   // Reads one pending signal without blocking; 0 if none.
   int take();
-  // Waits up to `ms` for a signal; throws Interrupted if one arrives.
-  // Signals in `ignored` (e.g. SIGWINCH) are consumed and waiting goes on.
+  // sleep_or_throw(fd(), ms, ignored), below.
   void sleep_or_throw(int ms, int ignored = 0);
 
  private:
   UniqueFd fd_;
   sigset_t old_mask_;
 };
+
+// Waits up to `ms` for a signal on `signal_fd` (a non-blocking signalfd; -1:
+// just sleeps) and throws Interrupted for the first pending one other than
+// `ignored` (e.g. SIGWINCH), which is consumed. Returns early once a signal
+// came, so callers that wait longer loop.
+void sleep_or_throw(int signal_fd, int ms, int ignored = 0);
 
 // Restores the default disposition of `sig` and raises it, so our exit status
 // tells the truth about how we died (what shells expect after Ctrl-C).

@@ -9,19 +9,12 @@
 
 #include "util/error.hpp"
 #include "util/io.hpp"
+#include "util/process.hpp"
 #include "util/socket.hpp"
 
 namespace kestrel::vm {
 
-namespace {
-
-bool exited(int pidfd) {
-  if (pidfd < 0) return false;
-  struct pollfd p = {pidfd, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Qmp Qmp::connect(const std::filesystem::path& socket, Deadline deadline, int vm_pidfd) {
   Qmp q;
@@ -31,7 +24,7 @@ Qmp Qmp::connect(const std::filesystem::path& socket, Deadline deadline, int vm_
   for (;;) {
     q.fd_ = unix_connect(socket);
     if (q.fd_) break;
-    if (exited(vm_pidfd)) fail("QEMU exited before its monitor {} came up", socket.string());
+    if (has_exited(vm_pidfd)) fail("QEMU exited before its monitor {} came up", socket.string());
     if (deadline.expired()) fail("QEMU's monitor {} did not come up in time", socket.string());
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

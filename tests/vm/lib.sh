@@ -53,6 +53,19 @@ expect_eq() {
   fi
 }
 
+# runs_at_once N CMD...: N `kestrel run --keep never -- CMD...` started at the
+# same moment, output in $work/out.I and $work/err.I; sets `failed` to how many
+# of them failed.
+runs_at_once() {
+  local n=$1 i job
+  shift
+  for i in $(seq "$n"); do
+    "$KESTREL" run --keep never -- "$@" >"$work/out.$i" 2>"$work/err.$i" &
+  done
+  failed=0
+  for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
+}
+
 # Deployment directories currently in our runtime dir.
 # (.slots holds the slot limiter's locks, not a deployment.)
 deployments() { find "$KESTREL_RUNTIME_DIR" -mindepth 1 -maxdepth 1 -type d ! -name .slots 2>/dev/null || true; }

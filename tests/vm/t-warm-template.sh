@@ -6,11 +6,7 @@ use_own_cache
 templates() { find "$KESTREL_CACHE_DIR/templates" -mindepth 1 -maxdepth 1 -type d ! -name '.*' 2>/dev/null; }
 
 # Four first runs at once: one builds, the others wait for it and restore.
-for i in 1 2 3 4; do
-  "$KESTREL" run --keep never -- /bin/sh -c 'echo ok' >"$work/out.$i" 2>"$work/err.$i" &
-done
-failed=0
-for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
+runs_at_once 4 /bin/sh -c 'echo ok'
 expect_eq "failed first runs" 0 "$failed"
 expect_eq "outputs" "ok ok ok ok" "$(cat "$work"/out.* | xargs)"
 expect_eq "templates built" 1 "$(templates | wc -l)"
