@@ -1,11 +1,14 @@
 #include "cli/app.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 #include "cli/commands.hpp"
@@ -93,7 +96,22 @@ std::string self_command() {
   return shell_quote(self.string());
 }
 
+static void open_closed_std_fds() {
+  // A closed 0, 1 or 2 would be taken by the next descriptor we open (the
+  // signalfd became "stdin" and was forwarded to the program, forever):
+  // /dev/null takes its place first, as for any careful daemon.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int got = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (got != fd) {
+      std::fprintf(stderr, "kestrel: error: cannot open /dev/null for closed descriptor %d\n", fd);
+      std::_Exit(kExitKestrel);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
+  open_closed_std_fds();
   trace("main");
   // A closed stdout must surface as EPIPE in our writes, not kill us silently.
   ::signal(SIGPIPE, SIG_IGN);

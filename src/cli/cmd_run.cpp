@@ -1,9 +1,11 @@
 // kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/config_options.hpp"
@@ -16,6 +18,7 @@
 #include "deploy/teardown.hpp"
 #include "host/environment.hpp"
 #include "host/machine.hpp"
+#include "host/shares.hpp"
 #include "host/vm_exit.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -77,11 +80,11 @@ void fill_from_config(RunOptions& o, const config::Config& c) {
 const char* kRunHelp = R"(Run PROGRAM with ARGS in a fresh VM and return its exit status:
   kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
 
-PROGRAM is staged (hard-linked, else copied) into a fresh directory, the bay,
-which the VM mounts read-write at the same path as on the host; whatever the
-program writes there is on the host afterwards. The host's root file system is
-the VM's root, read-only with a throw-away writable layer on top. The program
-runs as root in the guest with the host's working directory and environment,
+PROGRAM runs at its own path: the host's root file system is the VM's root,
+read-only with a throw-away writable layer on top, so what the program writes
+(its own file included) vanishes with the VM and the host's files never
+change, except in directories shared read-write with --share PATH:rw. The
+program runs as root in the guest with the host's working directory and environment,
 except: HOSTNAME DISPLAY WAYLAND_DISPLAY XAUTHORITY XDG_RUNTIME_DIR
 XDG_SESSION_ID DBUS_SESSION_BUS_ADDRESS SSH_AUTH_SOCK SSH_AGENT_PID
 SSH_CONNECTION SSH_CLIENT SSH_TTY GPG_AGENT_INFO LISTEN_FDS LISTEN_PID
@@ -136,7 +139,11 @@ one per CPU, fewer if memory is short); further runs wait their turn and
 say so once. A kept VM does not hold a slot.
 
 Exit status: the program's, or 128+N if it died of signal N; 124 after
---timeout; 125 if kestrel failed (the VM did not boot, died, ...).
+--timeout; 125 if kestrel failed (the VM did not boot, died, ...); 126 if
+PROGRAM cannot be executed (a directory, not a regular file, no execute
+permission: checked on the host before any VM starts); 127 if it is not
+found; 2 for a bad command line (an unknown option before PROGRAM: put
+`--` before a program whose name starts with '-').
 
 Environment: KESTREL_ACCEL=kvm|tcg|auto (default auto: KVM only where it can
 boot, else TCG), KESTREL_SLOTS, KESTREL_ENV_PASS, KESTREL_ENV_DENY (see
@@ -144,11 +151,16 @@ boot, else TCG), KESTREL_SLOTS, KESTREL_ENV_PASS, KESTREL_ENV_DENY (see
 KESTREL_TRACE=1 (phase timings on stderr).
 )";
 
-void print_kept_message(const std::string& name, const fs::path& dir, int status) {
+// A kept VM, failed (status) or kept by --keep always (no status): where it
+// is and the ready-to-paste commands to get in and to remove it.
+void print_kept_message(const std::string& name, const fs::path& dir, std::optional<int> status) {
   std::string self = self_command();
   std::string d = shell_quote(dir.string());
-  say(fmt::format("test failed (exit status {}); VM {} remains running, deployment dir {}", status, name,
-                  dir.string()));
+  if (status)
+    say(fmt::format("test failed (exit status {}); VM {} remains running, deployment dir {}", *status, name,
+                    dir.string()));
+  else
+    say(fmt::format("VM {} remains running (--keep always), deployment dir {}", name, dir.string()));
   say(fmt::format("  console:  {} serial {} -f {}", self, name, d));
   say(fmt::format("  command:  {} exec {} 'CMD' -f {}", self, name, d));
   say(fmt::format("  destroy:  {} destroy -f {}", self, d));
@@ -160,23 +172,51 @@ void say_interrupted(int signo, const std::string& name) {
                   abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo), name));
 }
 
-fs::path resolve_program(const std::string& program) {
-  if (program.find('/') != std::string::npos) {
-    if (::access(program.c_str(), F_OK) != 0) fail_errno("cannot run {}", program);
-    return fs::absolute(program);
+// The program cannot be run: 126 or 127, as a shell would say.
+class ProgramError : public Error {
+ public:
+  ProgramError(int status, const std::string& message) : Error(message), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+// What the guest will execute, checked on the host (the guest sees the same
+// file at the same path): a FIFO or a directory must fail here, at once,
+// never hang in open() or boot a VM for nothing.
+fs::path check_program(const fs::path& path, const std::string& given) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    throw ProgramError(err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExec,
+                       fmt::format("cannot run {}: {}", given, strerror(err)));
   }
+  if (S_ISDIR(st.st_mode)) throw ProgramError(kExitCannotExec, fmt::format("cannot run {}: is a directory", given));
+  if (!S_ISREG(st.st_mode))
+    throw ProgramError(kExitCannotExec, fmt::format("cannot run {}: not a regular file", given));
+  if (::access(path.c_str(), X_OK) != 0 || (st.st_mode & 0111) == 0)
+    throw ProgramError(kExitCannotExec, fmt::format("cannot run {}: {}", given, strerror(EACCES)));
+  return fs::absolute(path).lexically_normal();
+}
+
+fs::path resolve_program(const std::string& program) {
+  if (program.empty()) throw ProgramError(kExitNotFound, "cannot run '': No such file or directory");
+  if (program.find('/') != std::string::npos) return check_program(program, program);
   const char* path = std::getenv("PATH");
   for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
     fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
-    if (::access(candidate.c_str(), X_OK) == 0) return fs::absolute(candidate);
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return check_program(candidate, program);
   }
-  fail("cannot run {}: not found in PATH", program);
+  throw ProgramError(kExitNotFound, fmt::format("cannot run {}: not found in PATH", program));
 }
 
 }  // namespace
 
-static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
-                     SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard);
+static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
+                     const host::SharePlan& shares, SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard);
 
 int cmd_run(const Args& args) {
   RunOptions o;
@@ -189,12 +229,27 @@ int cmd_run(const Args& args) {
   app.prefix_command();
   if (!parse(app, args)) return 0;
   o.command = app.remaining();
-  if (!o.command.empty() && o.command.front() == "--") o.command.erase(o.command.begin());
+  if (!o.command.empty() && o.command.front() == "--") {
+    o.command.erase(o.command.begin());
+  } else if (!o.command.empty() && o.command.front().size() > 1 && o.command.front()[0] == '-') {
+    // CLI11 hands an unknown option over as the program: a typo'd option is
+    // a usage error, not a program named "--bogus".
+    throw CLI::ExtrasError(
+        "unknown option " + o.command.front() + " (a program whose name starts with '-' goes after --)",
+        CLI::ExitCodes::ExtrasError);
+  }
   if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
   fill_from_config(o, load_config(config_options));
   trace("configured");
 
-  fs::path program = resolve_program(o.command[0]);
+  fs::path program;
+  try {
+    program = resolve_program(o.command[0]);
+  } catch (const ProgramError& e) {
+    say(std::string("error: ") + e.what());
+    return e.status();
+  }
+  host::SharePlan shares = host::plan_shares(o.shares, program);
   if (o.list_on_host && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
     exec_on_host(program, o.command);
   std::string name = deploy::make_vm_name(o.name.empty() ? program.filename().string() : o.name);
@@ -211,16 +266,13 @@ int cmd_run(const Args& args) {
   dep.state().command = o.command;
   dep.state().vms.push_back({name, 0, ""});
   dep.save();
-  fs::path staged = dep.bay() / program.filename();
   // Tears everything down unless the VM is kept: this also runs when we throw.
   deploy::RunGuard guard(dep, [](const std::string& e) { say("warning: " + e); });
-
-  link_or_copy(program, staged);
-  trace("deployment created, program staged");
+  trace("deployment created");
   if (!o.quiet) say(fmt::format("VM {}, deployment dir {}", name, dep.dir().string()));
 
   try {
-    return run_in_vm(o, name, dep, staged, signals, slot, guard);
+    return run_in_vm(o, name, dep, program, shares, signals, slot, guard);
   } catch (const Interrupted& e) {
     // A signal while waiting for a slot or during boot: tear down, say how we died.
     say_interrupted(e.signo(), name);
@@ -228,8 +280,8 @@ int cmd_run(const Args& args) {
   }
 }
 
-static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& staged,
-                     SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard) {
+static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
+                     const host::SharePlan& shares, SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard) {
   int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.mem_mib);
   slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
     say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
@@ -247,9 +299,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     boot.kernel.release = o.kernel;
   }
   boot.accel_request = o.accel;
-  boot.shares = {{"root", "/", true}, {"bay", dep.bay(), false}};
-  for (size_t i = 0; i < o.shares.size(); ++i)
-    boot.shares.push_back({"share" + std::to_string(i), o.shares[i].path, o.shares[i].read_only});
+  boot.shares = shares.devices;
   boot.debug = o.debug;
   boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
@@ -287,11 +337,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   setup.realtime_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   setup.entropy = random_bytes(64);
-  setup.mounts = {{"root", "", proto::MountKind::kRootOverlay},
-                  {"bay", dep.bay().string(), proto::MountKind::kReadWrite}};
-  for (size_t i = 0; i < o.shares.size(); ++i)
-    setup.mounts.push_back({"share" + std::to_string(i), o.shares[i].path,
-                            o.shares[i].read_only ? proto::MountKind::kReadOnly : proto::MountKind::kReadWrite});
+  setup.mounts = shares.mounts;
   try {
     machine.agent().setup(setup, Deadline::after(30s), machine.qemu().pidfd());
   } catch (const host::VmGone&) {
@@ -306,7 +352,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
 
   proto::Exec exec;
   exec.argv = o.command;
-  exec.argv[0] = staged.string();
+  exec.argv[0] = program.string();
   exec.env = host::guest_environment(environ, o.env);
   std::erase_if(exec.env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
   exec.env.push_back("KESTREL_VM=" + name);
@@ -346,20 +392,34 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
       guard.keep_failed(kExitKestrel);
       return kExitKestrel;
     case Kind::kAgentLost:
+      // --keep never still keeps the logs the message points at.
+      if (o.keep == "never") keep_logs();
       say("error: " + host::describe_vm_failure(name, boot.paths, "lost its agent: " + outcome.message));
       status = kExitKestrel;
       break;
   }
 
   bool keep = o.keep == "always" || (o.keep == "on-failure" && status != 0);
-  if (keep) {
-    guard.keep(status);
+  if (keep && !guard.kept()) {
+    // The program's status is the answer from here on: bookkeeping that
+    // fails (the deployment dir removed under us) is a warning, not a 125.
+    if (!fs::exists(dep.dir() / "deployment.json")) {
+      say(fmt::format("warning: deployment dir {} was removed during the run; VM {} is not kept", dep.dir().string(),
+                      name));
+      return status;
+    }
+    try {
+      guard.keep(status);
+    } catch (const Error& e) {
+      say(std::string("warning: cannot keep VM ") + name + ": " + e.what());
+      return status;
+    }
     machine.qemu().release();  // the VM outlives us
     slot.release();            // a kept VM idles; it does not count against the limit
     if (status != 0)
       print_kept_message(name, dep.dir(), status);
     else
-      say(fmt::format("VM {} remains running (--keep always), deployment dir {}", name, dep.dir().string()));
+      print_kept_message(name, dep.dir(), std::nullopt);
   }
   return status;
 }

@@ -28,6 +28,13 @@ int64_t now_seconds() {
 }
 
 fs::path ensure_private_dir(const fs::path& dir) {
+  // QEMU's options name sockets in this directory, and kestrel finds a VM's
+  // QEMU by them in /proc/PID/cmdline: keep those arguments unambiguous.
+  if (dir.string().find(',') != std::string::npos)
+    fail(
+        "runtime dir {} contains a comma, which QEMU's option syntax reserves; set KESTREL_RUNTIME_DIR to a "
+        "path without commas",
+        dir.string());
   make_dirs(dir.parent_path());
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) fail_errno("cannot create {}", dir.string());
   struct stat st;
@@ -102,7 +109,6 @@ Deployment Deployment::create(const std::string& name) {
   d.runner_lock_ = LockFile::try_lock(d.runner_lock_file());
   if (!d.runner_lock_.locked()) fail("cannot lock {}: held by another process", d.runner_lock_file().string());
   d.dir_ = base / name;
-  make_dirs(tmp / "bay", 0755);
   d.state_.created = now_seconds();
   d.state_.runner_pid = ::getpid();
   d.state_.updated = d.state_.created;

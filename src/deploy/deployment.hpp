@@ -1,5 +1,5 @@
 // A deployment: the directory that holds one run's VMs, their sockets and
-// logs, the staged program (the bay) and a state file. Layout and state
+// logs and a state file. Layout and state
 // format: docs/deployment-dir.md.
 #pragma once
 
@@ -57,7 +57,6 @@ class Deployment {
   static Deployment open(const fs::path& dir);
 
   const fs::path& dir() const { return dir_; }
-  fs::path bay() const { return dir_ / "bay"; }
   fs::path state_file() const { return dir_ / "deployment.json"; }
   fs::path runner_lock_file() const { return dir_ / "runner.lock"; }
   vm::VmPaths vm_paths(const std::string& vm_name) const { return vm::VmPaths{dir_ / vm_name}; }

@@ -28,6 +28,15 @@ std::string verdict_key(const std::string& qemu, const std::string& kernel_relea
 
 }  // namespace
 
+std::string this_vms_console(const std::string& tail) {
+  // A clone's log starts with its template's boot; what is before the
+  // restore line is not this VM's (docs/deployment-dir.md).
+  size_t at = tail.rfind(kRestoredMarker);
+  if (at == std::string::npos) return tail;
+  size_t next = tail.find('\n', at);
+  return next == std::string::npos ? "" : tail.substr(next + 1);
+}
+
 void note_on_console(const vm::VmPaths& paths, std::string_view line) {
   UniqueFd fd(::open(paths.console_log().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return;
@@ -38,7 +47,10 @@ std::string describe_vm_failure(const std::string& name, const vm::VmPaths& path
   std::string msg = fmt::format("VM {} {}", name, what);
   std::string qemu_tail = vm::tail_lines(paths.qemu_log(), 3);
   if (!qemu_tail.empty()) msg += "\nkestrel: qemu said: " + qemu_tail;
-  std::string console_tail = vm::tail_lines(paths.console_log(), 5);
+  // Point only at a log that is there: QEMU may have failed before making
+  // it, or `kestrel destroy` removed it with the deployment.
+  if (!fs::exists(paths.console_log())) return msg;
+  std::string console_tail = this_vms_console(vm::tail_lines(paths.console_log(), 5));
   if (!console_tail.empty()) msg += "\nkestrel: last console lines:\n" + console_tail;
   msg += "\nkestrel: console log: " + paths.console_log().string();
   return msg;
@@ -48,6 +60,21 @@ std::chrono::milliseconds boot_timeout(const BootOptions& o, vm::Accel accel) {
   if (o.boot_timeout.count() > 0) return o.boot_timeout;
   return accel == vm::Accel::kKvm ? std::chrono::seconds(10) : std::chrono::seconds(60);
 }
+
+namespace {
+
+void kvm_did_not_boot(BootPlan& p, const vm::VmConfig& config, const BootOptions& o, const std::string& why) {
+  if (!p.decision.automatic)
+    throw BootFailure(describe_vm_failure(config.name, config.paths,
+                                          fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(p.facts))));
+  if (p.verdict_key.empty()) p.verdict_key = verdict_key(p.qemu, p.kernel_release);
+  vm::remember_kvm_failure(p.verdict_key, why);
+  if (o.notice) o.notice(why + "; falling back to TCG (remembered for this host)");
+  p.decision = {vm::Accel::kTcg, true, "TCG: KVM did not boot here"};
+  p.config.accel = vm::Accel::kTcg;
+}
+
+}  // namespace
 
 BootPlan plan_boot(const BootOptions& o) {
   BootPlan p;
@@ -103,24 +130,22 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
       qemu_child.kill_and_reap();
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
       if (config.accel == vm::Accel::kKvm) {
-        std::string why = fmt::format("no agent greeting within {} s under KVM", secs);
-        if (p.decision.automatic) {
-          vm::remember_kvm_failure(p.verdict_key, why);
-          if (o.notice) o.notice(why + "; falling back to TCG (remembered for this host)");
-          p.decision = {vm::Accel::kTcg, true, "TCG: KVM did not boot here"};
-          p.config.accel = vm::Accel::kTcg;
-          continue;
-        }
-        throw BootFailure(describe_vm_failure(config.name, config.paths,
-                                              fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(p.facts))));
+        kvm_did_not_boot(p, config, o, fmt::format("no agent greeting within {} s under KVM", secs));
+        continue;
       }
       throw BootFailure(describe_vm_failure(
           config.name, config.paths,
           fmt::format("did not boot: no agent greeting within {} s under TCG ({})", secs, e.what())));
     } catch (const VmGone&) {
       auto status = qemu_child.wait(Deadline::after(std::chrono::seconds(1)));
-      std::string message =
-          describe_vm_failure(config.name, config.paths, "failed to start: " + explain_vm_exit(config.paths, status));
+      std::string exit = explain_vm_exit(config.paths, status);
+      // KVM that makes QEMU abort or exit before the greeting (AMD hosts with
+      // PVM: "failed to set MSR", SIGABRT) is the same verdict as one that hangs.
+      if (config.accel == vm::Accel::kKvm && !killed_from_outside(status)) {
+        kvm_did_not_boot(p, config, o, "QEMU failed under KVM before the agent greeted: " + exit);
+        continue;
+      }
+      std::string message = describe_vm_failure(config.name, config.paths, "failed to start: " + exit);
       // Killed from outside (by the user, the OOM killer): not a reason to try again.
       if (status && WIFSIGNALED(*status)) throw BootFailure(message);
       throw Error(message);

@@ -66,6 +66,11 @@ class Machine {
 // Best effort: a log line must not fail a run.
 void note_on_console(const vm::VmPaths& paths, std::string_view line);
 
+// The line a clone's console.log has after its template's boot lines.
+inline constexpr std::string_view kRestoredMarker = "kestrel: restored as a clone of a warm-start template";
+// The lines of a console.log tail that this VM wrote (after kRestoredMarker).
+std::string this_vms_console(const std::string& tail);
+
 // "Error: ... ; console log: PATH" with the last lines of the logs.
 std::string describe_vm_failure(const std::string& name, const vm::VmPaths& paths, const std::string& what);
 

@@ -1,6 +1,7 @@
 #include "host/vm_exit.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,19 @@ std::optional<std::string> find_panic(std::string_view text) {
   if (reason.ends_with(" ]---")) reason.remove_suffix(5);
   while (!reason.empty() && reason.back() == ' ') reason.remove_suffix(1);
   return std::string(reason);
+}
+
+bool killed_from_outside(std::optional<int> wait_status) {
+  if (!wait_status || !WIFSIGNALED(*wait_status)) return false;
+  switch (WTERMSIG(*wait_status)) {
+    case SIGKILL:
+    case SIGTERM:
+    case SIGINT:
+    case SIGHUP:
+      return true;
+    default:  // SIGABRT, SIGSEGV, ...: QEMU itself gave up
+      return false;
+  }
 }
 
 std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_status) {

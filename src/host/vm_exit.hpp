@@ -22,4 +22,10 @@ std::optional<std::string> find_panic(std::string_view console_text);
 // else "QEMU exited".
 std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_status);
 
+// True when QEMU died of a signal someone sent it (SIGKILL, SIGTERM, SIGINT,
+// SIGHUP: the user, the OOM killer); false when QEMU exited or crashed by
+// itself (SIGABRT: e.g. forced KVM on an AMD host with PVM), which under KVM
+// counts as "KVM cannot boot here".
+bool killed_from_outside(std::optional<int> wait_status);
+
 }  // namespace kestrel::host

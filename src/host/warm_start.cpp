@@ -158,7 +158,10 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
   c.incoming = true;
   make_dirs(c.paths.dir, 0700);
   // The clone's console log starts with the boot its memory comes from.
-  write_file_atomic(c.paths.console_log(), read_file_if_exists(t.console_log()).value_or(""), 0600);
+  write_file_atomic(c.paths.console_log(),
+                    read_file_if_exists(t.console_log()).value_or("") + std::string(kRestoredMarker) +
+                        "; the lines above are the template's boot\n",
+                    0600);
   UniqueFd state(::open(t.state().c_str(), O_RDONLY | O_CLOEXEC));
   if (!state) fail_errno("cannot open {}", t.state().string());
   constexpr int kStateFd = 3;

@@ -88,42 +88,4 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
-void link_or_copy(const fs::path& src, const fs::path& dst) {
-  // Follow a symlinked program (/bin/sh -> dash): the bay holds the file itself.
-  if (::linkat(AT_FDCWD, src.c_str(), AT_FDCWD, dst.c_str(), AT_SYMLINK_FOLLOW) == 0) return;
-  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) fail_errno("cannot open {}", src.string());
-  struct stat st;
-  if (::fstat(in.get(), &st) != 0) fail_errno("cannot stat {}", src.string());
-  UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777));
-  if (!out) fail_errno("cannot create {}", dst.string());
-  if (::ioctl(out.get(), FICLONE, in.get()) == 0) return;
-  off_t offset = 0;
-  bool plain = false;
-  while (offset < st.st_size && !plain) {
-    ssize_t n = ::copy_file_range(in.get(), &offset, out.get(), nullptr, static_cast<size_t>(st.st_size - offset), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-      plain = true;  // older kernels or exotic file systems: copy by hand below
-    } else if (n < 0) {
-      fail_errno("cannot copy {} to {}", src.string(), dst.string());
-    } else if (n == 0) {
-      break;
-    }
-  }
-  if (plain) {
-    char buf[1 << 16];
-    for (;;) {
-      ssize_t n = ::pread(in.get(), buf, sizeof buf, offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail_errno("cannot read {}", src.string());
-      if (n == 0) break;
-      if (int err = ::pwrite(out.get(), buf, static_cast<size_t>(n), offset) == n ? 0 : errno)
-        throw sys_error(err, "cannot write " + dst.string());
-      offset += n;
-    }
-  }
-  ::fchmod(out.get(), st.st_mode & 07777);
-}
-
 }  // namespace kestrel

@@ -46,8 +46,4 @@ class TempDir {
   fs::path path_;
 };
 
-// Hard-links src to dst, falling back to a reflink and then a plain copy
-// (preserving the mode) when linking is not possible (e.g. across file systems).
-void link_or_copy(const fs::path& src, const fs::path& dst);
-
 }  // namespace kestrel

@@ -41,6 +41,16 @@ std::string kernel_cmdline(const VmConfig& c) {
   return line;
 }
 
+std::string opt_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char ch : value) {
+    out += ch;
+    if (ch == ',') out += ',';
+  }
+  return out;
+}
+
 std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   const VmPaths& p = c.paths;
   std::vector<std::string> a = {qemu,       "-name", c.name,      "-nodefaults", "-no-user-config",
@@ -56,25 +66,27 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   a.insert(a.end(), {"-m", std::to_string(c.mem_mib), "-smp", std::to_string(c.cpus)});
   if (!c.memory_file.empty()) {
     a.insert(a.end(), {"-object", fmt::format("memory-backend-file,id=ram0,size={}M,mem-path={},share={}", c.mem_mib,
-                                              c.memory_file.string(), c.memory_shared ? "on" : "off")});
+                                              opt_value(c.memory_file.string()), c.memory_shared ? "on" : "off")});
   }
   a.insert(a.end(), {"-kernel", c.kernel.string(), "-initrd", c.initramfs.string(), "-append", kernel_cmdline(c)});
   a.insert(a.end(), {"-chardev",
-                     "socket,id=console,path=" + p.serial().string() +
-                         ",server=on,wait=off,logfile=" + p.console_log().string() + ",logappend=on",
+                     "socket,id=console,path=" + opt_value(p.serial().string()) +
+                         ",server=on,wait=off,logfile=" + opt_value(p.console_log().string()) + ",logappend=on",
                      "-serial", "chardev:console"});
-  a.insert(a.end(), {"-qmp", "unix:" + p.qmp().string() + ",server=on,wait=off"});
+  // deploy/ finds a deployment's QEMU by this argument in /proc/PID/cmdline.
+  a.insert(a.end(), {"-qmp", "unix:" + opt_value(p.qmp().string()) + ",server=on,wait=off"});
   a.insert(a.end(), {"-device", "virtio-serial-pci,id=vser"});
   for (int k = 0; k < proto::kPortCount; ++k) {
     std::string id = "agent" + std::to_string(k);
-    a.insert(a.end(),
-             {"-chardev", "socket,id=" + id + ",path=" + p.agent(k).string() + ",server=on,wait=off", "-device",
-              "virtserialport,bus=vser.0,chardev=" + id + ",name=" + proto::kPortPrefix + std::to_string(k)});
+    a.insert(a.end(), {"-chardev",
+                       "socket,id=" + id + ",path=" + opt_value(p.agent(k).string()) + ",server=on,wait=off", "-device",
+                       "virtserialport,bus=vser.0,chardev=" + id + ",name=" + proto::kPortPrefix + std::to_string(k)});
   }
   int n = 0;
   for (const auto& s : c.shares) {
     std::string id = "fs" + std::to_string(n++);
-    std::string fsdev = "local,id=" + id + ",path=" + s.path.string() + ",security_model=none,multidevs=remap";
+    std::string fsdev =
+        "local,id=" + id + ",path=" + opt_value(s.path.string()) + ",security_model=none,multidevs=remap";
     if (s.read_only) fsdev += ",readonly=on";
     a.insert(a.end(), {"-fsdev", fsdev, "-device", "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + s.tag});
   }

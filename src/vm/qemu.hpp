@@ -39,6 +39,10 @@ struct VmConfig {
 // The kernel command line kestrel boots with.
 std::string kernel_cmdline(const VmConfig& config);
 
+// A value inside a QEMU option list (`-chardev socket,path=VALUE,...`): QEMU
+// reads ",," as a literal comma, so a path with commas cannot add options.
+std::string opt_value(std::string_view value);
+
 // The full argv, argv[0] = the QEMU binary.
 std::vector<std::string> qemu_argv(const VmConfig& config, const std::string& qemu_binary);
 

@@ -46,7 +46,7 @@ TEST(Qemu, CommandLineHasWhatTheGuestContractNeeds) {
   c.paths.dir = "/tmp/rt/t-abc123/t-abc123";
   c.kernel = "/k/vmlinux";
   c.initramfs = "/k/initrd.cpio";
-  c.shares = {{"root", "/", true}, {"bay", "/tmp/rt/t-abc123/bay", false}};
+  c.shares = {{"root", "/", true}, {"share0", "/srv/a,b", false}};
   auto argv = vm::qemu_argv(c, "qemu-system-x86_64");
   std::string line = shell_join(argv);
   EXPECT_NE(line.find("-machine pc "), std::string::npos) << line;
@@ -56,7 +56,9 @@ TEST(Qemu, CommandLineHasWhatTheGuestContractNeeds) {
   EXPECT_NE(line.find("name=org.kestrel.agent.0"), std::string::npos);
   EXPECT_NE(line.find("name=org.kestrel.agent.7"), std::string::npos);
   EXPECT_NE(line.find("path=/,security_model=none,multidevs=remap,readonly=on"), std::string::npos);
-  EXPECT_NE(line.find("mount_tag=bay"), std::string::npos);
+  EXPECT_NE(line.find("mount_tag=share0"), std::string::npos);
+  // A comma in a path is doubled: it cannot end the value and add options.
+  EXPECT_NE(line.find("path=/srv/a,,b,security_model=none"), std::string::npos) << line;
   EXPECT_NE(line.find("unix:/tmp/rt/t-abc123/t-abc123/qmp.sock"), std::string::npos);
   EXPECT_NE(line.find("logfile=/tmp/rt/t-abc123/t-abc123/console.log"), std::string::npos);
   EXPECT_NE(line.find(" norandmaps"), std::string::npos);  // TCG: translated code is reused across processes
@@ -100,7 +102,7 @@ TEST(Deployment, CreateLocksAndDestroyRemoves) {
   ::setenv("KESTREL_RUNTIME_DIR", templ, 1);
   {
     auto d = deploy::Deployment::create("unit-abc");
-    EXPECT_TRUE(std::filesystem::is_directory(d.bay()));
+    EXPECT_TRUE(std::filesystem::is_regular_file(d.dir() / "deployment.json"));
     EXPECT_TRUE(is_locked(d.runner_lock_file()));
     EXPECT_THROW(deploy::Deployment::create("unit-abc"), Error);
     auto again = deploy::Deployment::open(d.dir());

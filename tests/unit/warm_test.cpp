@@ -44,7 +44,7 @@ class WarmTest : public ::testing::Test {
     c.paths.dir = dir_.path() / "rt" / name / name;
     c.kernel = dir_.path() / "vmlinux";
     c.initramfs = dir_.path() / "initramfs.cpio";
-    c.shares = {{"root", "/", true}, {"bay", dir_.path() / "rt" / name / "bay", false}};
+    c.shares = {{"root", "/", true}, {"share0", dir_.path() / "rt" / name / "data", false}};
     return c;
   }
 

@@ -29,4 +29,32 @@ if [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_intel ] && [ ! -e /sys/m
 else
   echo "not a PVM host; accelerator chosen: $accel"
 fi
+
+# QEMU that crashes under forced KVM (as on AMD hosts with PVM: "failed to
+# set MSR", SIGABRT) gets the same verdict as one that hangs, on any host
+# with /dev/kvm: a stand-in QEMU aborts whenever it is asked for KVM.
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+  real_qemu=$(command -v qemu-system-x86_64)
+  cat >"$work/qemu-aborts-on-kvm" <<SH
+#!/bin/sh
+case " \$* " in *accel=kvm*) echo "stand-in: failed to set MSR 0x10a" >&2; kill -ABRT \$\$ ;; esac
+exec $real_qemu "\$@"
+SH
+  chmod +x "$work/qemu-aborts-on-kvm"
+  start=$(date +%s)
+  set +e
+  KESTREL_QEMU=$work/qemu-aborts-on-kvm KESTREL_ACCEL=kvm timeout 60 "$KESTREL" run -- /bin/true 2>"$work/err"
+  status=$?
+  set -e
+  expect_eq "forced KVM, QEMU aborting: exit status" 125 "$status"
+  [ $(($(date +%s) - start)) -le 30 ] || fail "a QEMU crashing under KVM took too long to report"
+  grep -q 'did not boot: QEMU failed under KVM' "$work/err" || fail "no KVM verdict in: $(cat "$work/err")"
+  grep -q 'SIGABRT' "$work/err" || fail "the message does not say how QEMU died: $(cat "$work/err")"
+  grep -q 'failed to set MSR' "$work/err" || fail "the message does not quote QEMU: $(cat "$work/err")"
+  if [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_intel ] && [ ! -e /sys/module/kvm_amd ]; then
+    grep -q 'PVM' "$work/err" || fail "the message does not explain PVM: $(cat "$work/err")"
+  fi
+  [ -z "$(our_qemus)" ] || fail "a crashed boot left QEMU running"
+  "$KESTREL" gc >/dev/null
+fi
 echo PASS

@@ -1,0 +1,81 @@
+#include "host/shares.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "util/error.hpp"
+
+namespace kestrel::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_within(const fs::path& path, std::string_view dir) {
+  const std::string& s = path.native();
+  return s == dir || (s.size() > dir.size() && s.compare(0, dir.size(), dir) == 0 && s[dir.size()] == '/');
+}
+
+// The guest kernel's own file systems: a share there would hide them.
+bool reserved_in_guest(const fs::path& p) {
+  return is_within(p, "/proc") || is_within(p, "/sys") || is_within(p, "/dev");
+}
+
+fs::path resolve_share(const std::string& given) {
+  std::error_code ec;
+  fs::path p = fs::canonical(given, ec);
+  if (ec) fail("cannot share {}: {}", given, ec.message());
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0) fail_errno("cannot share {}", given);
+  if (!S_ISDIR(st.st_mode)) fail("cannot share {}: not a directory", given);
+  if (p == "/")
+    fail("cannot share / : the host's root is already visible read-only in the VM; share the directories the "
+         "program must write to instead");
+  if (reserved_in_guest(p))
+    fail("cannot share {}: the guest mounts its own file systems at /proc, /sys and /dev", given);
+  return p;
+}
+
+}  // namespace
+
+bool hidden_in_guest(const fs::path& p) { return reserved_in_guest(p) || is_within(p, "/run"); }
+
+SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& program) {
+  struct Item {
+    fs::path path;
+    bool read_only;
+  };
+  std::vector<Item> items;
+  for (const auto& s : shares) {
+    fs::path p = resolve_share(s.path);
+    for (const auto& other : items)
+      if (other.path == p) fail("{} is shared twice (as {})", s.path, p.string());
+    items.push_back({p, s.read_only});
+  }
+  // A program the guest would not see at its own path: its directory, read-only.
+  fs::path dir = program.parent_path();
+  if (hidden_in_guest(program)) {
+    if (reserved_in_guest(dir))
+      fail("cannot run {} in a VM: the guest mounts its own file systems at /proc, /sys and /dev", program.string());
+    bool covered = std::any_of(items.begin(), items.end(), [&](const Item& i) { return is_within(dir, i.path.native()); });
+    if (!covered) items.push_back({dir, true});
+  }
+  // Parents before children: a later mount must never hide an earlier one.
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return std::distance(a.path.begin(), a.path.end()) < std::distance(b.path.begin(), b.path.end());
+  });
+
+  SharePlan plan;
+  plan.devices.push_back({"root", "/", true});
+  plan.mounts.push_back({"root", "", proto::MountKind::kRootOverlay});
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string tag = "share" + std::to_string(i);
+    plan.devices.push_back({tag, items[i].path, items[i].read_only});
+    plan.mounts.push_back(
+        {tag, items[i].path.string(), items[i].read_only ? proto::MountKind::kReadOnly : proto::MountKind::kReadWrite});
+  }
+  return plan;
+}
+
+}  // namespace kestrel::host

@@ -1,0 +1,32 @@
+// Which host directories a run shares into its VM, and where the guest
+// mounts them: the host root (read-only, under a throw-away overlay), the
+// configured `share`s at their own paths, and, where the guest hides the
+// program's directory behind one of its own mounts (/run, /dev), that
+// directory read-only. Validated here, before QEMU sees any path.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config/keys.hpp"
+#include "proto/messages.hpp"
+#include "vm/qemu.hpp"
+
+namespace kestrel::host {
+
+struct SharePlan {
+  std::vector<vm::Share> devices;    // QEMU's 9p devices, in boot order
+  std::vector<proto::Mount> mounts;  // the guest's mounts, parents before children
+};
+
+// Throws for a share that cannot work or would hide what the guest needs:
+// the root itself, the guest kernel's own /proc, /sys and /dev (or a path
+// under them), a path that is not a directory, the same directory twice.
+SharePlan plan_shares(const std::vector<config::Share>& shares, const std::filesystem::path& program);
+
+// True for paths the guest mounts its own file systems over, so that the
+// host's files there are not visible in the VM.
+bool hidden_in_guest(const std::filesystem::path& absolute);
+
+}  // namespace kestrel::host
