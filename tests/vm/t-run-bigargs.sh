@@ -36,14 +36,19 @@ expect_eq "1.5 MiB of variables" "$expected" "$out"
 
 # More than the guest's execve takes (its ARG_MAX is a quarter of its 8 MiB
 # stack limit) although the host, with an unlimited stack, takes it.
-set +e
-(
-  ulimit -s unlimited
-  timeout 120 "$KESTREL" run -q --keep never -- /bin/sh -c 'echo $#' x $(seq 400000)
-) >"$work/out" 2>"$work/err"
-status=$?
-set -e
-expect_eq "status of a command line over the guest's limit" 126 "$status"
-grep -q 'E2BIG' "$work/err" || fail "no E2BIG in: $(cat "$work/err")"
-expect_eq "output" "" "$(cat "$work/out")"
+if (ulimit -s unlimited) 2>/dev/null; then
+  set +e
+  (
+    ulimit -s unlimited
+    timeout 120 "$KESTREL" run -q --keep never -- /bin/sh -c 'echo $#' x $(seq 400000)
+  ) >"$work/out" 2>"$work/err"
+  status=$?
+  set -e
+  expect_eq "status of a command line over the guest's limit" 126 "$status"
+  grep -q 'E2BIG' "$work/err" || fail "no E2BIG in: $(cat "$work/err")"
+  grep -q 'stack limit, 8388608 bytes' "$work/err" || fail "the guest's stack limit is not 8 MiB: $(cat "$work/err")"
+  expect_eq "output" "" "$(cat "$work/out")"
+else
+  echo "note: the E2BIG case needs 'ulimit -s unlimited' on the host; not checked" >&2
+fi
 echo PASS
