@@ -1,11 +1,14 @@
-// Feeds arbitrary bytes to the frame decoder and every message decoder. The
-// decoders must reject bad input with kestrel::Error, never crash, read out
-// of bounds or allocate without bound; what they accept must re-encode to an
-// equivalent message.
+// Feeds arbitrary bytes to the frame decoder and every message decoder, and
+// the decoded frames to an ExecAssembler as the agent does. The decoders
+// must reject bad input with kestrel::Error, never crash, read out of bounds
+// or allocate without bound; what they accept must re-encode to an
+// equivalent message; what the assembler hands out stays within the bounds
+// of docs/protocol.md, "Large EXEC", and splits again into valid frames.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "proto/exec_frames.hpp"
 #include "proto/frame.hpp"
 #include "proto/messages.hpp"
 #include "util/error.hpp"
@@ -36,6 +39,9 @@ void decode_payload(const Frame& f) {
     case Type::kExec:
       roundtrip<Exec>(f.payload);
       break;
+    case Type::kExecMore:
+      roundtrip<ExecMore>(f.payload);
+      break;
     case Type::kExit:
       roundtrip<ExitStatus>(f.payload);
       break;
@@ -59,6 +65,27 @@ void decode_payload(const Frame& f) {
   }
 }
 
+// One frame into the assembler; a violation resets it, as the agent's
+// protocol_error() does.
+void assemble(ExecAssembler& assembler, const Frame& f) {
+  try {
+    if (assembler.offer(f) != ExecAssembler::Offer::kReady) return;
+    ExecAssembler::Request r = assembler.take();
+    if (assembler.busy()) __builtin_trap();
+    if (!r.error.empty()) return;
+    const Exec& e = r.exec;
+    if (e.argv.empty() || (e.flags & kExecMoreFollows)) __builtin_trap();
+    if (e.argv.size() + e.env.size() > kMaxExecItems) __builtin_trap();
+    if (exec_string_bytes(e.argv) + exec_string_bytes(e.env) > kMaxExecBytes) __builtin_trap();
+    // What was accepted can be sent again, in frames the decoder takes.
+    for (const auto& out : encode_exec(e)) {
+      if (out.payload.size() > kMaxPayload) __builtin_trap();
+    }
+  } catch (const kestrel::Error&) {
+    assembler.reset();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -66,12 +93,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // First byte picks how the input is split into reads, to exercise partial frames.
   size_t step = size ? (static_cast<size_t>(data[0]) % 17) + 1 : 1;
   FrameDecoder decoder;
+  ExecAssembler assembler;
   try {
     for (size_t i = 0; i < input.size(); i += step) {
       decoder.feed(input.substr(i, step));
       while (auto f = decoder.next()) {
         if (f->payload.size() > kMaxPayload) __builtin_trap();
         decode_payload(*f);
+        assemble(assembler, *f);
       }
     }
   } catch (const kestrel::Error&) {
@@ -80,6 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   roundtrip<Hello>(input);
   roundtrip<SetupRequest>(input);
   roundtrip<Exec>(input);
+  roundtrip<ExecMore>(input);
   roundtrip<ExitStatus>(input);
   return 0;
 }

@@ -37,6 +37,7 @@ void AgentServer::protocol_error(Conn& c, const std::string& message) {
   log_errorf("{}: {}", c.name, message);
   // Discard the connection's state (its programs included), then report.
   forget_programs(c);
+  c.execs.reset();
   c.wire.reset();
   c.requests_seen = false;
   c.wire.send(Type::kError, 0, proto::encode_text(message));
@@ -44,15 +45,25 @@ void AgentServer::protocol_error(Conn& c, const std::string& message) {
 
 void AgentServer::handle_frame(Conn& c, proto::Frame& f) {
   if (f.type != Type::kHello) c.requests_seen = true;
+  if (f.type == Type::kExec && c.streams.count(f.stream))
+    violation(fmt::format("EXEC on stream {}, which is in use", f.stream));
+  // EXEC and EXEC_MORE frames go through the assembler, which also refuses
+  // anything else while an EXEC awaits its last frame.
+  switch (c.execs.offer(f)) {
+    case proto::ExecAssembler::Offer::kNotMine:
+      break;
+    case proto::ExecAssembler::Offer::kPending:
+      return;
+    case proto::ExecAssembler::Offer::kReady:
+      on_exec(c, c.execs.take());
+      return;
+  }
   switch (f.type) {
     case Type::kHello:
       on_hello(c, f);
       return;
     case Type::kSetup:
       on_setup(c, f);
-      return;
-    case Type::kExec:
-      on_exec(c, f);
       return;
     case Type::kStdin:
       on_stdin(c, f);
@@ -66,6 +77,8 @@ void AgentServer::handle_frame(Conn& c, proto::Frame& f) {
     case Type::kPing:
       c.wire.send(Type::kPong, f.stream, f.payload);
       return;
+    case Type::kExec:
+    case Type::kExecMore:
     case Type::kOk:
     case Type::kError:
     case Type::kStarted:
@@ -92,6 +105,7 @@ void AgentServer::on_hello(Conn& c, const proto::Frame& f) {
   if (c.requests_seen) {
     debugf("{}: HELLO after requests: a new host session", c.name);
     forget_programs(c);
+    c.execs.reset();
     c.requests_seen = false;
   }
   proto::Hello reply{proto::kVersion, hello.nonce, {"exec", "pty", "setup"}, hello_info()};
@@ -129,29 +143,30 @@ void AgentServer::on_setup(Conn& c, const proto::Frame& f) {
   c.wire.send(Type::kOk, f.stream, "");
 }
 
-void AgentServer::on_exec(Conn& c, const proto::Frame& f) {
-  if (f.stream == 0) violation("EXEC on stream 0");
-  if (c.streams.count(f.stream)) violation(fmt::format("EXEC on stream {}, which is in use", f.stream));
+void AgentServer::on_exec(Conn& c, proto::ExecAssembler::Request request) {
+  const uint32_t stream = request.stream;
   Program program;
   try {
-    proto::Exec request = proto::Exec::decode(f.payload);
-    debugf("{}: stream {}: starting {}", c.name, f.stream, request.argv.empty() ? "" : request.argv[0]);
-    program = start_program(request, root_);
-    debugf("{}: stream {}: started", c.name, f.stream);
+    if (!request.error.empty()) throw Error(request.error);
+    const proto::Exec& exec = request.exec;
+    debugf("{}: stream {}: starting {} ({} arguments, {} environment entries)", c.name, stream, exec.argv[0],
+           exec.argv.size(), exec.env.size());
+    program = start_program(exec, root_);
+    debugf("{}: stream {}: started", c.name, stream);
   } catch (const std::exception& e) {
-    debugf("{}: stream {}: {}", c.name, f.stream, e.what());
-    c.wire.send(Type::kError, f.stream, proto::encode_text(e.what()));
+    debugf("{}: stream {}: {}", c.name, stream, e.what());
+    c.wire.send(Type::kError, stream, proto::encode_text(e.what()));
     return;
   }
   pid_t pid = program.pid;
   // The number is ours again: any old process group by that number is gone.
   for (auto& other : conns_) std::erase(other->lingering, pid);
   auto s = std::make_unique<Stream>();
-  s->id = f.stream;
+  s->id = stream;
   s->program = std::move(program);
-  c.streams[f.stream] = std::move(s);
-  pids_[pid] = {&c, f.stream};
-  c.wire.send(Type::kStarted, f.stream, proto::encode_i32(pid));
+  c.streams[stream] = std::move(s);
+  pids_[pid] = {&c, stream};
+  c.wire.send(Type::kStarted, stream, proto::encode_i32(pid));
 }
 
 void AgentServer::on_stdin(Conn& c, proto::Frame& f) {

@@ -264,6 +264,7 @@ void AgentServer::check_ports() {
 void AgentServer::on_connect(Conn& c) {
   c.connected = true;
   c.requests_seen = false;
+  c.execs.reset();
   c.wire.reset();
   // Connected ports report the host leaving as POLLHUP in the main poll;
   // SIGIO would only add a signal per buffer of input.
@@ -277,6 +278,7 @@ void AgentServer::on_connect(Conn& c) {
 void AgentServer::on_disconnect(Conn& c) {
   debugf("{}: host disconnected", c.name);
   forget_programs(c);
+  c.execs.reset();
   c.wire.reset();
   c.requests_seen = false;
   c.connected = false;

@@ -23,6 +23,7 @@
 
 #include "agent/exec.hpp"
 #include "proto/connection.hpp"
+#include "proto/exec_frames.hpp"
 #include "proto/messages.hpp"
 #include "util/deadline.hpp"
 #include "util/fd.hpp"
@@ -94,6 +95,7 @@ class AgentServer {
     bool connected = false;
     bool closed = false;         // a socket that is gone: removed after this round
     bool requests_seen = false;  // a frame other than HELLO arrived from this host
+    proto::ExecAssembler execs;  // an EXEC arriving in several frames
     std::map<uint32_t, std::unique_ptr<Stream>> streams;
     // Process groups of finished streams that still had members: killed too
     // when the host goes away.
@@ -130,7 +132,7 @@ class AgentServer {
   void protocol_error(Conn& c, const std::string& message);
   void on_hello(Conn& c, const proto::Frame& f);
   void on_setup(Conn& c, const proto::Frame& f);
-  void on_exec(Conn& c, const proto::Frame& f);
+  void on_exec(Conn& c, proto::ExecAssembler::Request request);
   void on_stdin(Conn& c, proto::Frame& f);
   void on_signal(Conn& c, const proto::Frame& f);
   void on_resize(Conn& c, const proto::Frame& f);

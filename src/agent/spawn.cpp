@@ -5,10 +5,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -107,6 +109,37 @@ void check_c_string(std::string_view s, std::string_view program, const char* wh
   if (s.find('\0') != std::string_view::npos) fail("cannot execute '{}': {} contains a NUL byte", program, what);
 }
 
+// Why execve() said E2BIG, in the kernel's terms (fs/exec.c): the strings
+// plus their pointers may take a quarter of the stack limit, clamped to
+// [128 KiB, 6 MiB], and no single string more than MAX_ARG_STRLEN (32 pages).
+std::string e2big_detail(const SpawnSpec& spec) {
+  constexpr size_t kMaxArgStrlen = 32 * 4096;
+  constexpr size_t kFloor = 32 * 4096;
+  constexpr size_t kCeiling = 6u << 20;
+  size_t strings = 0, longest = 0, longest_at = 0;
+  for (size_t i = 0; i < spec.argv.size() + spec.env.size(); ++i) {
+    const std::string& s = i < spec.argv.size() ? spec.argv[i] : spec.env[i - spec.argv.size()];
+    strings += s.size() + 1;
+    if (s.size() + 1 > longest) longest = s.size() + 1, longest_at = i;
+  }
+  size_t total = strings + (spec.argv.size() + spec.env.size()) * sizeof(char*);
+  rlimit stack{};
+  ::getrlimit(RLIMIT_STACK, &stack);
+  size_t limit = stack.rlim_cur == RLIM_INFINITY ? kCeiling : std::min<size_t>(stack.rlim_cur / 4, kCeiling);
+  limit = std::max(limit, kFloor);
+  std::string out = fmt::format(
+      "{} arguments and {} environment entries take {} bytes with their pointers; the guest kernel accepts {} "
+      "(a quarter of the stack limit, {})",
+      spec.argv.size(), spec.env.size(), total, limit,
+      stack.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(stack.rlim_cur) + " bytes");
+  if (longest > kMaxArgStrlen) {
+    bool arg = longest_at < spec.argv.size();
+    out += fmt::format("; {} {} has {} bytes, more than the {} allowed for one", arg ? "argument" : "environment entry",
+                       arg ? longest_at : longest_at - spec.argv.size(), longest, kMaxArgStrlen);
+  }
+  return out;
+}
+
 std::string describe_failure(const SpawnSpec& spec, Step step, int err) {
   const std::string& program = spec.argv[0];
   switch (step) {
@@ -125,6 +158,9 @@ std::string describe_failure(const SpawnSpec& spec, Step step, int err) {
     case Step::kSession:
       return fmt::format("cannot execute '{}': cannot set up the session: {}", program, std::strerror(err));
     case Step::kExec:
+      if (err == E2BIG)
+        return fmt::format("cannot execute '{}': {} (E2BIG): {}", program, std::strerror(err), e2big_detail(spec));
+      break;
     case Step::kNone:
       break;
   }

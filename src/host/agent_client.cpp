@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "host/vm_exit.hpp"
+#include "proto/exec_frames.hpp"
 #include "util/io.hpp"
 #include "util/process.hpp"
 #include "util/signals.hpp"
@@ -139,8 +140,14 @@ void AgentClient::ping(Deadline deadline) {
 }
 
 ExecOutcome AgentClient::exec(const proto::Exec& req, const ExecIo& io) {
+  // Encoded before the stream is taken: a command line over the protocol's
+  // bounds fails here with nothing sent.
+  std::vector<proto::OutFrame> frames = proto::encode_exec(req);
   const uint32_t stream = next_stream_++;
-  conn_.send(Type::kExec, stream, req.encode());
+  // A long command line takes several frames (docs/protocol.md, "Large
+  // EXEC"), all queued now so that nothing else comes between them.
+  for (const auto& f : frames) conn_.send(f.type, stream, f.payload);
+  if (frames.size() > 1) trace(fmt::format("EXEC sent in {} frames", frames.size()));
 
   ExecOutcome out;
   bool started = false;

@@ -35,11 +35,13 @@ const char* type_name(Type type) {
       return "PING";
     case Type::kPong:
       return "PONG";
+    case Type::kExecMore:
+      return "EXEC_MORE";
   }
   return "?";
 }
 
-bool is_known_type(uint16_t type) { return type >= 1 && type <= 14; }
+bool is_known_type(uint16_t type) { return type >= 1 && type <= 15; }
 
 std::string encode_frame(Type type, uint32_t stream, std::string_view payload) {
   if (payload.size() > kMaxPayload)

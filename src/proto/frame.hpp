@@ -9,7 +9,8 @@
 
 namespace kestrel::proto {
 
-constexpr uint32_t kVersion = 1;
+// docs/protocol.md, "Versioning": 2 added EXEC_MORE.
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxPayload = 1u << 20;
 // Bulk data (stdout, stdin, ...) is cut into frames of at most this size.
@@ -32,6 +33,7 @@ enum class Type : uint16_t {
   kResize = 12,
   kPing = 13,
   kPong = 14,
+  kExecMore = 15,
 };
 
 const char* type_name(Type type);

@@ -63,6 +63,21 @@ Exec Exec::decode(std::string_view payload) {
   return e;
 }
 
+std::string ExecMore::encode() const { return Writer().u8(last ? 1 : 0).list(argv).list(env).take(); }
+
+ExecMore ExecMore::decode(std::string_view payload) {
+  Reader r(payload);
+  ExecMore m;
+  uint8_t last = r.u8();
+  if (last > 1) fail("malformed EXEC_MORE: last is {}", last);
+  m.last = last == 1;
+  m.argv = r.list();
+  m.env = r.list();
+  r.finish();
+  if (m.argv.empty() && m.env.empty()) fail("malformed EXEC_MORE: no items");
+  return m;
+}
+
 std::string ExitStatus::encode() const { return Writer().u8(static_cast<uint8_t>(kind)).i32(code).take(); }
 
 ExitStatus ExitStatus::decode(std::string_view payload) {

@@ -38,6 +38,8 @@ struct SetupRequest {
 
 constexpr uint32_t kExecStdin = 1u << 0;
 constexpr uint32_t kExecPty = 1u << 1;
+// argv and env continue in EXEC_MORE frames (docs/protocol.md, "Large EXEC").
+constexpr uint32_t kExecMoreFollows = 1u << 2;
 
 struct Exec {
   std::vector<std::string> argv;
@@ -49,6 +51,17 @@ struct Exec {
 
   std::string encode() const;
   static Exec decode(std::string_view payload);
+};
+
+// The next items of an EXEC sent with kExecMoreFollows.
+struct ExecMore {
+  bool last = false;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+
+  std::string encode() const;
+  // Also rejects a frame without items: each one must make progress.
+  static ExecMore decode(std::string_view payload);
 };
 
 struct ExitStatus {

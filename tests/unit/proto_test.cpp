@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "proto/exec_frames.hpp"
 #include "proto/frame.hpp"
 #include "proto/messages.hpp"
 #include "proto/wire.hpp"
@@ -132,6 +133,201 @@ TEST(Messages, HelloRoundTrip) {
   EXPECT_EQ(d.nonce, 42u);
   EXPECT_EQ(d.capabilities, h.capabilities);
   EXPECT_EQ(d.info, h.info);
+}
+
+// Large EXEC (docs/protocol.md): the frames encode_exec() makes, sent
+// through the frame decoder into an assembler, as between host and agent.
+ExecAssembler::Request send_through(const Exec& e, size_t* frame_count = nullptr) {
+  std::string wire;
+  auto frames = encode_exec(e);
+  if (frame_count) *frame_count = frames.size();
+  for (const auto& f : frames) wire += encode_frame(f.type, 5, f.payload);
+  FrameDecoder d;
+  d.feed(wire);
+  ExecAssembler a;
+  std::optional<ExecAssembler::Request> out;
+  while (auto f = d.next()) {
+    EXPECT_LE(f->payload.size(), kMaxPayload);
+    EXPECT_FALSE(out) << "frames after the request was complete";
+    if (a.offer(*f) == ExecAssembler::Offer::kReady) out = a.take();
+  }
+  EXPECT_EQ(d.buffered(), 0u);
+  EXPECT_FALSE(a.busy());
+  if (!out) throw Error("the request never completed");
+  return std::move(*out);
+}
+
+Exec small_exec() {
+  Exec e;
+  e.argv = {"/bin/true"};
+  e.env = {"PATH=/bin"};
+  e.cwd = "/";
+  e.flags = kExecStdin;
+  return e;
+}
+
+TEST(ExecFrames, SmallRequestIsOneExecFrameAsBefore) {
+  Exec e = small_exec();
+  auto frames = encode_exec(e);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].type, Type::kExec);
+  EXPECT_EQ(frames[0].payload, e.encode());
+}
+
+TEST(ExecFrames, TwoHundredThousandArgumentsRoundTrip) {
+  Exec e = small_exec();
+  e.argv = {"/bin/sh", "-c", "echo $#", "x"};
+  for (int i = 1; i <= 200000; ++i) e.argv.push_back(std::to_string(i));
+  size_t frames = 0;
+  ExecAssembler::Request r = send_through(e, &frames);
+  EXPECT_GT(frames, 1u);
+  EXPECT_EQ(r.stream, 5u);
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.exec.argv, e.argv);
+  EXPECT_EQ(r.exec.env, e.env);
+  EXPECT_EQ(r.exec.cwd, "/");
+  EXPECT_EQ(r.exec.flags, kExecStdin);  // MORE is the protocol's, not the request's
+}
+
+TEST(ExecFrames, OneAndAHalfMebibytesOfEnvironmentRoundTrip) {
+  Exec e = small_exec();
+  // Entries of every size up to 128 KiB (one string's limit in execve).
+  size_t total = 0;
+  for (size_t i = 0; total < 3 * (1u << 19); ++i) {
+    std::string entry = "V" + std::to_string(i) + "=" + std::string((i * 7919) % (128 * 1024 - 16), 'a' + i % 26);
+    total += entry.size();
+    e.env.push_back(std::move(entry));
+  }
+  size_t frames = 0;
+  ExecAssembler::Request r = send_through(e, &frames);
+  EXPECT_GE(frames, 2u);
+  EXPECT_EQ(r.exec.argv, e.argv);
+  EXPECT_EQ(r.exec.env, e.env);
+}
+
+TEST(ExecFrames, ManyEmptyItemsRespectTheListLimitPerFrame) {
+  Exec e = small_exec();
+  e.argv.resize(150000);  // empty strings: the item count, not the bytes, splits
+  e.argv[0] = "/bin/true";
+  e.env.assign(70000, "");
+  auto frames = encode_exec(e);
+  EXPECT_GE(frames.size(), 3u);
+  ExecAssembler::Request r = send_through(e);
+  EXPECT_EQ(r.exec.argv, e.argv);
+  EXPECT_EQ(r.exec.env, e.env);
+}
+
+TEST(ExecFrames, SenderRefusesWhatExceedsTheBounds) {
+  Exec e = small_exec();
+  e.env.assign(200, std::string(100 * 1024, 'e'));  // 20 MiB > 16 MiB
+  EXPECT_THROW(encode_exec(e), Error);
+  e.env.assign(kMaxExecItems, "");  // with argv[0]: one item too many
+  EXPECT_THROW(encode_exec(e), Error);
+  e.env = {std::string(kMaxPayload, 'x')};  // one item longer than a frame
+  EXPECT_THROW(encode_exec(e), Error);
+  e.env.clear();
+  e.argv.clear();
+  EXPECT_THROW(encode_exec(e), Error);
+}
+
+Frame exec_frame(uint32_t stream, std::vector<std::string> argv, uint32_t flags) {
+  Exec e = small_exec();
+  e.argv = std::move(argv);
+  e.flags = flags;
+  return {Type::kExec, stream, e.encode()};
+}
+
+Frame more_frame(uint32_t stream, bool last, std::vector<std::string> argv, std::vector<std::string> env = {}) {
+  return {Type::kExecMore, stream, ExecMore{last, std::move(argv), std::move(env)}.encode()};
+}
+
+TEST(ExecAssembler, RefusesOversizeTotalsButReadsToTheEnd) {
+  ExecAssembler a;
+  ASSERT_EQ(a.offer(exec_frame(3, {"/bin/true"}, kExecMoreFollows)), ExecAssembler::Offer::kPending);
+  // 18 frames of almost 1 MiB each: over 16 MiB of strings.
+  std::vector<std::string> big(15, std::string(64 * 1024, 'b'));
+  for (int i = 0; i < 17; ++i) ASSERT_EQ(a.offer(more_frame(3, false, big)), ExecAssembler::Offer::kPending);
+  ASSERT_EQ(a.offer(more_frame(3, true, big)), ExecAssembler::Offer::kReady);
+  ExecAssembler::Request r = a.take();
+  EXPECT_EQ(r.stream, 3u);
+  EXPECT_NE(r.error.find("bounds"), std::string::npos) << r.error;
+  EXPECT_LE(r.exec.argv.size(), 1u);  // nothing kept after the refusal
+  EXPECT_FALSE(a.busy());
+}
+
+TEST(ExecAssembler, RefusesTooManyItems) {
+  ExecAssembler a;
+  ASSERT_EQ(a.offer(exec_frame(3, {"/bin/true"}, kExecMoreFollows)), ExecAssembler::Offer::kPending);
+  std::vector<std::string> empties(kMaxListItems);
+  ExecAssembler::Offer last = ExecAssembler::Offer::kPending;
+  for (size_t n = 1; n <= kMaxExecItems; n += 2 * kMaxListItems)
+    last = a.offer(more_frame(3, n + 2 * kMaxListItems > kMaxExecItems, empties, empties));
+  ASSERT_EQ(last, ExecAssembler::Offer::kReady);
+  EXPECT_NE(a.take().error, "");
+}
+
+TEST(ExecAssembler, MalformedSequencesAreProtocolErrors) {
+  {  // EXEC_MORE first: out of order
+    ExecAssembler a;
+    EXPECT_THROW(a.offer(more_frame(3, true, {"a"})), Error);
+  }
+  {  // after the last one
+    ExecAssembler a;
+    a.offer(exec_frame(3, {"/bin/true"}, kExecMoreFollows));
+    ASSERT_EQ(a.offer(more_frame(3, true, {"a"})), ExecAssembler::Offer::kReady);
+    a.take();
+    EXPECT_THROW(a.offer(more_frame(3, true, {"b"})), Error);
+  }
+  {  // missing end: a second EXEC, or any other frame, before the last EXEC_MORE
+    ExecAssembler a;
+    a.offer(exec_frame(3, {"/bin/true"}, kExecMoreFollows));
+    EXPECT_EQ(a.offer(more_frame(3, false, {"a"})), ExecAssembler::Offer::kPending);
+    EXPECT_TRUE(a.busy());
+    EXPECT_THROW(a.offer(exec_frame(4, {"/bin/true"}, 0)), Error);
+    EXPECT_THROW(a.offer(Frame{Type::kStdin, 3, "x"}), Error);
+    EXPECT_THROW(a.offer(Frame{Type::kPing, 9, "x"}), Error);
+    // A new host session's HELLO is the caller's to handle (it resets us).
+    EXPECT_EQ(a.offer(Frame{Type::kHello, 0, Hello{kVersion, 1, {}, ""}.encode()}), ExecAssembler::Offer::kNotMine);
+    a.reset();
+    EXPECT_FALSE(a.busy());
+    EXPECT_EQ(a.offer(exec_frame(4, {"/bin/true"}, 0)), ExecAssembler::Offer::kReady);
+    EXPECT_EQ(a.take().exec.argv[0], "/bin/true");
+  }
+  {  // on another stream
+    ExecAssembler a;
+    a.offer(exec_frame(3, {"/bin/true"}, kExecMoreFollows));
+    EXPECT_THROW(a.offer(more_frame(4, true, {"a"})), Error);
+  }
+  {  // malformed EXEC_MORE: no items, last of 2, too many items in one list, trailing bytes
+    std::vector<std::string> bad = {ExecMore{true, {}, {}}.encode(), Writer().u8(2).list({"a"}).list({}).take(),
+                                    Writer().u8(1).u32(kMaxListItems + 1).take() + std::string(4 * 70000, '\0'),
+                                    ExecMore{true, {"a"}, {}}.encode() + "z"};
+    for (const auto& payload : bad) {
+      ExecAssembler a;
+      a.offer(exec_frame(3, {"/bin/true"}, kExecMoreFollows));
+      EXPECT_THROW(a.offer(Frame{Type::kExecMore, 3, payload}), Error);
+    }
+  }
+  {  // EXEC on stream 0
+    ExecAssembler a;
+    EXPECT_THROW(a.offer(exec_frame(0, {"/bin/true"}, 0)), Error);
+  }
+}
+
+TEST(ExecAssembler, MalformedExecFailsTheRequestOnly) {
+  ExecAssembler a;
+  ASSERT_EQ(a.offer(Frame{Type::kExec, 3, "junk"}), ExecAssembler::Offer::kReady);
+  ExecAssembler::Request r = a.take();
+  EXPECT_EQ(r.stream, 3u);
+  EXPECT_NE(r.error, "");
+  EXPECT_EQ(a.offer(Frame{Type::kPing, 4, ""}), ExecAssembler::Offer::kNotMine);
+}
+
+TEST(Frame, VersionTwoKnowsExecMore) {
+  EXPECT_EQ(kVersion, 2u);
+  EXPECT_TRUE(is_known_type(static_cast<uint16_t>(Type::kExecMore)));
+  EXPECT_STREQ(type_name(Type::kExecMore), "EXEC_MORE");
+  EXPECT_FALSE(is_known_type(16));
 }
 
 }  // namespace
