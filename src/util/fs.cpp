@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 #include "util/error.hpp"
@@ -90,12 +91,16 @@ struct Level {
   int listings = 1;
 };
 
-std::vector<std::string> list_dir(int fd, const std::string& shown) {
+// Paths for error messages are built only on error: building one per
+// directory would make removing a deep tree quadratic.
+using Shown = std::function<std::string()>;
+
+std::vector<std::string> list_dir(int fd, const Shown& shown) {
   // A duplicate shares the offset with fd: rewind, as the last listing read it all.
   UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  if (!dup) fail_errno("cannot list {}", shown);
+  if (!dup) fail_errno("cannot list {}", shown());
   DIR* dir = ::fdopendir(dup.get());
-  if (!dir) fail_errno("cannot list {}", shown);
+  if (!dir) fail_errno("cannot list {}", shown());
   dup.release();
   ::rewinddir(dir);
   std::vector<std::string> names;
@@ -107,21 +112,21 @@ std::vector<std::string> list_dir(int fd, const std::string& shown) {
   }
   int err = errno;
   ::closedir(dir);
-  if (err) throw sys_error(err, "cannot list " + shown);
+  if (err) throw sys_error(err, "cannot list " + shown());
   return names;
 }
 
 // Opens the directory `name` in `at` (whose lstat is `st`) to empty it,
 // first making it u+rwx if it is ours and lacks those bits.
-UniqueFd open_to_empty(int at, const std::string& name, const struct stat& st, const std::string& shown) {
+UniqueFd open_to_empty(int at, const std::string& name, const struct stat& st, const Shown& shown) {
   if (st.st_uid == ::geteuid() && (st.st_mode & 0700) != 0700 &&
       ::fchmodat(at, name.c_str(), (st.st_mode & 07777) | 0700, AT_SYMLINK_NOFOLLOW) != 0)
-    fail_errno("cannot make {} accessible to remove it", shown);
+    fail_errno("cannot make {} accessible to remove it", shown());
   UniqueFd fd(::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) fail_errno("cannot open {} to remove it", shown);
+  if (!fd) fail_errno("cannot open {} to remove it", shown());
   struct stat now;
-  if (::fstat(fd.get(), &now) != 0) fail_errno("cannot stat {}", shown);
-  if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) fail("cannot remove {}: it was replaced meanwhile", shown);
+  if (::fstat(fd.get(), &now) != 0) fail_errno("cannot stat {}", shown());
+  if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) fail("cannot remove {}: it was replaced meanwhile", shown());
   return fd;
 }
 
@@ -156,8 +161,9 @@ void remove_tree_one_fs(const fs::path& path) {
   struct stat top_st;
   if (::fstat(top.get(), &top_st) != 0) fail_errno("cannot stat {}", abs.parent_path().string());
   stack.push_back({top_st.st_dev, top_st.st_ino, "", {}});  // the parent: never emptied
-  UniqueFd cur = open_to_empty(top.get(), base, st, abs.string());
-  stack.push_back({st.st_dev, st.st_ino, base, list_dir(cur.get(), abs.string())});
+  auto shown_abs = [&] { return abs.string(); };
+  UniqueFd cur = open_to_empty(top.get(), base, st, shown_abs);
+  stack.push_back({st.st_dev, st.st_ino, base, list_dir(cur.get(), shown_abs)});
   // Depth first without recursion and with one directory open at a time: a
   // guest-made tree of any depth needs no stack and no fds beyond these.
   while (stack.size() > 1) {
@@ -176,14 +182,15 @@ void remove_tree_one_fs(const fs::path& path) {
         continue;
       }
       if (stack.size() > kMaxDepth) fail("cannot remove {}: deeper than {} levels", shown(""), kMaxDepth);
-      UniqueFd sub = open_to_empty(cur.get(), name, e, shown(name));
-      std::vector<std::string> entries = list_dir(sub.get(), shown(name));
+      auto shown_sub = [&] { return shown(name); };
+      UniqueFd sub = open_to_empty(cur.get(), name, e, shown_sub);
+      std::vector<std::string> entries = list_dir(sub.get(), shown_sub);
       cur = std::move(sub);
       stack.push_back({e.st_dev, e.st_ino, std::move(name), std::move(entries)});
       continue;
     }
     // Emptied; a writer still at work may have added entries meanwhile.
-    if (std::vector<std::string> more = list_dir(cur.get(), shown("")); !more.empty()) {
+    if (std::vector<std::string> more = list_dir(cur.get(), [&] { return shown(""); }); !more.empty()) {
       if (++here.listings > kMaxListings) fail("cannot remove {}: it keeps filling up", shown(""));
       here.todo = std::move(more);
       continue;
