@@ -90,15 +90,27 @@ void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline, c
   // deployment of ours is refused before anything is killed.
   std::vector<fs::path> resolved;
   for (const auto& dir : dirs) {
-    if (::access(dir.c_str(), F_OK) != 0 && errno == ENOENT) continue;  // gone meanwhile
-    fs::path real = resolve_deployment_dir(dir);
+    fs::path real;
+    try {
+      real = resolve_deployment_dir(dir);
+    } catch (const Error&) {
+      if (::access(dir.c_str(), F_OK) != 0 && errno == ENOENT) continue;  // gone meanwhile
+      throw;
+    }
     check_ours(real);
     if (std::find(resolved.begin(), resolved.end(), real) == resolved.end()) resolved.push_back(real);
   }
   std::vector<LockedDeployment> targets;
   for (const auto& dir : resolved) {
     DeploymentInfo info = inspect(dir);
-    targets.push_back({dir, info.state, LockFile::try_lock(dir / "runner.lock"), liveness_name(info.liveness)});
+    LockFile lock;
+    try {
+      lock = LockFile::try_lock(dir / "runner.lock");
+    } catch (const Error&) {
+      if (!fs::exists(dir)) continue;  // removed meanwhile (by gc, say)
+      throw;
+    }
+    targets.push_back({dir, info.state, std::move(lock), liveness_name(info.liveness)});
   }
   kill_wait_remove(targets, deadline, on_destroyed, [&](LockedDeployment& t) {
     // A live runner notices that its VM died, records that and exits;

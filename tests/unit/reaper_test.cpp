@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.hpp"
@@ -200,6 +201,47 @@ TEST(Reaper, RemovalRefusesWhileAQemuOfTheDeploymentRuns) {
   k.vm.wait(Deadline::after(5s));  // reaped: no longer a process of the deployment
   deploy::remove_deployment_dir(k.d.dir());
   EXPECT_FALSE(fs::exists(k.d.dir()));
+}
+
+// Item 7: a guest's `chmod 000` directory in a deployment does not make gc
+// fail forever. As a user (nobody, in a child process, when we are root):
+// root needs no permission bits.
+TEST(Reaper, GcRemovesADeploymentWithAChmod000Directory) {
+  TempDir parent("/tmp", "kestrel-unit-rt-");
+  ::chmod(parent.path().c_str(), 0777);
+  auto body = [&] {
+    ::setenv("KESTREL_RUNTIME_DIR", (parent.path() / "rt").c_str(), 1);
+    auto d = deploy::Deployment::create("locked-abc");
+    d.state().status = "running";
+    d.save();
+    fs::create_directories(d.dir() / "share" / "locked" / "inner");
+    if (::chmod((d.dir() / "share" / "locked").c_str(), 0) != 0) return 1;
+    d.release_runner_lock();  // orphaned
+    deploy::GcPolicy policy;
+    if (deploy::collect_garbage(policy, false).size() != 1) return 2;
+    return fs::exists(d.dir()) ? 3 : 0;
+  };
+  int rc;
+  if (::geteuid() != 0) {
+    rc = body();
+    ::unsetenv("KESTREL_RUNTIME_DIR");
+  } else {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int code = 99;
+      try {
+        if (::setgid(65534) == 0 && ::setuid(65534) == 0) code = body();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        code = 98;
+      }
+      ::_exit(code);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : 97;
+  }
+  EXPECT_EQ(rc, 0);
 }
 
 // Item 17: numbers edited into deployment.json are unknown, never UB.
