@@ -1,9 +1,11 @@
 // kestrel destroy -f DIR | NAME... | --all
 #include <algorithm>
+#include <cstdio>
 
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
 #include "deploy/deployment.hpp"
+#include "deploy/reaper.hpp"
 #include "deploy/registry.hpp"
 #include "deploy/teardown.hpp"
 #include "util/error.hpp"
@@ -15,7 +17,12 @@ int cmd_destroy(const Args& args) {
   bool all = false;
   CLI::App app(
       "Tear deployments down: kill their VMs (in parallel) and remove their directories.\n"
-      "Idempotent: a deployment that is already gone is not an error. No root needed.\n\n"
+      "Only kestrel's own deployments: a directory directly in the runtime dir, yours, that\n"
+      "kestrel made (symlinks are resolved first; a link to a deployment destroys the\n"
+      "deployment). Anything else is refused before anything is killed or deleted.\n"
+      "A deployment or VM that does not exist is an error (\"no such deployment\", exit\n"
+      "status 1), for -f DIR and NAME alike; nothing is destroyed then. No root needed.\n"
+      "Prints one line per deployment: destroyed DIR (STATE).\n\n"
       "  kestrel destroy -f DIR      the deployment in DIR\n"
       "  kestrel destroy NAME...     the deployments holding these VMs\n"
       "  kestrel destroy --all       every deployment of this user, running ones included\n",
@@ -26,28 +33,48 @@ int cmd_destroy(const Args& args) {
   if (!parse(app, args)) return 0;
   if (dirs.empty() && names.empty() && !all) fail("nothing to destroy: give -f DIR, a VM NAME or --all");
 
-  std::vector<std::filesystem::path> targets(dirs.begin(), dirs.end());
-  if (all || !names.empty()) {
-    auto deployments = deploy::list_deployments();
-    for (const auto& name : names) {
-      auto it = std::find_if(deployments.begin(), deployments.end(), [&](const deploy::DeploymentInfo& d) {
-        return d.state && std::any_of(d.state->vms.begin(), d.state->vms.end(),
-                                      [&](const deploy::VmRecord& vm) { return vm.name == name; });
-      });
-      if (it == deployments.end()) fail("no deployment has a VM named {} (see `kestrel ls`)", name);
-      targets.push_back(it->dir);
-    }
-    if (all) {
-      for (const auto& d : deployments) {
-        if (d.state) targets.push_back(d.dir);
-      }
-      // Leftovers without a state file go through gc's rules.
-      deploy::GcPolicy policy;
-      policy.all = true;
-      deploy::collect_garbage(policy, false);
+  // Every target is checked before anything is killed or deleted.
+  std::vector<std::filesystem::path> targets;
+  std::string problems;
+  auto problem = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
+  for (const auto& dir : dirs) {
+    try {
+      auto real = deploy::resolve_deployment_dir(dir);
+      deploy::check_ours(real);
+      targets.push_back(real);
+    } catch (const Error& e) {
+      problem(e.what());
     }
   }
-  deploy::destroy_deployments(targets, Deadline::after(std::chrono::seconds(10)));
+  std::vector<deploy::DeploymentInfo> deployments;
+  if (all || !names.empty()) deployments = deploy::list_deployments();
+  for (const auto& name : names) {
+    auto it = std::find_if(deployments.begin(), deployments.end(), [&](const deploy::DeploymentInfo& d) {
+      return d.state && std::any_of(d.state->vms.begin(), d.state->vms.end(),
+                                    [&](const deploy::VmRecord& vm) { return vm.name == name; });
+    });
+    if (it == deployments.end()) {
+      problem("no such deployment: no VM is named " + name + " (see `kestrel ls`)");
+    } else {
+      targets.push_back(it->dir);
+    }
+  }
+  if (!problems.empty()) throw Error(problems);
+
+  auto print = [](const std::filesystem::path& dir, const char* liveness) {
+    std::printf("destroyed %s (%s)\n", dir.c_str(), liveness);
+    std::fflush(stdout);
+  };
+  if (all) {
+    for (const auto& d : deployments) {
+      if (d.state) targets.push_back(d.dir);
+    }
+    // Leftovers without a state file go through gc's rules.
+    deploy::GcPolicy policy;
+    policy.all = true;
+    deploy::collect_garbage(policy, false, print);
+  }
+  deploy::destroy_deployments(targets, Deadline::after(std::chrono::seconds(10)), print);
   return 0;
 }
 

@@ -12,6 +12,7 @@ namespace kestrel::cli {
 namespace {
 
 std::string human_age(int64_t s) {
+  if (s < 0) return "?";
   if (s < 120) return std::to_string(s) + "s";
   if (s < 7200) return std::to_string(s / 60) + "m";
   if (s < 172800) return std::to_string(s / 3600) + "h";
@@ -28,8 +29,7 @@ int cmd_ls(const Args& args) {
       "inspection), orphaned (its runner died; `kestrel gc` removes it), dead (its VMs are\n"
       "gone, e.g. a failed run kept for its logs; `kestrel gc` removes the leftovers).\n",
       "kestrel ls");
-  app.add_flag("--json", json,
-               "print a JSON array of {dir, names, state, status, age_seconds, pids, exit_status, command}");
+  app.add_flag("--json", json, "print a JSON array of {dir, names, state, age_seconds, pids, exit_status, command}");
   if (!parse(app, args)) return 0;
 
   auto all = deploy::list_deployments();
@@ -44,7 +44,6 @@ int cmd_ls(const Args& args) {
       j["names"] = nlohmann::json::array();
       if (d.state) {
         for (const auto& vm : d.state->vms) j["names"].push_back(vm.name);
-        j["status"] = d.state->status;
         j["command"] = d.state->command;
         j["exit_status"] = d.state->exit_status ? nlohmann::json(*d.state->exit_status) : nlohmann::json();
       } else {
@@ -85,9 +84,15 @@ int cmd_gc(const Args& args) {
   deploy::GcPolicy policy;
   policy.all = all;
   policy.keep_ttl_seconds = deploy::default_keep_ttl();
-  for (const auto& d : deploy::collect_garbage(policy, dry_run))
-    std::printf("%s %s (%s)\n", dry_run ? "would destroy" : "destroyed", d.dir.c_str(),
-                deploy::liveness_name(d.liveness));
+  auto print = [](const std::filesystem::path& dir, const char* liveness) {
+    std::printf("destroyed %s (%s)\n", dir.c_str(), liveness);
+    std::fflush(stdout);
+  };
+  auto chosen = deploy::collect_garbage(policy, dry_run, print);
+  if (dry_run) {
+    for (const auto& d : chosen)
+      std::printf("would destroy %s (%s)\n", d.dir.c_str(), deploy::liveness_name(d.liveness));
+  }
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "deploy/reaper.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -43,8 +44,27 @@ fs::path ensure_private_dir(const fs::path& dir) {
   if (st.st_uid != ::getuid())
     fail("{} belongs to uid {}, not to you (uid {}); set KESTREL_RUNTIME_DIR to a directory of yours", dir.string(),
          st.st_uid, ::getuid());
-  return dir;
+  // Resolved, so that a deployment has one path (QEMU's command line names
+  // it; destroy and gc find QEMUs by it) however the runtime dir was reached.
+  return fs::canonical(dir);
 }
+
+// A number from deployment.json within [lo, hi], else `unknown`: the file
+// may have been edited, and an absurd number must never overflow later.
+template <typename T>
+T number_or(const nlohmann::json& j, const char* key, int64_t lo, int64_t hi, T unknown) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer()) return unknown;
+  if (it->is_number_unsigned()) {
+    auto v = it->get<uint64_t>();
+    return v <= static_cast<uint64_t>(hi) && static_cast<int64_t>(v) >= lo ? static_cast<T>(v) : unknown;
+  }
+  auto v = it->get<int64_t>();
+  return v >= lo && v <= hi ? static_cast<T>(v) : unknown;
+}
+
+constexpr int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
+constexpr int64_t kMaxPid = 4194304;        // PID_MAX_LIMIT
 
 }  // namespace
 
@@ -77,20 +97,26 @@ State State::from_json(const std::string& text, const fs::path& origin) {
   if (!j.is_object()) fail("{}: not a kestrel state file (invalid JSON)", origin.string());
   State s;
   try {
-    s.version = j.at("version").get<int>();
+    if (!j.contains("version")) fail("{}: not a kestrel state file (no version)", origin.string());
+    s.version = number_or(j, "version", 0, INT32_MAX, -1);
     if (s.version != kStateVersion)
-      fail("{}: state format version {} is not supported (this kestrel writes {})", origin.string(), s.version,
-           kStateVersion);
+      fail("{}: state format version {} is not supported (this kestrel writes {})", origin.string(),
+           j["version"].dump(), kStateVersion);
     s.kind = j.value("kind", "run");
     s.status = j.value("status", "starting");
-    s.created = j.value("created", int64_t{0});
-    s.updated = j.value("updated", int64_t{0});
-    s.runner_pid = j.value("runner_pid", 0);
+    // Numbers out of range are unknown (0): readers fall back (registry.cpp).
+    s.created = number_or(j, "created", 0, kMaxTime, int64_t{0});
+    s.updated = number_or(j, "updated", 0, kMaxTime, int64_t{0});
+    s.runner_pid = number_or(j, "runner_pid", 0, kMaxPid, 0);
     s.keep = j.value("keep", "on-failure");
     s.command = j.value("command", std::vector<std::string>{});
-    for (const auto& vm : j.value("vms", nlohmann::json::array()))
-      s.vms.push_back({vm.value("name", ""), vm.value("pid", 0), vm.value("accel", ""), vm.value("start", "")});
-    if (j.contains("exit_status")) s.exit_status = j["exit_status"].get<int>();
+    for (const auto& vm : j.value("vms", nlohmann::json::array())) {
+      VmRecord r{vm.value("name", ""), number_or(vm, "pid", 0, kMaxPid, 0), vm.value("accel", ""),
+                 vm.value("start", "")};
+      if (r.name.find('/') != std::string::npos || r.name == "." || r.name == "..") r.name.clear();
+      s.vms.push_back(std::move(r));
+    }
+    if (int status = number_or(j, "exit_status", 0, 255, -1); status >= 0) s.exit_status = status;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed state file: {}", origin.string(), e.what());
   }
@@ -105,6 +131,8 @@ Deployment Deployment::create(const std::string& name) {
   fs::path base = runtime_dir();
   fs::path tmp = base / (".new-" + name);
   if (::mkdir(tmp.c_str(), 0700) != 0) fail_errno("cannot create deployment directory {}", tmp.string());
+  // First of all: the proof that kestrel made it (docs/deployment-dir.md).
+  write_file_atomic(tmp / kMarkerFile, marker_text(name), 0600);
   d.dir_ = tmp;
   d.runner_lock_ = LockFile::try_lock(d.runner_lock_file());
   if (!d.runner_lock_.locked()) fail("cannot lock {}: held by another process", d.runner_lock_file().string());
@@ -115,7 +143,7 @@ Deployment Deployment::create(const std::string& name) {
   write_file_atomic(tmp / "deployment.json", d.state_.to_json(), 0600);
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, d.dir_.c_str(), RENAME_NOREPLACE) != 0) {
     int err = errno;
-    remove_tree(tmp);
+    remove_deployment_dir(tmp);
     throw sys_error(err, "cannot create deployment directory " + d.dir_.string());
   }
   return d;
@@ -140,12 +168,39 @@ void Deployment::save() {
 
 std::string qmp_prefix(const fs::path& dir) { return "unix:" + dir.string() + "/"; }
 
+namespace {
+
+// /proc/PID/cmdline of a process of this user, or nullopt.
+std::optional<std::string> our_cmdline(int pid) {
+  if (pid <= 0) return std::nullopt;
+  fs::path proc = "/proc/" + std::to_string(pid);
+  struct stat st;
+  if (::stat(proc.c_str(), &st) != 0 || st.st_uid != ::getuid()) return std::nullopt;
+  try {
+    return read_file_if_exists(proc / "cmdline");
+  } catch (const Error&) {
+    return std::nullopt;  // gone or not readable meanwhile
+  }
+}
+
+}  // namespace
+
 bool is_vm_process(int pid, const fs::path& vm_dir) {
-  if (pid <= 0) return false;
-  auto cmdline = read_file_if_exists("/proc/" + std::to_string(pid) + "/cmdline");
-  if (!cmdline) return false;
+  auto cmdline = our_cmdline(pid);
   // Our QEMU command lines name the VM's QMP socket; nothing else does.
-  return cmdline->find("unix:" + (vm_dir / "qmp.sock").string()) != std::string::npos;
+  return cmdline && cmdline->find("unix:" + (vm_dir / "qmp.sock").string()) != std::string::npos;
+}
+
+bool names_deployment(int pid, const fs::path& dir) {
+  auto cmdline = our_cmdline(pid);
+  if (!cmdline) return false;
+  // A NUL-separated argument that starts with "unix:DIR/" and names a QMP socket.
+  std::string prefix = std::string(1, '\0') + qmp_prefix(dir);
+  size_t at = cmdline->find(prefix);
+  if (at == std::string::npos) return false;
+  size_t end = cmdline->find('\0', at + 1);
+  std::string_view arg = std::string_view(*cmdline).substr(at + 1, end == std::string::npos ? end : end - at - 1);
+  return arg.find("/qmp.sock") != std::string_view::npos;
 }
 
 std::vector<int> find_vm_processes(const fs::path& dir, const State* state, bool scan) {
@@ -156,29 +211,13 @@ std::vector<int> find_vm_processes(const fs::path& dir, const State* state, bool
     }
   }
   if (!scan) return pids;
-  // A NUL-separated argument that starts with "unix:DIR/" and names a QMP socket.
-  std::string prefix = std::string(1, '\0') + qmp_prefix(dir);
-  uid_t me = ::getuid();
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st;
-    if (::stat(entry.path().c_str(), &st) != 0 || st.st_uid != me) continue;
+    if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos) continue;
     int pid = std::atoi(name.c_str());
     if (std::find(pids.begin(), pids.end(), pid) != pids.end()) continue;
-    std::optional<std::string> cmdline;
-    try {
-      cmdline = read_file_if_exists(entry.path() / "cmdline");
-    } catch (const Error&) {
-      continue;  // gone or not readable meanwhile
-    }
-    if (!cmdline) continue;
-    size_t at = cmdline->find(prefix);
-    if (at == std::string::npos) continue;
-    size_t end = cmdline->find('\0', at + 1);
-    std::string_view arg = std::string_view(*cmdline).substr(at + 1, end == std::string::npos ? end : end - at - 1);
-    if (arg.find("/qmp.sock") != std::string_view::npos) pids.push_back(pid);
+    if (names_deployment(pid, dir)) pids.push_back(pid);
   }
   return pids;
 }

@@ -74,9 +74,12 @@ class Deployment {
   LockFile runner_lock_;
 };
 
-// True if `pid` is a QEMU process of the VM whose files live in `vm_dir`
-// (so a recycled pid is never mistaken for our VM).
+// True if `pid` is a QEMU process of this user of the VM whose files live in
+// `vm_dir` (so a recycled pid is never mistaken for our VM).
 bool is_vm_process(int pid, const fs::path& vm_dir);
+// True if `pid` is a process of this user whose command line names a QMP
+// socket inside the deployment `dir` (any of its VMs).
+bool names_deployment(int pid, const fs::path& dir);
 
 // The QEMU processes of the deployment in `dir` that are alive: the pids its
 // state records (checked with is_vm_process), and with `scan` also every

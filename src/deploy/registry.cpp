@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "deploy/reaper.hpp"
 #include "deploy/teardown.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -51,12 +52,16 @@ DeploymentInfo inspect(const fs::path& dir) {
     info.problem = e.what();
   }
   if (!info.state) {
-    info.age_seconds = now - mtime_of(dir);
+    info.age_seconds = std::max<int64_t>(0, now - mtime_of(dir));
     info.liveness = Liveness::kDead;
     return info;
   }
-  const State& s = *info.state;
-  info.age_seconds = now - s.created;
+  // Times the state file does not know (missing, or out of range: State
+  // reads them as 0) come from the files themselves.
+  State& s = *info.state;
+  if (s.created <= 0) s.created = mtime_of(dir);
+  if (s.updated <= 0) s.updated = mtime_of(dir / "deployment.json");
+  info.age_seconds = std::max<int64_t>(0, now - s.created);
   for (const auto& vm : s.vms) {
     if (is_vm_process(vm.pid, dir / vm.name)) info.live_pids.push_back(vm.pid);
   }
@@ -84,6 +89,9 @@ std::vector<DeploymentInfo> list_deployments() {
       if (name.rfind(".new-", 0) != 0) continue;
       if (now_seconds() - mtime_of(entry.path()) < 60 || is_locked(entry.path() / "runner.lock")) continue;
     }
+    // Only kestrel's own: anything else in the runtime dir is not listed and
+    // never removed (docs/deployment-dir.md).
+    if (!why_not_ours(entry.path()).empty()) continue;
     out.push_back(inspect(entry.path()));
   }
   std::sort(out.begin(), out.end(),
@@ -106,7 +114,7 @@ bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy) {
   return false;
 }
 
-std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run) {
+std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run, const OnDestroyed& on_destroyed) {
   std::vector<DeploymentInfo> chosen;
   std::vector<LockedDeployment> locked;
   for (auto& info : list_deployments()) {
@@ -119,10 +127,10 @@ std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run
     // takes it back), so gc, destroy and a finishing run cannot race.
     LockFile lock = LockFile::try_lock(info.dir / "runner.lock");
     if (!lock.locked()) continue;
-    locked.push_back({info.dir, info.state, std::move(lock)});
+    locked.push_back({info.dir, info.state, std::move(lock), liveness_name(info.liveness)});
     chosen.push_back(std::move(info));
   }
-  if (!dry_run) tear_down(locked, Deadline::after(std::chrono::seconds(10)));
+  if (!dry_run) tear_down(locked, Deadline::after(std::chrono::seconds(10)), on_destroyed);
   return chosen;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "deploy/deployment.hpp"
+#include "deploy/teardown.hpp"
 
 namespace kestrel::deploy {
 
@@ -52,8 +53,10 @@ bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy);
 
 // Removes what is_garbage() selects (VMs killed in parallel), never touching
 // a deployment whose runner is alive: the runner lock is taken first. Returns
-// what was (or, with dry_run, would be) removed.
-std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run);
+// what was chosen for removal (with dry_run: what would be); on_destroyed
+// hears of each one actually removed, as it happens (the errors of the others
+// are thrown at the end).
+std::vector<DeploymentInfo> collect_garbage(const GcPolicy& policy, bool dry_run, const OnDestroyed& on_destroyed = {});
 
 // The cheap sweep every kestrel command runs at start: orphans, and kept or
 // dead deployments past their time to live (policy.dead_at_once is ignored);

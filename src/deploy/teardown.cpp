@@ -1,13 +1,14 @@
 #include "deploy/teardown.hpp"
 
 #include <poll.h>
-#include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <thread>
 
+#include "deploy/reaper.hpp"
+#include "deploy/registry.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/process.hpp"
@@ -40,17 +41,6 @@ void append_error(std::string& errors, const std::string& e) { errors += (errors
 
 }  // namespace
 
-std::vector<UniqueFd> kill_vms(const fs::path& dir, const State* state, bool scan) {
-  std::vector<UniqueFd> dying;
-  for (int pid : find_vm_processes(dir, state, scan)) {
-    UniqueFd pidfd = open_pidfd(pid);
-    if (!pidfd) continue;  // already gone
-    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-    dying.push_back(std::move(pidfd));
-  }
-  return dying;
-}
-
 void wait_dead(std::vector<UniqueFd>& pidfds, Deadline deadline, const fs::path& dir) {
   for (auto& pidfd : pidfds) {
     struct pollfd p = {pidfd.get(), POLLIN, 0};
@@ -60,15 +50,30 @@ void wait_dead(std::vector<UniqueFd>& pidfds, Deadline deadline, const fs::path&
   }
 }
 
-void tear_down(std::vector<LockedDeployment>& deployments, Deadline deadline) {
-  // Kill every VM first, then wait for all of them: teardown runs in parallel.
-  std::vector<std::vector<UniqueFd>> dying;
-  for (const auto& d : deployments) dying.push_back(kill_vms(d.dir, d.state ? &*d.state : nullptr, true));
+// Kills every VM of every deployment first, then waits for each and
+// removes it (after `before_removal`, if any): teardown runs in parallel. A
+// deployment whose kill failed is not removed.
+template <typename BeforeRemoval>
+void kill_wait_remove(std::vector<LockedDeployment>& targets, Deadline deadline, const OnDestroyed& on_destroyed,
+                      BeforeRemoval before_removal) {
   std::string errors;
-  for (size_t i = 0; i < deployments.size(); ++i) {
+  std::vector<std::optional<std::vector<UniqueFd>>> dying;
+  for (const auto& t : targets) {
     try {
-      wait_dead(dying[i], deadline, deployments[i].dir);
-      remove_tree(deployments[i].dir);
+      dying.push_back(kill_deployment_vms(t.dir, t.state ? &*t.state : nullptr, true));
+    } catch (const Error& e) {
+      append_error(errors, e.what());
+      dying.emplace_back();
+    }
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto& t = targets[i];
+    if (!dying[i]) continue;
+    try {
+      wait_dead(*dying[i], deadline, t.dir);
+      before_removal(t);
+      remove_deployment_dir(t.dir);
+      if (on_destroyed) on_destroyed(t.dir, t.liveness);
     } catch (const Error& e) {
       append_error(errors, e.what());
     }
@@ -76,31 +81,45 @@ void tear_down(std::vector<LockedDeployment>& deployments, Deadline deadline) {
   if (!errors.empty()) throw Error(errors);
 }
 
-void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline) {
-  // Read every state file first, so that a directory that is not a
-  // deployment is refused before anything is killed.
-  std::vector<LockedDeployment> targets;
+void tear_down(std::vector<LockedDeployment>& deployments, Deadline deadline, const OnDestroyed& on_destroyed) {
+  kill_wait_remove(deployments, deadline, on_destroyed, [](LockedDeployment&) {});
+}
+
+void destroy_deployments(const std::vector<fs::path>& dirs, Deadline deadline, const OnDestroyed& on_destroyed) {
+  // Resolve and check every directory first, so that one that is not a
+  // deployment of ours is refused before anything is killed.
+  std::vector<fs::path> resolved;
   for (const auto& dir : dirs) {
-    if (!fs::exists(dir)) continue;
-    Deployment d = Deployment::open(dir);
-    targets.push_back({d.dir(), d.state(), LockFile::try_lock(d.runner_lock_file())});
-  }
-  std::vector<std::vector<UniqueFd>> dying;
-  for (const auto& t : targets) dying.push_back(kill_vms(t.dir, &*t.state, true));
-  std::string errors;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    auto& t = targets[i];
+    fs::path real;
     try {
-      wait_dead(dying[i], deadline, t.dir);
-      // A live runner notices that its VM died, records that and exits;
-      // removing the directory under it would only make it fail noisily.
-      if (!t.lock.locked()) t.lock = wait_for_runner(t.dir, deadline);
-      remove_tree(t.dir);
-    } catch (const Error& e) {
-      append_error(errors, e.what());
+      real = resolve_deployment_dir(dir);
+    } catch (const Error&) {
+      if (::access(dir.c_str(), F_OK) != 0 && errno == ENOENT) continue;  // gone meanwhile
+      throw;
     }
+    check_ours(real);
+    if (std::find(resolved.begin(), resolved.end(), real) == resolved.end()) resolved.push_back(real);
   }
-  if (!errors.empty()) throw Error(errors);
+  std::vector<LockedDeployment> targets;
+  for (const auto& dir : resolved) {
+    DeploymentInfo info = inspect(dir);
+    LockFile lock;
+    try {
+      lock = LockFile::try_lock(dir / "runner.lock");
+    } catch (const Error&) {
+      if (!fs::exists(dir)) continue;  // removed meanwhile (by gc, say)
+      throw;
+    }
+    targets.push_back({dir, info.state, std::move(lock), liveness_name(info.liveness)});
+  }
+  kill_wait_remove(targets, deadline, on_destroyed, [&](LockedDeployment& t) {
+    // A live runner notices that its VM died, records that and exits;
+    // removing the directory under it would only make it fail noisily.
+    if (!t.lock.locked()) t.lock = wait_for_runner(t.dir, deadline);
+    // A runner that was still launching may have started a QEMU since.
+    std::vector<UniqueFd> late = kill_deployment_vms(t.dir, nullptr, true);
+    wait_dead(late, deadline, t.dir);
+  });
 }
 
 void destroy_deployment(const fs::path& dir, Deadline deadline) { destroy_deployments({dir}, deadline); }
@@ -124,9 +143,9 @@ RunGuard::~RunGuard() {
   if (kept_ && !failed_) return;
   try {
     // We hold the runner lock: nobody else tears this deployment down.
-    std::vector<UniqueFd> dying = kill_vms(deployment_.dir(), &deployment_.state(), false);
+    std::vector<UniqueFd> dying = kill_deployment_vms(deployment_.dir(), &deployment_.state(), false);
     wait_dead(dying, Deadline::after(std::chrono::seconds(10)), deployment_.dir());
-    if (!failed_) remove_tree(deployment_.dir());
+    if (!failed_) remove_deployment_dir(deployment_.dir());
     trace("torn down");
   } catch (const std::exception& e) {
     if (warn_) warn_(e.what());

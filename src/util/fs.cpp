@@ -1,5 +1,6 @@
 #include "util/fs.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 #include "util/error.hpp"
@@ -72,6 +74,145 @@ void remove_tree(const fs::path& path) {
   std::error_code ec;
   fs::remove_all(path, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) fail("cannot remove {}: {}", path.string(), ec.message());
+}
+
+namespace {
+
+constexpr size_t kMaxDepth = 65536;
+constexpr int kMaxListings = 3;
+
+// A directory on the way down: its identity (checked when we come back up
+// through ".."), its name in its parent and the entries still to remove.
+struct Level {
+  dev_t dev;
+  ino_t ino;
+  std::string name;
+  std::vector<std::string> todo;
+  int listings = 1;
+};
+
+// Paths for error messages are built only on error: building one per
+// directory would make removing a deep tree quadratic.
+using Shown = std::function<std::string()>;
+
+std::vector<std::string> list_dir(int fd, const Shown& shown) {
+  // A duplicate shares the offset with fd: rewind, as the last listing read it all.
+  UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!dup) fail_errno("cannot list {}", shown());
+  DIR* dir = ::fdopendir(dup.get());
+  if (!dir) fail_errno("cannot list {}", shown());
+  dup.release();
+  ::rewinddir(dir);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string_view name = e->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(dir);
+  if (err) throw sys_error(err, "cannot list " + shown());
+  return names;
+}
+
+// Opens the directory `name` in `at` (whose lstat is `st`) to empty it,
+// first making it u+rwx if it is ours and lacks those bits.
+UniqueFd open_to_empty(int at, const std::string& name, const struct stat& st, const Shown& shown) {
+  if (st.st_uid == ::geteuid() && (st.st_mode & 0700) != 0700 &&
+      ::fchmodat(at, name.c_str(), (st.st_mode & 07777) | 0700, AT_SYMLINK_NOFOLLOW) != 0)
+    fail_errno("cannot make {} accessible to remove it", shown());
+  UniqueFd fd(::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) fail_errno("cannot open {} to remove it", shown());
+  struct stat now;
+  if (::fstat(fd.get(), &now) != 0) fail_errno("cannot stat {}", shown());
+  if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) fail("cannot remove {}: it was replaced meanwhile", shown());
+  return fd;
+}
+
+}  // namespace
+
+void remove_tree_one_fs(const fs::path& path) {
+  fs::path abs = fs::absolute(path).lexically_normal();
+  if (!abs.has_filename()) abs = abs.parent_path();
+  if (abs == abs.root_path()) fail("refusing to remove {}", abs.string());
+  UniqueFd top(::open(abs.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!top) {
+    if (errno == ENOENT) return;
+    fail_errno("cannot open {}", abs.parent_path().string());
+  }
+  const std::string base = abs.filename().string();
+  struct stat st;
+  if (::fstatat(top.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return;
+    fail_errno("cannot stat {}", abs.string());
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlinkat(top.get(), base.c_str(), 0) != 0 && errno != ENOENT) fail_errno("cannot remove {}", abs.string());
+    return;
+  }
+  const dev_t dev = st.st_dev;
+  std::vector<Level> stack;
+  auto shown = [&](const std::string& leaf) {
+    fs::path p = abs;
+    for (size_t i = 1; i < stack.size(); ++i) p /= stack[i].name;
+    return leaf.empty() ? p.string() : (p / leaf).string();
+  };
+  struct stat top_st;
+  if (::fstat(top.get(), &top_st) != 0) fail_errno("cannot stat {}", abs.parent_path().string());
+  stack.push_back({top_st.st_dev, top_st.st_ino, "", {}});  // the parent: never emptied
+  auto shown_abs = [&] { return abs.string(); };
+  UniqueFd cur = open_to_empty(top.get(), base, st, shown_abs);
+  stack.push_back({st.st_dev, st.st_ino, base, list_dir(cur.get(), shown_abs)});
+  // Depth first without recursion and with one directory open at a time: a
+  // guest-made tree of any depth needs no stack and no fds beyond these.
+  while (stack.size() > 1) {
+    Level& here = stack.back();
+    if (!here.todo.empty()) {
+      std::string name = std::move(here.todo.back());
+      here.todo.pop_back();
+      struct stat e;
+      if (::fstatat(cur.get(), name.c_str(), &e, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        fail_errno("cannot stat {}", shown(name));
+      }
+      if (e.st_dev != dev) fail("cannot remove {}: another file system is mounted there", shown(name));
+      if (!S_ISDIR(e.st_mode)) {
+        if (::unlinkat(cur.get(), name.c_str(), 0) != 0 && errno != ENOENT) fail_errno("cannot remove {}", shown(name));
+        continue;
+      }
+      if (stack.size() > kMaxDepth) fail("cannot remove {}: deeper than {} levels", shown(""), kMaxDepth);
+      auto shown_sub = [&] { return shown(name); };
+      UniqueFd sub = open_to_empty(cur.get(), name, e, shown_sub);
+      std::vector<std::string> entries = list_dir(sub.get(), shown_sub);
+      cur = std::move(sub);
+      stack.push_back({e.st_dev, e.st_ino, std::move(name), std::move(entries)});
+      continue;
+    }
+    // Emptied; a writer still at work may have added entries meanwhile.
+    if (std::vector<std::string> more = list_dir(cur.get(), [&] { return shown(""); }); !more.empty()) {
+      if (++here.listings > kMaxListings) fail("cannot remove {}: it keeps filling up", shown(""));
+      here.todo = std::move(more);
+      continue;
+    }
+    Level done = std::move(stack.back());
+    stack.pop_back();
+    UniqueFd up;
+    int parent = top.get();
+    if (stack.size() > 1) {
+      // Back up through "..", which must still be the directory we came down
+      // from (someone moving the tree meanwhile must not send us elsewhere).
+      up = UniqueFd(::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      struct stat p;
+      if (!up || ::fstat(up.get(), &p) != 0) fail_errno("cannot open the parent of {}", shown(done.name));
+      if (p.st_dev != stack.back().dev || p.st_ino != stack.back().ino)
+        fail("cannot remove {}: it was moved meanwhile", shown(done.name));
+      parent = up.get();
+    }
+    if (::unlinkat(parent, done.name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+      fail_errno("cannot remove {}", shown(done.name));
+    cur = std::move(up);
+  }
 }
 
 TempDir::TempDir(const fs::path& parent, std::string_view prefix) {

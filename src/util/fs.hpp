@@ -27,6 +27,19 @@ void make_dirs(const fs::path& path, mode_t mode = 0755);
 // rm -rf that never follows symlinks and tolerates a missing path.
 void remove_tree(const fs::path& path);
 
+// rm -rf for a tree that someone else may have written into (a guest):
+// - never follows a symlink (it removes the link) and checks that each
+//   directory it opens is the one it listed;
+// - stays on path's file system: a mount point inside is an error and is
+//   left alone (like `rm --one-file-system`);
+// - makes a directory of ours u+rwx before descending, so a `chmod 000`
+//   subdirectory cannot make the tree unremovable;
+// - is bounded: a constant number of fds and no recursion whatever the
+//   depth, at most 65536 levels, and a directory that keeps refilling while
+//   it is emptied is given up after 3 listings.
+// A missing path is fine. Throws naming the first entry it could not remove.
+void remove_tree_one_fs(const fs::path& path);
+
 // A fresh directory that is removed with its contents when the owner dies,
 // unless keep() was called.
 class TempDir {

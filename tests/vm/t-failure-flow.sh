@@ -35,5 +35,7 @@ echo "$out" | grep -q "uid=0 on $name" || fail "no root shell on the console: $o
 "$KESTREL" destroy -f "$dir"
 [ ! -e "$dir" ] || fail "destroy left $dir"
 [ -z "$(our_qemus)" ] || fail "destroy left QEMU running"
-"$KESTREL" destroy -f "$dir"  # idempotent
+# Gone: "no such deployment", status 1 (as for a gone NAME).
+if "$KESTREL" destroy -f "$dir" 2>"$work/err2"; then fail "destroy -f of a gone dir succeeded"; fi
+grep -q "no such deployment" "$work/err2" || fail "destroy -f of a gone dir says: $(cat "$work/err2")"
 echo PASS

@@ -11,6 +11,7 @@ ls_json() {
   "$KESTREL" ls --json | python3 -c '
 import json, sys
 for d in json.load(sys.stdin):
+    assert "status" not in d, "ls --json repeats state as status"
     print(",".join(d["names"]), d["state"], d["dir"], len(d["pids"]), d["age_seconds"] >= 0)'
 }
 listing=$(ls_json) || fail "ls --json is not valid JSON: $("$KESTREL" ls --json)"
@@ -23,7 +24,7 @@ expect_eq "gc --dry-run" "" "$("$KESTREL" gc --dry-run)"
 "$KESTREL" gc
 expect_eq "deployments after gc" 2 "$(deployments | wc -l)"
 
-"$KESTREL" destroy "$a_name"
+expect_eq "destroy NAME prints" "destroyed $a_dir (kept)" "$("$KESTREL" destroy "$a_name")"
 listing=$(ls_json)
 echo "$listing" | grep -q "$a_name" && fail "$a_name still listed after destroy: $listing"
 echo "$listing" | grep -q "$b_name" || fail "$b_name vanished with $a_name"
