@@ -9,6 +9,8 @@ builds() { find "$KESTREL_CACHE_DIR/templates" -mindepth 1 -maxdepth 1 -type d -
 
 "$KESTREL" run --keep never -- /bin/true 2>"$work/builder.err" &
 builder=$!
+# A stopped builder must not outlive a failing test.
+trap 'rc=$?; kill -KILL "$builder" 2>/dev/null || true; (exit $rc); finish' EXIT
 for _ in $(seq 600); do
   [ -n "$(builds)" ] && break
   sleep 0.05
