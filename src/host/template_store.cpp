@@ -281,6 +281,8 @@ ClearedTemplates clear_templates() {
     if (r == Removal::kRemoved) ++out.removed;
     if (r == Removal::kInUse) ++out.in_use;
   }
+  for (const auto& b : list_template_builds())
+    if (b.state == TemplateInfo::State::kBuilding) ++out.building;
   out.builds_removed = remove_abandoned_builds();
   remove_stale_template_locks();
   return out;

@@ -114,7 +114,7 @@ Removal remove_template(const fs::path& dir, Deadline wait = Deadline::after(std
 struct ClearedTemplates {
   size_t removed = 0;         // complete templates
   size_t in_use = 0;          // kept: a run is starting from it
-  size_t building = 0;        // kept: being built or rebuilt
+  size_t building = 0;        // kept: being built or rebuilt (complete or not)
   size_t builds_removed = 0;  // abandoned builds
 };
 ClearedTemplates clear_templates();

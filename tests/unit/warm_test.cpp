@@ -235,6 +235,7 @@ TEST_F(WarmTest, AbandonedBuildsAreListedAndRemoved) {
 
   ClearedTemplates cleared = clear_templates();
   EXPECT_EQ(cleared.builds_removed, 1u);
+  EXPECT_EQ(cleared.building, 1u);
   EXPECT_FALSE(fs::exists(dead.dir));
   EXPECT_TRUE(fs::exists(live.memory()));
 

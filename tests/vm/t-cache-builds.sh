@@ -30,7 +30,7 @@ grep -q "gave up waiting for the warm-start template after .* (pid $builder is s
 [ "$took" -lt 40000 ] || fail "the waiting run took $took ms"
 
 "$KESTREL" cache ls | grep -q "building by pid $builder" || fail "cache ls: $("$KESTREL" cache ls)"
-"$KESTREL" cache clear >/dev/null
+"$KESTREL" cache clear | grep -q "1 template(s) being built, kept" || fail "cache clear did not keep the build"
 [ -n "$(builds)" ] || fail "cache clear removed a live builder's build"
 
 # The builder dies: its build is abandoned, listed, and removed.
