@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -69,23 +71,28 @@ struct Inputs {
   std::vector<std::string> module_files;  // their bytes as stored (maybe compressed)
 };
 
-void write_cpio(const InitramfsInputs& in, const Inputs& data, const fs::path& path) {
+// Writes the archive under a private temporary name and renames it to
+// `path` unless someone else got there first (then returns an unlocked
+// LockFile: use theirs). Returns a shared lock on the file now at `path`:
+// taken on the temporary file, it marks a live builder's file as in use and
+// follows the file through the rename.
+LockFile write_cpio(const InitramfsInputs& in, const Inputs& data, const fs::path& path) {
   std::vector<std::string> applets = busybox_applets(in.busybox);
 
-  // A private temporary name, renamed over the final one when complete:
-  // concurrent builders each write their own, and readers never see a part.
+  // Concurrent builders each write their own temporary file, and readers
+  // never see a part.
   std::string temp = (path.parent_path() / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
   int raw_fd = ::mkstemp(temp.data());
   if (raw_fd < 0) fail_errno("cannot create a temporary file in {}", path.parent_path().string());
-  UniqueFd fd(raw_fd);
   struct Unlink {
     std::string path;
     ~Unlink() {
       if (!path.empty()) ::unlink(path.c_str());
     }
   } cleanup{temp};
+  LockFile hold = LockFile::lock_fd(UniqueFd(raw_fd), LockFile::Mode::kShared, temp);
 
-  CpioWriter cpio(fd.get(), temp);
+  CpioWriter cpio(hold.fd(), temp);
   for (const char* dir : {"bin", "dev", "lib", "lib/modules", "mnt", "proc", "run", "sys", "sysroot"})
     cpio.add_directory(dir, 0755);
   cpio.add_directory("tmp", 01777);
@@ -105,10 +112,17 @@ void write_cpio(const InitramfsInputs& in, const Inputs& data, const fs::path& p
   cpio.add_file("lib/modules/load.order", load_order, 0644);
   cpio.finish();
 
-  if (::fchmod(fd.get(), 0644) != 0) fail_errno("cannot chmod {}", temp);
-  fd.reset();
-  if (::rename(temp.c_str(), path.c_str()) != 0) fail_errno("cannot rename {} to {}", temp, path.string());
+  if (::fchmod(hold.fd(), 0644) != 0) fail_errno("cannot chmod {}", temp);
+  // Never over an existing image: `cache clear` unlinks an image by name
+  // once it holds its lock, which must still be the file it locked.
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    // EEXIST: another builder's is there. ENOENT: `cache clear` removed our
+    // temporary file as abandoned before we locked it. Either way: try again.
+    if (errno == EEXIST || errno == ENOENT) return LockFile();
+    fail_errno("cannot rename {} to {}", temp, path.string());
+  }
   cleanup.path.clear();
+  return hold;
 }
 
 // Executable and not a directory.
@@ -159,12 +173,15 @@ fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>
 
 }  // namespace
 
-fs::path ensure_initramfs(const InitramfsInputs& in) {
+InitramfsInUse use_initramfs(const InitramfsInputs& in) {
+  // Removers (cache clear) hold an image's lock only to unlink it.
+  auto wait = [] { return Deadline::after(std::chrono::seconds(2)); };
   std::vector<PlannedModule> planned = plan_modules(in.kernel.modules_dir, in.modules);
   fs::path entry = stamp_entry(in, planned);
   if (auto known = read_file_if_exists(entry)) {
     fs::path path = *known;
-    if (::access(path.c_str(), R_OK) == 0) return path;
+    if (LockFile hold = LockFile::lock_existing(path, wait(), LockFile::Mode::kShared); hold.locked())
+      return {path, std::move(hold)};
   }
 
   Inputs data;
@@ -186,13 +203,49 @@ fs::path ensure_initramfs(const InitramfsInputs& in) {
   }
   fs::path dir = cache_dir() / "initramfs";
   fs::path path = dir / (key.hex_digest() + ".cpio");
-  if (::access(path.c_str(), R_OK) != 0) {
+  LockFile hold;
+  // Another builder's image, ours, or (removed by `cache clear` in between) ours after all.
+  for (int attempt = 0; attempt < 3 && !hold.locked(); ++attempt) {
+    hold = LockFile::lock_existing(path, wait(), LockFile::Mode::kShared);
+    if (hold.locked()) break;
     make_dirs(dir, 0755);
-    write_cpio(in, data, path);
+    hold = write_cpio(in, data, path);
   }
-  make_dirs(entry.parent_path(), 0755);
-  write_file_atomic(entry, path.string());
-  return path;
+  if (!hold.locked()) fail("cannot keep the initramfs {}: it was removed again and again", path.string());
+  try {
+    make_dirs(entry.parent_path(), 0755);
+    write_file_atomic(entry, path.string());
+  } catch (const Error&) {
+    // Only a shortcut for the next run (e.g. `cache clear` removed its directory).
+  }
+  return {path, std::move(hold)};
+}
+
+fs::path ensure_initramfs(const InitramfsInputs& in) { return use_initramfs(in).path; }
+
+ClearedFiles clear_initramfs_cache() {
+  ClearedFiles out;
+  fs::path dir = cache_dir() / "initramfs";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file(ec)) continue;
+    // Images (<sha256>.cpio) and builders' temporary files: each is held
+    // (shared) by whoever uses or writes it.
+    LockFile lock =
+        LockFile::lock_existing(e.path(), Deadline::after(std::chrono::milliseconds(0)), LockFile::Mode::kExclusive);
+    if (!lock.locked()) {
+      if (fs::exists(e.path(), ec)) ++out.in_use;
+      continue;
+    }
+    if (::unlink(e.path().c_str()) != 0 && errno != ENOENT) fail_errno("cannot remove {}", e.path().string());
+    ++out.removed;
+  }
+  // The remembered names of images now gone.
+  for (const auto& e : fs::directory_iterator(dir / "by-stamp", ec)) {
+    auto target = read_file_if_exists(e.path());
+    if (!target || !fs::exists(*target, ec)) ::unlink(e.path().c_str());
+  }
+  return out;
 }
 
 fs::path find_agent() {

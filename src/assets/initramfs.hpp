@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "assets/kernel.hpp"
+#include "util/lockfile.hpp"
 
 namespace kestrel::assets {
 
@@ -25,6 +26,23 @@ struct InitramfsInputs {
 // The cache key is a SHA-256 over a format version and the bytes of every
 // input, so any change of agent, busybox or module makes a new one.
 std::filesystem::path ensure_initramfs(const InitramfsInputs& inputs);
+
+// ensure_initramfs for a boot: also holds a shared flock on the file, which
+// keeps `kestrel cache clear` from removing it until QEMU has read it (the
+// caller drops `hold` once the VM has booted). docs/warm-starts.md.
+struct InitramfsInUse {
+  std::filesystem::path path;
+  LockFile hold;
+};
+InitramfsInUse use_initramfs(const InitramfsInputs& inputs);
+
+// `kestrel cache clear`: removes the cached images (and builders' temporary
+// files) that no run holds; those held are kept and counted.
+struct ClearedFiles {
+  size_t removed = 0;
+  size_t in_use = 0;
+};
+ClearedFiles clear_initramfs_cache();
 
 // Locates kestrel-agent: $KESTREL_AGENT, else next to the running kestrel
 // binary, else <prefix>/libexec/kestrel/kestrel-agent. Throws if absent.

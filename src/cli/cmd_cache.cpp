@@ -5,12 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "assets/cache.hpp"
+#include "assets/initramfs.hpp"
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
 #include "host/template_store.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
-#include "util/lockfile.hpp"
 
 namespace kestrel::cli {
 
@@ -23,6 +23,11 @@ on demand) and guest kernels (downloaded by `kestrel kernel fetch`).
 
 The cache is $KESTREL_CACHE_DIR, else $XDG_CACHE_HOME/kestrel, else
 ~/.cache/kestrel. Templates: see docs/warm-starts.md.
+
+`clear` leaves what runs are using at that moment (a template or initramfs
+their QEMU is opening, a template being built) and says so; `ls` also shows
+template builds in progress and abandoned ones (their builder died), which
+`clear` and the next build remove.
 )";
 
 uint64_t disk_usage(const fs::path& dir) {
@@ -43,14 +48,26 @@ std::string mib(uint64_t bytes) {
   return buf;
 }
 
+const char* build_state(const host::TemplateInfo& b) {
+  return b.state == host::TemplateInfo::State::kBuilding ? "building" : "abandoned";
+}
+
 int cache_ls(bool json) {
   auto templates = host::list_templates();
+  auto builds = host::list_template_builds();
   fs::path cache = assets::cache_dir();
   if (json) {
-    nlohmann::json out = {{"dir", cache.string()}, {"templates", nlohmann::json::array()}};
+    nlohmann::json out = {
+        {"dir", cache.string()}, {"templates", nlohmann::json::array()}, {"builds", nlohmann::json::array()}};
     for (const auto& t : templates)
       out["templates"].push_back(
           {{"dir", t.dir.string()}, {"key", t.key}, {"disk_bytes", t.disk_bytes}, {"meta", t.meta}});
+    for (const auto& b : builds)
+      out["builds"].push_back({{"dir", b.dir.string()},
+                               {"key", b.key},
+                               {"state", build_state(b)},
+                               {"builder_pid", b.builder_pid},
+                               {"disk_bytes", b.disk_bytes}});
     out["initramfs_bytes"] = disk_usage(cache / "initramfs");
     out["kernels_bytes"] = disk_usage(cache / "kernels");
     std::printf("%s\n", out.dump(2).c_str());
@@ -69,6 +86,16 @@ int cache_ls(bool json) {
       std::printf("  %.12s  (incomplete or damaged; rebuilt on next use)\n", t.key.c_str());
     }
   }
+  if (!builds.empty()) std::printf("template builds (%zu):\n", builds.size());
+  for (const auto& b : builds) {
+    if (b.state == host::TemplateInfo::State::kBuilding)
+      std::printf("  %.12s  building%s, %s on disk\n", b.key.c_str(),
+                  b.builder_pid > 0 ? (" by pid " + std::to_string(b.builder_pid)).c_str() : "",
+                  mib(b.disk_bytes).c_str());
+    else
+      std::printf("  %.12s  abandoned (its builder died), %s on disk; `kestrel cache clear` removes it\n",
+                  b.key.c_str(), mib(b.disk_bytes).c_str());
+  }
   std::printf("initramfs images: %s\n", mib(disk_usage(cache / "initramfs")).c_str());
   std::printf("kernels: %s (`kestrel kernel ls`)\n", mib(disk_usage(cache / "kernels")).c_str());
   return 0;
@@ -76,21 +103,14 @@ int cache_ls(bool json) {
 
 int cache_clear(bool kernels) {
   fs::path cache = assets::cache_dir();
-  size_t removed = 0, busy = 0;
-  for (const auto& t : host::list_templates()) {
-    // A template being rebuilt right now is its builder's business.
-    LockFile lock = LockFile::try_lock(host::template_lock(t.key));
-    if (!lock.locked()) {
-      ++busy;
-      continue;
-    }
-    host::remove_template(t.dir);
-    ++removed;
-  }
-  host::remove_stale_template_locks();
-  remove_tree(cache / "initramfs");
-  std::printf("removed %zu template(s) and the initramfs images", removed);
-  if (busy) std::printf("; %zu template(s) being built were left alone", busy);
+  host::ClearedTemplates t = host::clear_templates();
+  assets::ClearedFiles images = assets::clear_initramfs_cache();
+  std::printf("removed %zu template(s) and %zu initramfs image(s)", t.removed, images.removed);
+  if (t.builds_removed) std::printf("; removed %zu abandoned template build(s)", t.builds_removed);
+  // What runs use right now stays: they would fail (docs/warm-starts.md).
+  if (t.in_use) std::printf("; %zu template(s) in use by starting runs, kept", t.in_use);
+  if (t.building) std::printf("; %zu template(s) being built, kept", t.building);
+  if (images.in_use) std::printf("; %zu initramfs file(s) in use, kept", images.in_use);
   if (kernels) {
     remove_tree(cache / "kernels");
     remove_tree(cache / "user-kernels");

@@ -7,6 +7,7 @@
 
 #include "host/agent_client.hpp"
 #include "host/machine.hpp"
+#include "util/lockfile.hpp"
 #include "util/process.hpp"
 #include "vm/accel.hpp"
 #include "vm/qemu.hpp"
@@ -20,6 +21,9 @@ struct BootPlan {
   vm::AccelDecision decision;
   std::string verdict_key;  // where a KVM failure is remembered ("" unless KVM is automatic)
   std::string kernel_release;
+  // A shared lock on config.initramfs: `kestrel cache clear` keeps the file
+  // until QEMU has read it (dropped with the plan, once the VM has booted).
+  LockFile initramfs_hold;
 };
 
 // A VM that did not greet within the boot deadline, or whose QEMU was killed

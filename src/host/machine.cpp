@@ -84,7 +84,7 @@ BootPlan plan_boot(const BootOptions& o) {
   inputs.agent = assets::find_agent();
   inputs.busybox = assets::find_busybox();
   inputs.kernel = kernel;
-  fs::path initramfs = assets::ensure_initramfs(inputs);
+  assets::InitramfsInUse initramfs = assets::use_initramfs(inputs);
   trace("initramfs ready");
   p.qemu = vm::find_qemu();
   p.kernel_release = kernel.release;
@@ -103,7 +103,8 @@ BootPlan plan_boot(const BootOptions& o) {
   c.name = o.name;
   c.paths = o.paths;
   c.kernel = kernel.image;
-  c.initramfs = initramfs;
+  c.initramfs = initramfs.path;
+  p.initramfs_hold = std::move(initramfs.hold);
   c.mem_mib = o.mem_mib;
   c.cpus = o.cpus;
   c.shares = o.shares;

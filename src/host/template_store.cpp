@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "assets/cache.hpp"
 #include "assets/file_stamp.hpp"
@@ -19,6 +20,7 @@ namespace kestrel::host {
 namespace {
 
 using nlohmann::json;
+using namespace std::chrono_literals;
 
 // The parts of a command line that differ between two VMs of one
 // configuration: names and the paths of their own files.
@@ -58,13 +60,12 @@ TemplateFiles template_files(const std::string& key) { return {templates_dir() /
 TemplateFiles template_build_files(const std::string& key) { return {templates_dir() / (".build-" + key)}; }
 fs::path template_lock(const std::string& key) { return templates_dir() / (key + ".lock"); }
 
-std::optional<TemplateFiles> find_template(const std::string& key, uint32_t mem_mib, std::string* problem) {
+std::optional<TemplateInUse> find_template(const std::string& key, uint32_t mem_mib, std::string* problem) {
   TemplateFiles t = template_files(key);
+  // A remover holds the exclusive lock only while it moves the directory aside.
+  LockFile hold = LockFile::lock_existing(t.dir, Deadline::after(2s), LockFile::Mode::kShared);
+  if (!hold.locked()) return std::nullopt;  // never built, or just removed
   auto text = read_file_if_exists(t.meta());
-  if (!text) {
-    std::error_code ec;
-    if (!fs::exists(t.dir, ec)) return std::nullopt;  // never built: not a problem
-  }
   std::string why;
   try {
     json meta = text ? json::parse(*text, nullptr, false) : json();
@@ -83,13 +84,14 @@ std::optional<TemplateFiles> find_template(const std::string& key, uint32_t mem_
   } catch (const std::exception& e) {
     why = e.what();
   }
-  if (why.empty()) return t;
+  if (why.empty()) return TemplateInUse{t, std::move(hold)};
   if (problem) *problem = why;
-  remove_template(t.dir);
+  hold.unlock();
+  remove_template(t.dir);  // unless another run boots from it right now: then the rebuild replaces it
   return std::nullopt;
 }
 
-TemplateFiles publish_template(const std::string& key, const json& description) {
+TemplateInUse publish_template(const std::string& key, const json& description) {
   TemplateFiles build = template_build_files(key), final = template_files(key);
   json meta = description;
   meta["format"] = kTemplateFormat;
@@ -101,11 +103,48 @@ TemplateFiles publish_template(const std::string& key, const json& description) 
   meta["state_sha256"] = state_digest(build.state());
   if (meta["memory"].is_null() || meta["state"].is_null()) fail("template {} is incomplete", build.dir.string());
   write_file_atomic(build.meta(), meta.dump(2) + "\n", 0644);
-  remove_template(final.dir);  // a damaged predecessor; we hold the build lock
+  // A damaged predecessor (we hold the build lock): runs hold it only while
+  // their QEMU starts.
+  if (remove_template(final.dir, Deadline::after(5s)) == Removal::kInUse)
+    fail("cannot replace template {}: runs still start from it", final.dir.string());
+  // Held before the rename: the lock follows the directory.
+  LockFile hold = LockFile::lock_existing(build.dir, Deadline::after(0ms), LockFile::Mode::kShared);
+  if (!hold.locked()) fail("cannot lock template {}", build.dir.string());
   if (::rename(build.dir.c_str(), final.dir.c_str()) != 0)
     fail_errno("cannot move template {} into place", build.dir.string());
-  return final;
+  return {final, std::move(hold)};
 }
+
+void record_builder(const LockFile& lock) {
+  std::string pid = std::to_string(::getpid()) + "\n";
+  // Informative only: a failure changes nothing but the waiters' message.
+  if (::ftruncate(lock.fd(), 0) == 0) (void)!::pwrite(lock.fd(), pid.data(), pid.size(), 0);
+}
+
+int builder_pid(const std::string& key) {
+  try {
+    auto text = read_file_if_exists(template_lock(key));
+    return text ? std::atoi(text->c_str()) : 0;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+namespace {
+
+uint64_t blocks_used(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& file : fs::directory_iterator(dir, ec)) {
+    struct stat st;
+    if (::lstat(file.path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+constexpr std::string_view kBuildPrefix = ".build-", kTrashPrefix = ".trash-";
+
+}  // namespace
 
 std::vector<TemplateInfo> list_templates() {
   std::vector<TemplateInfo> out;
@@ -118,10 +157,24 @@ std::vector<TemplateInfo> list_templates() {
     info.key = name;
     if (auto text = read_file_if_exists(entry.path() / "template.json")) info.meta = json::parse(*text, nullptr, false);
     if (info.meta.is_discarded()) info.meta = nullptr;
-    for (const auto& file : fs::directory_iterator(entry.path(), ec)) {
-      struct stat st;
-      if (::stat(file.path().c_str(), &st) == 0) info.disk_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-    }
+    info.disk_bytes = blocks_used(entry.path());
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::vector<TemplateInfo> list_template_builds() {
+  std::vector<TemplateInfo> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(templates_dir(), ec)) {
+    std::string name = entry.path().filename().string();
+    if (!name.starts_with(kBuildPrefix) || !entry.is_directory(ec)) continue;
+    TemplateInfo info;
+    info.dir = entry.path();
+    info.key = name.substr(kBuildPrefix.size());
+    info.state = is_locked(template_lock(info.key)) ? TemplateInfo::State::kBuilding : TemplateInfo::State::kAbandoned;
+    if (info.state == TemplateInfo::State::kBuilding) info.builder_pid = builder_pid(info.key);
+    info.disk_bytes = blocks_used(entry.path());
     out.push_back(std::move(info));
   }
   return out;
@@ -144,19 +197,45 @@ void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& ex
   std::sort(all.begin(), all.end(), [](const Used& a, const Used& b) { return a.used > b.used; });
   int64_t now =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // Pruning is housekeeping: a failure must not fail a run.
   for (size_t i = 0; i < all.size(); ++i) {
     if (all[i].dir == except) continue;
     bool old = now - all[i].used > std::chrono::duration_cast<std::chrono::seconds>(max_age).count();
     if (i < keep && !old) continue;
-    LockFile lock = LockFile::try_lock(template_lock(all[i].key));
-    if (!lock.locked()) continue;  // being rebuilt right now
     try {
-      remove_template(all[i].dir);
+      LockFile lock = LockFile::try_lock(template_lock(all[i].key));
+      if (lock.locked()) remove_template(all[i].dir);  // else: being rebuilt right now
     } catch (const Error&) {
-      // Pruning is housekeeping: a failure must not fail a run.
     }
   }
-  remove_stale_template_locks();
+  try {
+    remove_abandoned_builds();
+    remove_stale_template_locks();
+  } catch (const Error&) {
+  }
+}
+
+size_t remove_abandoned_builds() {
+  size_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(templates_dir(), ec)) {
+    std::string name = entry.path().filename().string();
+    if (!entry.is_directory(ec)) continue;
+    if (name.starts_with(kBuildPrefix)) {
+      // Its builder holds the key's lock for as long as it lives.
+      LockFile lock = LockFile::try_lock(template_lock(name.substr(kBuildPrefix.size())));
+      if (!lock.locked()) continue;
+      remove_tree(entry.path());
+      ++removed;
+    } else if (name.starts_with(kTrashPrefix)) {
+      // A removal that was interrupted (its remover held the directory's lock).
+      LockFile lock = LockFile::lock_existing(entry.path(), Deadline::after(0ms), LockFile::Mode::kExclusive);
+      if (!lock.locked()) continue;
+      remove_tree(entry.path());
+      ++removed;
+    }
+  }
+  return removed;
 }
 
 void remove_stale_template_locks() {
@@ -175,12 +254,38 @@ void remove_stale_template_locks() {
   }
 }
 
-void remove_template(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return;
-  fs::path aside = dir.parent_path() / (".trash-" + dir.filename().string() + "-" + random_hex(6));
+Removal remove_template(const fs::path& dir, Deadline wait) {
+  LockFile lock = LockFile::lock_existing(dir, wait, LockFile::Mode::kExclusive);
+  if (!lock.locked()) {
+    std::error_code ec;
+    return fs::exists(dir, ec) ? Removal::kInUse : Removal::kGone;
+  }
+  // The lock moves with the directory: until it is gone, an interrupted
+  // removal's leftover is known to be one by its name, and no run can use it.
+  fs::path aside = dir.parent_path() / (std::string(kTrashPrefix) + dir.filename().string() + "-" + random_hex(6));
   if (::rename(dir.c_str(), aside.c_str()) != 0) fail_errno("cannot remove template {}", dir.string());
   remove_tree(aside);
+  return Removal::kRemoved;
+}
+
+ClearedTemplates clear_templates() {
+  ClearedTemplates out;
+  for (const auto& t : list_templates()) {
+    // A template being rebuilt right now is its builder's business.
+    LockFile lock = LockFile::try_lock(template_lock(t.key));
+    if (!lock.locked()) {
+      ++out.building;
+      continue;
+    }
+    Removal r = remove_template(t.dir);
+    if (r == Removal::kRemoved) ++out.removed;
+    if (r == Removal::kInUse) ++out.in_use;
+  }
+  for (const auto& b : list_template_builds())
+    if (b.state == TemplateInfo::State::kBuilding) ++out.building;
+  out.builds_removed = remove_abandoned_builds();
+  remove_stale_template_locks();
+  return out;
 }
 
 }  // namespace kestrel::host

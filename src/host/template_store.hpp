@@ -46,38 +46,77 @@ TemplateFiles template_build_files(const std::string& key);
 // Held by the one process that builds the template of `key`.
 fs::path template_lock(const std::string& key);
 
+// A template a run is about to boot from, with a shared flock on its
+// directory: removers (`cache clear`, pruning, a rebuild) take the exclusive
+// lock, so they leave it alone until QEMU has mapped its memory and read its
+// state; the run drops `hold` once the clone has greeted. (After that the
+// files may go: the kernel keeps a mapped file's data for as long as the
+// mapping lives.) docs/warm-starts.md.
+struct TemplateInUse {
+  TemplateFiles files;
+  LockFile hold;
+};
+
 // The template of `key` if it is complete and intact; a damaged one (missing
 // or truncated file, changed memory file, state that does not match its
-// checksum) is removed and nullopt returned, with `problem` saying why.
-std::optional<TemplateFiles> find_template(const std::string& key, uint32_t mem_mib, std::string* problem = nullptr);
+// checksum) is removed (unless another run holds it) and nullopt returned,
+// with `problem` saying why.
+std::optional<TemplateInUse> find_template(const std::string& key, uint32_t mem_mib, std::string* problem = nullptr);
 
 // Records what was saved, making the build directory a complete template,
-// and moves it into place.
-TemplateFiles publish_template(const std::string& key, const nlohmann::json& description);
+// and moves it into place (replacing a damaged predecessor once no run
+// holds it, waiting a few seconds at most). Returns it held.
+TemplateInUse publish_template(const std::string& key, const nlohmann::json& description);
+
+// The builder of a key writes its pid into the key's lock file, so that
+// runs waiting for it can say whom they wait for. 0: not known.
+void record_builder(const LockFile& lock);
+int builder_pid(const std::string& key);
 
 struct TemplateInfo {
+  enum class State { kReady, kBuilding, kAbandoned };
   fs::path dir;
   std::string key;
+  State state = State::kReady;
   nlohmann::json meta;      // null if unreadable
   uint64_t disk_bytes = 0;  // blocks really used (the memory file is sparse)
+  int builder_pid = 0;      // kBuilding: who builds it, if known
 };
-// Every template directory in the cache (complete ones; builds in progress skipped).
+// Every complete template directory in the cache.
 std::vector<TemplateInfo> list_templates();
+// Every build directory (.build-<key>): kBuilding while its builder holds
+// the key's lock, else kAbandoned (the builder died).
+std::vector<TemplateInfo> list_template_builds();
 
 // Notes that a template was just used (its template.json's mtime), for pruning.
 void mark_template_used(const TemplateFiles& t);
 
 // Keeps the cache bounded: removes templates unused for `max_age` and, beyond
-// the `keep` most recently used ones, the rest. Templates being built are
-// skipped, and so is `except`.
+// the `keep` most recently used ones, the rest, and abandoned builds.
+// Templates being built or in use are skipped, and so is `except`.
 void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& except);
+
+// Removes the build directories of builders that died (76-101 MB each) and
+// what an interrupted removal left; returns how many.
+size_t remove_abandoned_builds();
 
 // Removes the lock files of templates that no longer exist and that nobody
 // is building (a lock file outlives its template otherwise).
 void remove_stale_template_locks();
 
-// Removes a template (moved aside first, so a concurrent reader never sees
-// half of one). Running clones keep their memory: it is mapped, not read.
-void remove_template(const fs::path& dir);
+// Removes a template once no run holds it (waiting until `wait`): takes its
+// exclusive lock, moves it aside (so a reader never sees half of one), then
+// deletes it.
+enum class Removal { kRemoved, kInUse, kGone };
+Removal remove_template(const fs::path& dir, Deadline wait = Deadline::after(std::chrono::milliseconds(0)));
+
+// `kestrel cache clear`: every template and build no one uses or builds.
+struct ClearedTemplates {
+  size_t removed = 0;         // complete templates
+  size_t in_use = 0;          // kept: a run is starting from it
+  size_t building = 0;        // kept: being built or rebuilt (complete or not)
+  size_t builds_removed = 0;  // abandoned builds
+};
+ClearedTemplates clear_templates();
 
 }  // namespace kestrel::host

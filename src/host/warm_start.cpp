@@ -96,7 +96,7 @@ void save_running(const vm::VmConfig& t, Booted& b, const TemplateFiles& build, 
 
 // Builds the template of `key` (we hold its lock). Returns it, or nullopt if
 // what was built does not match the key (KVM fell back to TCG).
-std::optional<TemplateFiles> build_template(BootPlan& plan, const std::string& key, const BootOptions& o) {
+std::optional<TemplateInUse> build_template(BootPlan& plan, const std::string& key, const BootOptions& o) {
   TemplateFiles build = template_build_files(key);
   remove_tree(build.dir);  // a builder that died left it
   make_dirs(build.dir, 0700);
@@ -112,14 +112,67 @@ std::optional<TemplateFiles> build_template(BootPlan& plan, const std::string& k
   json description = {{"kernel", plan.kernel_release},  {"qemu", vm::qemu_version(plan.qemu)},
                       {"mem_mib", plan.config.mem_mib}, {"cpus", plan.config.cpus},
                       {"accel", vm::accel_name(got)},   {"build_ms", ms.count()}};
-  TemplateFiles t = publish_template(key, description);
-  prune_templates(8, std::chrono::hours(24 * 14), t.dir);
+  TemplateInUse t = publish_template(key, description);
+  prune_templates(8, std::chrono::hours(24 * 14), t.files.dir);
   return t;
 }
 
+// True if process `pid` is stopped (SIGSTOP, a debugger): it will not finish
+// anything until someone continues it.
+bool is_stopped(int pid) {
+  auto stat = read_file_if_exists("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  size_t paren = stat->rfind(')');  // the command name may hold anything
+  return paren != std::string::npos && paren + 2 < stat->size() &&
+         ((*stat)[paren + 2] == 'T' || (*stat)[paren + 2] == 't');
+}
+
+}  // namespace
+
+LockFile wait_for_template_builder(const std::string& key, std::chrono::milliseconds limit, const BootOptions& o) {
+  constexpr auto kSilent = 1s, kStoppedLimit = 5s;
+  auto started = std::chrono::steady_clock::now();
+  Deadline give_up = Deadline::after(limit);
+  bool said = false;
+  bool stopped = false;
+  auto stopped_since = started;
+  auto last_check = started;
+  for (;;) {
+    LockFile lock = LockFile::try_lock(template_lock(key));
+    if (lock.locked()) return lock;
+    auto now = std::chrono::steady_clock::now();
+    int pid = builder_pid(key);
+    std::string who = pid > 0 ? fmt::format("pid {}", pid) : "another kestrel";
+    if (!said && now - started >= kSilent) {
+      said = true;
+      if (o.notice)
+        o.notice(fmt::format("waiting for the warm-start template being built by {} (up to {} s, then booting cold)",
+                             who, std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
+    }
+    if (pid > 0 && now - last_check >= 500ms) {
+      last_check = now;
+      bool now_stopped = is_stopped(pid);
+      if (now_stopped && !stopped) stopped_since = now;
+      stopped = now_stopped;
+    }
+    bool stuck = stopped && now - stopped_since >= kStoppedLimit;
+    if (stuck || give_up.expired()) {
+      auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
+      if (o.notice)
+        o.notice(fmt::format("gave up waiting for the warm-start template after {} s ({} {}); booting cold", waited,
+                             who, stuck ? "is stopped" : "is still building it"));
+      return LockFile();
+    }
+    sleep_or_throw(o.signal_fd, 20, SIGWINCH);
+  }
+}
+
+namespace {
+
 // A template for the plan's configuration: found, built by us, or built by
-// another run we waited for. nullopt if none could be had.
-std::optional<TemplateFiles> obtain_template(BootPlan& plan, const std::string& key, const BootOptions& o) {
+// another run we waited for; held until the clone has started. nullopt if
+// none could be had.
+std::optional<TemplateInUse> obtain_template(BootPlan& plan, const std::string& key, const BootOptions& o) {
   make_dirs(templates_dir(), 0755);
   std::string problem;
   auto found = find_template(key, plan.config.mem_mib, &problem);
@@ -129,12 +182,15 @@ std::optional<TemplateFiles> obtain_template(BootPlan& plan, const std::string& 
   LockFile lock = LockFile::try_lock(template_lock(key));
   if (!lock.locked()) {
     // Another run is building it: a restore after waiting beats a boot of our own.
-    Deadline give_up = Deadline::after(boot_timeout(o, plan.config.accel) + 30s);
-    while (!(lock = LockFile::try_lock(template_lock(key))).locked() && !give_up.expired())
-      sleep_or_throw(o.signal_fd, 20, SIGWINCH);
+    lock = wait_for_template_builder(key, boot_timeout(o, plan.config.accel) + 30s, o);
+    if (!lock.locked()) return std::nullopt;
   }
   if ((found = find_template(key, plan.config.mem_mib))) return found;
-  if (!lock.locked()) return std::nullopt;
+  record_builder(lock);
+  struct ForgetBuilder {  // a stale pid would mislead the next waiter
+    const LockFile& lock;
+    ~ForgetBuilder() { (void)!::ftruncate(lock.fd(), 0); }
+  } forget{lock};
   try {
     return build_template(plan, key, o);
   } catch (const Interrupted&) {
@@ -196,23 +252,29 @@ std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& o) {
     // E.g. QEMU cannot tell its version: a cold boot will say what is wrong.
     return std::nullopt;
   }
-  std::optional<TemplateFiles> t = obtain_template(plan, key, o);
+  std::optional<TemplateInUse> t = obtain_template(plan, key, o);
   if (!t) return std::nullopt;
-  mark_template_used(*t);
+  mark_template_used(t->files);
+  std::string failure;
   try {
-    return restore_clone(plan, *t, o);
+    return restore_clone(plan, t->files, o);  // t's hold ends when we return
   } catch (const Interrupted&) {
     throw;
   } catch (const BootFailure&) {
     throw;  // not the template's fault
   } catch (const Error& e) {
-    if (o.notice)
-      o.notice(fmt::format("warm start failed ({}); booting cold; the template is rebuilt next time",
-                           describe_vm_failure(o.name, o.paths, "could not be restored: " + std::string(e.what()))));
-    LockFile lock = LockFile::try_lock(template_lock(key));
-    if (lock.locked()) remove_template(t->dir);
-    return std::nullopt;
+    failure = describe_vm_failure(o.name, o.paths, "could not be restored: " + std::string(e.what()));
   }
+  t->hold.unlock();
+  // The template is shared: only if this run's own cold boot works is the
+  // template to blame (a cause of the run's own, e.g. a runtime dir too long
+  // for a socket path, fails both, and the template stays).
+  if (o.notice) o.notice(fmt::format("warm start failed ({}); booting cold", failure));
+  Booted cold = boot_cold(plan, plan.config, o);
+  LockFile lock = LockFile::try_lock(template_lock(key));
+  if (lock.locked() && remove_template(t->files.dir) == Removal::kRemoved && o.notice)
+    o.notice("removed the warm-start template that could not be restored; the next run rebuilds it");
+  return cold;
 }
 
 }  // namespace kestrel::host

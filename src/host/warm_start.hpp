@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "host/boot_plan.hpp"
+#include "util/lockfile.hpp"
 
 namespace kestrel::host {
 
@@ -14,5 +15,11 @@ namespace kestrel::host {
 // template to be had or the restore failed (the caller then boots cold).
 // Throws Interrupted when a signal arrives on options.signal_fd.
 std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& options);
+
+// Waits for the run that builds the template of `key` to finish, i.e. for
+// the key's lock (returned held). Says once (after a second) whom it waits
+// for; gives up (an unlocked result, with a notice) after `limit`, or once
+// the builder has been stopped (SIGSTOP, a debugger) for 5 s.
+LockFile wait_for_template_builder(const std::string& key, std::chrono::milliseconds limit, const BootOptions& options);
 
 }  // namespace kestrel::host

@@ -79,6 +79,29 @@ LockFile LockFile::lock(const std::filesystem::path& path, Deadline deadline, Mo
   }
 }
 
+LockFile LockFile::lock_existing(const std::filesystem::path& path, Deadline deadline, Mode mode) {
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ENOENT) return LockFile();
+      fail_errno("cannot open {}", path.string());
+    }
+    while (!flock_nb(fd.get(), mode, path)) {
+      if (deadline.expired()) return LockFile();
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(20));
+    }
+    if (still_named(fd.get(), path)) return LockFile(std::move(fd));
+    // Removed (or replaced) while we waited: try the file it names now, if any.
+  }
+}
+
+LockFile LockFile::lock_fd(UniqueFd fd, Mode mode, const std::filesystem::path& what) {
+  if (!flock_nb(fd.get(), mode, what)) fail("cannot lock {}: held by another process", what.string());
+  return LockFile(std::move(fd));
+}
+
 bool is_locked(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return false;

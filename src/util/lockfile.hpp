@@ -21,6 +21,14 @@ class LockFile {
   static LockFile try_lock(const std::filesystem::path& path, Mode mode = Mode::kExclusive);
   // Waits until the deadline; returns an unlocked LockFile on timeout.
   static LockFile lock(const std::filesystem::path& path, Deadline deadline, Mode mode = Mode::kExclusive);
+  // A lock on an existing file or directory (opened read-only, never
+  // created): how a cache entry is marked "in use" (shared) or claimed for
+  // removal (exclusive). Waits until the deadline (an expired one: tries
+  // once); unlocked if `path` is missing, stays held, or was removed.
+  static LockFile lock_existing(const std::filesystem::path& path, Deadline deadline, Mode mode);
+  // Locks a file this process just made (e.g. before renaming it into place:
+  // the lock follows the file). Throws if someone else holds it.
+  static LockFile lock_fd(UniqueFd fd, Mode mode, const std::filesystem::path& what);
 
   bool locked() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }

@@ -145,6 +145,40 @@ TEST_F(InitramfsTest, CachedByContent) {
     EXPECT_FALSE(e.path().filename().string().starts_with(".")) << e.path();
 }
 
+// `kestrel cache clear` during runs (issue 9, item 5): an image a run holds
+// (its QEMU has not read it yet) and a live builder's temporary file stay;
+// what no one holds goes, and the next run builds the image again.
+TEST_F(InitramfsTest, ClearKeepsWhatRunsHold) {
+  InitramfsInUse used = use_initramfs(inputs());
+  ASSERT_TRUE(used.hold.locked());
+  fs::path dir = cache_.path() / "initramfs";
+  fs::path dead_builder = dir / ".x.cpio.tmp.AAAAAA", live_builder = dir / ".y.cpio.tmp.BBBBBB";
+  write_file_atomic(dead_builder, "part");
+  write_file_atomic(live_builder, "part");
+  LockFile writing =
+      LockFile::lock_existing(live_builder, Deadline::after(std::chrono::seconds(0)), LockFile::Mode::kShared);
+
+  ClearedFiles cleared = clear_initramfs_cache();
+  EXPECT_EQ(cleared.removed, 1u);  // the dead builder's file
+  EXPECT_EQ(cleared.in_use, 2u);
+  EXPECT_TRUE(fs::exists(used.path));
+  EXPECT_TRUE(fs::exists(live_builder));
+  EXPECT_FALSE(fs::exists(dead_builder));
+  // A second run uses the same image meanwhile.
+  EXPECT_EQ(use_initramfs(inputs()).path, used.path);
+
+  used.hold.unlock();
+  writing.unlock();
+  cleared = clear_initramfs_cache();
+  EXPECT_EQ(cleared.removed, 2u);
+  EXPECT_EQ(cleared.in_use, 0u);
+  EXPECT_FALSE(fs::exists(used.path));
+  InitramfsInUse again = use_initramfs(inputs());  // its remembered name leads nowhere now
+  EXPECT_EQ(again.path, used.path);
+  EXPECT_TRUE(again.hold.locked());
+  EXPECT_TRUE(fs::exists(again.path));
+}
+
 TEST_F(InitramfsTest, MissingModuleIsAnError) {
   InitramfsInputs in = inputs();
   in.modules.push_back("9pnet_virtio");

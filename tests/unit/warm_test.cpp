@@ -3,8 +3,11 @@
 // QEMU monitor.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -13,6 +16,7 @@
 
 #include "assets_test_support.hpp"
 #include "host/template_store.hpp"
+#include "host/warm_start.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -56,7 +60,7 @@ class WarmTest : public ::testing::Test {
     EXPECT_EQ(::ftruncate(mem.get(), off_t{mem_mib} << 20), 0);
     write_file_atomic(b.state(), std::string(4096, 's'));
     write_file_atomic(b.console_log(), "booted\n");
-    return publish_template(key, {{"kernel", "test"}});
+    return publish_template(key, {{"kernel", "test"}}).files;
   }
 
   TempDir dir_{"/tmp", "kestrel-warm-"};
@@ -117,7 +121,8 @@ TEST_F(WarmTest, IntactTemplateIsFound) {
   TemplateFiles t = publish(key);
   auto found = find_template(key, 512);
   ASSERT_TRUE(found);
-  EXPECT_EQ(found->dir, t.dir);
+  EXPECT_EQ(found->files.dir, t.dir);
+  EXPECT_TRUE(found->hold.locked());
   EXPECT_FALSE(fs::exists(template_build_files(key).dir));
   json meta = json::parse(read_file(t.meta()));
   EXPECT_EQ(meta["key"], key);
@@ -177,6 +182,119 @@ TEST_F(WarmTest, LockFilesOfGoneTemplatesAreRemoved) {
   EXPECT_FALSE(fs::exists(template_lock(std::string(64, 'b'))));
   EXPECT_TRUE(fs::exists(template_lock(std::string(64, 'c'))));  // held by a builder
   EXPECT_TRUE(fs::exists(kept.dir));
+}
+
+// `kestrel cache clear` during runs (issue 9, item 5): a template a run is
+// starting from is kept, and removed once no one holds it.
+TEST_F(WarmTest, ClearKeepsTemplatesInUse) {
+  std::string key(64, 'u');
+  TemplateFiles t = publish(key);
+  auto used = find_template(key, 512);
+  ASSERT_TRUE(used);
+  EXPECT_EQ(remove_template(t.dir), Removal::kInUse);
+  ClearedTemplates cleared = clear_templates();
+  EXPECT_EQ(cleared.removed, 0u);
+  EXPECT_EQ(cleared.in_use, 1u);
+  EXPECT_TRUE(fs::exists(t.memory()));
+  prune_templates(0, std::chrono::hours(1), fs::path());
+  EXPECT_TRUE(fs::exists(t.memory()));
+  EXPECT_TRUE(find_template(key, 512));  // others may use it too
+
+  used->hold.unlock();
+  cleared = clear_templates();
+  EXPECT_EQ(cleared.removed, 1u);
+  EXPECT_EQ(cleared.in_use, 0u);
+  EXPECT_FALSE(fs::exists(t.dir));
+  EXPECT_EQ(remove_template(t.dir), Removal::kGone);
+  for (const auto& e : fs::directory_iterator(templates_dir()))
+    EXPECT_FALSE(e.path().filename().string().starts_with(".trash-")) << e.path();
+}
+
+// Interrupted builds (issue 9, item 16): listed, kept while their builder
+// lives, removed by `cache clear` and by pruning once it is gone, as is what
+// an interrupted removal left.
+TEST_F(WarmTest, AbandonedBuildsAreListedAndRemoved) {
+  auto half_built = [&](const std::string& key) {
+    TemplateFiles b = template_build_files(key);
+    make_dirs(b.dir);
+    write_file_atomic(b.memory(), std::string(8192, 'm'));
+    return b;
+  };
+  TemplateFiles live = half_built(std::string(64, 'l')), dead = half_built(std::string(64, 'd'));
+  LockFile builder = LockFile::try_lock(template_lock(std::string(64, 'l')));
+  record_builder(builder);
+  auto builds = list_template_builds();
+  ASSERT_EQ(builds.size(), 2u);
+  std::sort(builds.begin(), builds.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  EXPECT_EQ(builds[0].key, std::string(64, 'd'));
+  EXPECT_EQ(builds[0].state, TemplateInfo::State::kAbandoned);
+  EXPECT_GE(builds[0].disk_bytes, 8192u);
+  EXPECT_EQ(builds[1].state, TemplateInfo::State::kBuilding);
+  EXPECT_EQ(builds[1].builder_pid, ::getpid());
+  EXPECT_TRUE(list_templates().empty());  // not templates (yet)
+
+  ClearedTemplates cleared = clear_templates();
+  EXPECT_EQ(cleared.builds_removed, 1u);
+  EXPECT_EQ(cleared.building, 1u);
+  EXPECT_FALSE(fs::exists(dead.dir));
+  EXPECT_TRUE(fs::exists(live.memory()));
+
+  builder.unlock();  // the builder dies
+  make_dirs(templates_dir() / (".trash-" + std::string(64, 't') + "-abcdef"));
+  prune_templates(8, std::chrono::hours(1), fs::path());
+  EXPECT_FALSE(fs::exists(live.dir));
+  EXPECT_TRUE(list_template_builds().empty());
+  for (const auto& e : fs::directory_iterator(templates_dir())) ADD_FAILURE() << "left: " << e.path();
+}
+
+// Waiting for another run's build (issue 9, item 10): said once, with the
+// builder's pid, and bounded; a stopped builder is not waited for long.
+TEST_F(WarmTest, WaitForABuilderIsSaidAndBounded) {
+  std::string key(64, 'w');
+  make_dirs(templates_dir());
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    LockFile lock = LockFile::try_lock(template_lock(key));
+    record_builder(lock);
+    (void)!::write(ready[1], "x", 1);
+    for (;;) ::pause();
+  }
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  std::vector<std::string> said;
+  BootOptions o;
+  o.notice = [&](const std::string& line) { said.push_back(line); };
+  using namespace std::chrono_literals;
+
+  // A builder that works on: the limit.
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(wait_for_template_builder(key, 1500ms, o).locked());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  ASSERT_EQ(said.size(), 2u);
+  EXPECT_NE(said[0].find("waiting for the warm-start template being built by pid " + std::to_string(child)),
+            std::string::npos)
+      << said[0];
+  EXPECT_NE(said[1].find("is still building it); booting cold"), std::string::npos) << said[1];
+
+  // A stopped builder: a few seconds, well before the limit.
+  said.clear();
+  ::kill(child, SIGSTOP);
+  started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(wait_for_template_builder(key, 60s, o).locked());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+  ASSERT_EQ(said.size(), 2u);
+  EXPECT_NE(said[1].find("is stopped); booting cold"), std::string::npos) << said[1];
+
+  // A builder that is gone: the lock is ours at once, without a word.
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  said.clear();
+  EXPECT_TRUE(wait_for_template_builder(key, 1s, o).locked());
+  EXPECT_TRUE(said.empty());
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 // A fake QEMU monitor on a unix socket: greets, then answers each command
