@@ -20,10 +20,12 @@
 #include "host/machine.hpp"
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
+#include "proto/frame.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/random.hpp"
 #include "util/signals.hpp"
+#include "util/socket.hpp"
 #include "util/strings.hpp"
 #include "util/trace.hpp"
 
@@ -290,6 +292,9 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   host::BootOptions boot;
   boot.name = name;
   boot.paths = dep.vm_paths(name);
+  // Before any QEMU: a runtime dir too deep for a socket path fails here, clearly.
+  for (const auto& socket : {boot.paths.qmp(), boot.paths.serial(), boot.paths.agent(proto::kPortCount - 1)})
+    check_socket_path(socket);
   boot.mem_mib = o.mem_mib;
   boot.cpus = o.cpus;
   if (!o.kernel.empty() && (o.kernel.find('/') != std::string::npos || fs::exists(o.kernel))) {

@@ -18,14 +18,19 @@ sockaddr_un make_address(const std::filesystem::path& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   const std::string& s = path.native();
-  if (s.size() > kMaxSocketPath)
-    fail("socket path {} is {} bytes long; the limit is {} (use a shorter KESTREL_RUNTIME_DIR)", s, s.size(),
-         kMaxSocketPath);
+  check_socket_path(path);
   std::memcpy(addr.sun_path, s.c_str(), s.size() + 1);
   return addr;
 }
 
 }  // namespace
+
+void check_socket_path(const std::filesystem::path& path) {
+  const std::string& s = path.native();
+  if (s.size() > kMaxSocketPath)
+    fail("socket path {} is {} bytes long; the limit is {} (use a shorter KESTREL_RUNTIME_DIR)", s, s.size(),
+         kMaxSocketPath);
+}
 
 UniqueFd unix_connect(const std::filesystem::path& path) {
   sockaddr_un addr = make_address(path);

@@ -15,6 +15,9 @@ constexpr size_t kMaxSocketPath = 107;
 // there (ENOENT/ECONNREFUSED); throws on other errors. The fd is CLOEXEC.
 UniqueFd unix_connect(const std::filesystem::path& path);
 
+// Throws, naming the path and the limit, if `path` is too long for a socket.
+void check_socket_path(const std::filesystem::path& path);
+
 // Retries unix_connect until it succeeds or the deadline passes (then throws).
 UniqueFd unix_connect_retry(const std::filesystem::path& path, Deadline deadline);
 
