@@ -102,13 +102,14 @@ void link_or_copy(const fs::path& src, const fs::path& dst) {
   bool plain = false;
   while (offset < st.st_size && !plain) {
     ssize_t n = ::copy_file_range(in.get(), &offset, out.get(), nullptr, static_cast<size_t>(st.st_size - offset), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-      plain = true;  // older kernels or exotic file systems: copy by hand below
-    } else if (n < 0) {
-      fail_errno("cannot copy {} to {}", src.string(), dst.string());
+    int err = n < 0 ? errno : 0;
+    if (err == EINTR) continue;
+    if (err == EXDEV || err == ENOSYS || err == EINVAL || err == EOPNOTSUPP) {
+      plain = true;  // another file system, older kernels or exotic file systems: copy by hand below
+    } else if (err) {
+      throw sys_error(err, "cannot copy " + src.string() + " to " + dst.string());
     } else if (n == 0) {
-      break;
+      plain = true;  // nothing copied before the size was reached: read on to the real end
     }
   }
   if (plain) {
@@ -118,7 +119,10 @@ void link_or_copy(const fs::path& src, const fs::path& dst) {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) fail_errno("cannot read {}", src.string());
       if (n == 0) break;
-      if (int err = ::pwrite(out.get(), buf, static_cast<size_t>(n), offset) == n ? 0 : errno)
+      // A short write is not an error by itself: errno is then stale (it once
+      // said "Invalid cross-device link" for a full disk, left over from
+      // copy_file_range). try_pwrite_all reports the call that failed.
+      if (int err = try_pwrite_all(out.get(), std::string_view(buf, static_cast<size_t>(n)), offset))
         throw sys_error(err, "cannot write " + dst.string());
       offset += n;
     }

@@ -1,6 +1,8 @@
 // Small, EINTR-safe wrappers around read/write.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <span>
 #include <string>
@@ -15,6 +17,11 @@ void write_all(int fd, std::string_view data, const char* what);
 // Like write_all but returns errno (0 on success) instead of throwing;
 // used where a failure is expected and handled, e.g. a closed pipe.
 int try_write_all(int fd, std::string_view data);
+
+// try_write_all at a file offset (pwrite(2)); the fd's own offset is unchanged.
+// Both report the errno of the call that failed, ENOSPC for one that wrote
+// nothing: never a stale errno from an earlier call.
+int try_pwrite_all(int fd, std::string_view data, off_t offset);
 
 // One read(2), retried on EINTR. Returns bytes read, 0 at EOF, -1 with errno set.
 ssize_t read_some(int fd, std::span<char> buffer);
