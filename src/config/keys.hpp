@@ -83,7 +83,7 @@ int64_t parse_duration(std::string_view text);
 inline constexpr const char* kKeepTtlVariable = "KESTREL_KEEP_TTL";
 inline constexpr int64_t kDefaultKeepTtl = 2 * 3600;
 
-// What the type accepts, for messages and docs ("an integer from 64 to 1048576").
+// What the type accepts, for messages and docs ("an integer from 128 to 1048576").
 std::string describe_type(const Key& key);
 // The placeholder of a command-line value: N, SECONDS, A|B|C, PATH[:ro|:rw].
 std::string value_placeholder(const Key& key);

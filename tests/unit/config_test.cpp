@@ -122,10 +122,10 @@ TEST_F(ConfigTest, BadFilesNameTheFileAndLine) {
             "kestrel.toml:2: unknown key 'memroy' (did you mean 'memory'?); `kestrel config --keys` lists the keys");
 
   write(file, "cpus = 2\nmemory = \"big\"\n");
-  EXPECT_EQ(load_error(project), "kestrel.toml:2: memory: expected an integer from 64 to 1048576, got a string");
+  EXPECT_EQ(load_error(project), "kestrel.toml:2: memory: expected an integer from 128 to 1048576, got a string");
 
   write(file, "\n\nmemory = 10\n");
-  EXPECT_EQ(load_error(project), "kestrel.toml:3: memory: 10 is out of range: expected an integer from 64 to 1048576");
+  EXPECT_EQ(load_error(project), "kestrel.toml:3: memory: 10 is out of range: expected an integer from 128 to 1048576");
 
   write(file, "keep = \"sometimes\"\n");
   EXPECT_EQ(load_error(project), "kestrel.toml:1: keep: 'sometimes' is not one of on-failure, always, never");
@@ -146,7 +146,7 @@ TEST_F(ConfigTest, BadFilesNameTheFileAndLine) {
 
 TEST_F(ConfigTest, BadEnvironmentValuesNameTheVariable) {
   env.vars["KESTREL_MEMORY"] = "lots";
-  EXPECT_EQ(load_error(project), "KESTREL_MEMORY=lots: 'lots' is not an integer from 64 to 1048576");
+  EXPECT_EQ(load_error(project), "KESTREL_MEMORY=lots: 'lots' is not an integer from 128 to 1048576");
   env.vars["KESTREL_MEMORY"] = "";  // empty counts as unset
   EXPECT_EQ(load(project).count("memory"), 512);
   env.vars["KESTREL_LIST_ON_HOST"] = "maybe";

@@ -12,12 +12,15 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <variant>
 
+#include "config/keys.hpp"
 #include "util/deadline.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/io.hpp"
+#include "vm/qemu.hpp"
 
 namespace kestrel {
 namespace {
@@ -105,13 +108,41 @@ TEST(Fs, CopyThatRunsOutOfRoomNamesTheRealCause) {
   std::string message;
   {
     FileSizeLimit limit(100'000);  // the second 64 KiB chunk is cut short
-    message = error_of([&] {
-      link_or_copy("/proc/self/fd/" + std::to_string(source.get()), t.path() / "copy");
-    });
+    message = error_of([&] { link_or_copy("/proc/self/fd/" + std::to_string(source.get()), t.path() / "copy"); });
   }
   EXPECT_NE(message.find("File too large"), std::string::npos) << message;
   EXPECT_EQ(message.find("cross-device"), std::string::npos) << message;
   EXPECT_NE(message.find((t.path() / "copy").string()), std::string::npos) << message;
+}
+
+// --mem 64 was accepted and then hung with an empty console log: under 96 MiB
+// the Debian kernel panics unpacking the initramfs (72-88) or never prints
+// (64). 128 boots cold and warm with room for a program.
+TEST(Limits, MemoryBelowWhatBootsIsRejected) {
+  const config::Key& memory = *config::find_key("memory");
+  EXPECT_EQ(memory.min, 128);
+  for (const char* bad : {"64", "96", "127"}) EXPECT_THROW(config::parse_text(memory, bad, "/"), Error) << bad;
+  EXPECT_EQ(std::get<int64_t>(config::parse_text(memory, "128", "/")), 128);
+}
+
+// --cpus 64 was accepted and then hung: TCG cannot boot many more vCPUs than
+// the host has CPUs within the boot timeout. KVM has no such limit.
+TEST(Limits, TcgVcpusAreBoundedByHostCpus) {
+  vm::VmConfig c;
+  c.name = "t";
+  c.accel = vm::Accel::kTcg;
+  c.cpus = 8;
+  EXPECT_NO_THROW(vm::check_cpus(c, 2));
+  c.cpus = 9;
+  std::string message = error_of([&] { vm::check_cpus(c, 2); });
+  EXPECT_NE(message.find("this host has 2 CPU(s)"), std::string::npos) << message;
+  EXPECT_NE(message.find("use --cpus 8 or fewer"), std::string::npos) << message;
+  c.cpus = 64;
+  EXPECT_NO_THROW(vm::check_cpus(c, 16));
+  EXPECT_THROW(vm::check_cpus(c, 0), Error);  // an unknown count counts as 1
+  c.accel = vm::Accel::kKvm;
+  EXPECT_NO_THROW(vm::check_cpus(c, 2));
+  EXPECT_EQ(config::find_key("cpus")->max, 64);
 }
 
 }  // namespace
