@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 
 #include "cli/commands.hpp"
 #include "deploy/registry.hpp"
@@ -143,7 +144,14 @@ int main(int argc, char** argv) {
   try {
     if (it->sweep && !is_help(args)) {
       deploy::GcPolicy policy;
-      policy.keep_ttl_seconds = deploy::default_keep_ttl();
+      try {
+        policy.keep_ttl_seconds = deploy::default_keep_ttl();
+      } catch (const Error& e) {
+        // A bad TTL must not expire anything: the sweep then only removes
+        // orphans; `kestrel gc` and `kestrel doctor` report the error.
+        policy.keep_ttl_seconds = std::numeric_limits<int64_t>::max();
+        say(fmt::format("warning: {}; kept VMs do not expire until it is fixed", e.what()));
+      }
       trace("started");
       deploy::sweep_quietly(policy);
       trace("start-up sweep done");

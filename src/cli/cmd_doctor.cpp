@@ -29,7 +29,9 @@ namespace {
 const char* kDoctorHelp = R"(Check that this host can run kestrel's VMs: QEMU, the guest agent and busybox,
 the guest kernel cache, the accelerator (KVM or TCG, and why), free disk,
 permissions of the runtime and cache directories, warm-start templates, the
-slot limit, and the configuration files. Each problem is printed with the command that fixes it.
+slot limit, the time to live of kept VMs, and the configuration: every file
+and KESTREL_* variable whose value is invalid is reported. Each problem is
+printed with the command that fixes it.
 
 Exit status: 0 when nothing is wrong (warnings allowed), 1 otherwise.
 )";
@@ -198,6 +200,20 @@ Finding check_slots(const config::Config* c) {
   return ok(detail);
 }
 
+Finding check_keep_ttl(const config::Config*) {
+  const char* env = std::getenv(config::kKeepTtlVariable);
+  std::string fix =
+      fmt::format("export {}=2h  (seconds, or a number with s, m, h or d), or unset it", config::kKeepTtlVariable);
+  try {
+    int64_t ttl = deploy::default_keep_ttl();
+    std::string origin = env && *env ? fmt::format("environment {}", config::kKeepTtlVariable) : "default";
+    return ok(fmt::format("kept VMs live {} s ({:.1f} h) before any kestrel command removes them ({})", ttl,
+                          static_cast<double>(ttl) / 3600, origin));
+  } catch (const Error& e) {
+    return problem(fmt::format("{}; kept VMs do not expire until it is fixed", e.what()), fix);
+  }
+}
+
 Finding check_config(const config::Config* c) {
   std::string project = c->project_file() ? c->project_file()->string() : "none";
   std::string user = c->user_file() && c->user_file_exists() ? c->user_file()->string() : "none";
@@ -210,19 +226,28 @@ int cmd_doctor(const Args& args) {
   CLI::App app(kDoctorHelp, "kestrel doctor");
   if (!parse(app, args)) return 0;
 
+  // Every bad setting is reported, not only the first: the others are
+  // skipped and the checks below see what a run would get without them.
   std::optional<config::Config> config;
   std::vector<std::pair<const char*, Finding>> findings;
   try {
-    config = config::Config::load();
-    findings.emplace_back("config", check_config(&*config));
+    std::vector<std::string> bad;
+    config = config::Config::load_lenient(bad);
+    for (const std::string& message : bad)
+      findings.emplace_back("config", problem(message, message.rfind("KESTREL_", 0) == 0
+                                                           ? "fix or unset the variable (kestrel config --keys "
+                                                             "lists the keys and what they accept)"
+                                                           : "fix the file at the line named (kestrel config "
+                                                             "--keys lists the keys)"));
+    if (bad.empty()) findings.emplace_back("config", check_config(&*config));
   } catch (const Error& e) {
-    findings.emplace_back("config",
-                          problem(e.what(), "fix the file at the line named (kestrel config --keys lists the keys)"));
+    findings.emplace_back("config", problem(e.what(), ""));
   }
   const config::Config* c = config ? &*config : nullptr;
   const std::vector<Check> checks = {
-      {"qemu", check_qemu},           {"guest", check_guest_files}, {"kernel", check_kernel}, {"accel", check_accel},
-      {"runtime", check_runtime_dir}, {"cache", check_cache_dir},   {"warm", check_warm},     {"slots", check_slots},
+      {"qemu", check_qemu},   {"guest", check_guest_files},   {"kernel", check_kernel},
+      {"accel", check_accel}, {"runtime", check_runtime_dir}, {"cache", check_cache_dir},
+      {"warm", check_warm},   {"slots", check_slots},         {"ttl", check_keep_ttl},
   };
   for (const Check& check : checks) {
     try {

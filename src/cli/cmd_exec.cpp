@@ -9,6 +9,7 @@
 #include "cli/parse.hpp"
 #include "cli/terminal.hpp"
 #include "cli/vm_target.hpp"
+#include "config/keys.hpp"
 #include "host/agent_client.hpp"
 #include "host/environment.hpp"
 #include "host/machine.hpp"
@@ -37,7 +38,8 @@ wait for a free agent port.
 
 SIGINT, SIGTERM and SIGHUP are forwarded to the command (its process group);
 kestrel then returns the command's status, or 128+N if it has not finished 2 s
-later. --timeout S kills the command after S seconds: kestrel prints
+later. --timeout S (seconds, more than 0 and at most 1000000000; fractions
+allowed) kills the command after S seconds: kestrel prints
 "kestrel: error: the command ran past --timeout S s and was killed" and
 exits 124.
 
@@ -45,6 +47,14 @@ Exit status: the command's, or 128+N if it died of signal N; 124 after
 --timeout; 125 if kestrel failed or the VM died (the message says why and
 names the console log); 126/127 if the command could not be executed / found.
 )";
+
+// The same numbers as run's `timeout` key (config/keys.cpp), but 0 is not
+// "no limit" here: exec has no limit unless --timeout is given.
+std::string check_timeout(const std::string& text) {
+  auto seconds = config::parse_decimal(text);
+  if (seconds && *seconds > 0 && *seconds <= static_cast<double>(config::kMaxSeconds)) return "";
+  return fmt::format("'{}' is not a number of seconds greater than 0 and at most {}", text, config::kMaxSeconds);
+}
 
 }  // namespace
 
@@ -57,13 +67,16 @@ int cmd_exec(const Args& all_args) {
 
   std::vector<std::string> words;
   std::string dir;
-  double timeout_s = 0;
+  std::string timeout_text;  // kept as given, for the message
   bool tty = false;
   CLI::App app(kExecHelp, "kestrel exec");
   app.add_option("words", words, "NAME ['CMD']")->required()->expected(1, 2);
   app.add_option("-f,--dir", dir, "the deployment directory")->required();
-  app.add_option("--timeout", timeout_s, "kill the command after SECONDS (exit status 124)")
-      ->check(CLI::PositiveNumber);
+  app.add_option(
+         "--timeout", timeout_text,
+         fmt::format("kill the command after SECONDS (exit status 124): more than 0, at most {}", config::kMaxSeconds))
+      ->type_name("SECONDS")
+      ->check(check_timeout);
   app.add_flag("-t,--tty", tty, "run on a pseudo-terminal (interactive programs, e.g. a shell)");
   if (!parse(app, args)) return 0;
   const std::string& name = words[0];
@@ -102,7 +115,7 @@ int cmd_exec(const Args& all_args) {
     exec.flags |= proto::kExecStdin;
     io.stdin_fd = STDIN_FILENO;
   }
-  if (timeout_s > 0) io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  if (!timeout_text.empty()) io.timeout = Deadline::after_seconds(*config::parse_decimal(timeout_text));
   host::ExecOutcome outcome = agent.exec(exec, io);
   trace("command finished");
   raw.reset();
@@ -115,7 +128,7 @@ int cmd_exec(const Args& all_args) {
       say("error: " + outcome.message);
       return outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec;
     case Kind::kTimedOut:
-      say(fmt::format("error: the command ran past --timeout {} s and was killed", timeout_s));
+      say(fmt::format("error: the command ran past --timeout {} s and was killed", timeout_text));
       return kExitTimeout;
     case Kind::kInterrupted:
       return outcome.has_status ? outcome.status.shell_status() : 128 + outcome.signo;

@@ -28,14 +28,25 @@ std::string display_path(const std::filesystem::path& file, const std::filesyste
   return rel.string();
 }
 
-Config Config::load(const Sources& sources) {
+Config Config::load(const Sources& sources, std::vector<std::string>* problems) {
   Config c;
   std::string cwd = sources.cwd.string();
   for (const Key& k : keys()) c.entries_.push_back({&k, parse_text(k, k.fallback, cwd), {}});
+  // Throws, or with `problems` records and goes on.
+  auto report = [&](const std::string& message) {
+    if (!problems) throw Error(message);
+    problems->push_back(message);
+  };
 
   auto apply_file = [&](const std::filesystem::path& path, Source source) {
     std::string display = display_path(path, sources.cwd);
-    for (FileSetting& s : read_config_file(path, display)) {
+    std::vector<FileSetting> settings;
+    try {
+      settings = read_config_file(path, display);
+    } catch (const Error& e) {
+      return report(e.what());  // all of the file or none of it
+    }
+    for (FileSetting& s : settings) {
       Entry& e = c.mutable_entry(s.key->name);
       e.value = std::move(s.value);
       e.origin = {source, fmt::format("{}:{}", display, s.line)};
@@ -57,19 +68,34 @@ Config Config::load(const Sources& sources) {
     try {
       e.value = parse_text(*e.key, text, cwd);
     } catch (const Error& err) {
-      fail("{}={}: {}", e.key->env, text, err.what());
+      report(fmt::format("{}={}: {}", e.key->env, text, err.what()));
+      continue;
     }
     e.origin = {Source::kEnvironment, e.key->env};
   }
   return c;
 }
 
-Config Config::load() {
+Config Config::load(const Sources& sources) { return load(sources, nullptr); }
+
+Config Config::load_lenient(const Sources& sources, std::vector<std::string>& problems) {
+  return load(sources, &problems);
+}
+
+namespace {
+
+Sources real_sources() {
   std::error_code ec;
   std::filesystem::path cwd = std::filesystem::current_path(ec);
   if (ec) fail("cannot find the current directory: {}", ec.message());
-  return load({cwd, [](const char* name) { return static_cast<const char*>(std::getenv(name)); }});
+  return {cwd, [](const char* name) { return static_cast<const char*>(std::getenv(name)); }};
 }
+
+}  // namespace
+
+Config Config::load() { return load(real_sources(), nullptr); }
+
+Config Config::load_lenient(std::vector<std::string>& problems) { return load(real_sources(), &problems); }
 
 void Config::set_from_command_line(std::string_view key, std::string_view text, std::string_view option) {
   Entry& e = mutable_entry(key);

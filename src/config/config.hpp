@@ -43,6 +43,12 @@ class Config {
   static Config load(const Sources& sources);
   // load() with the real cwd and environment.
   static Config load();
+  // Like load(), but a bad file or variable does not stop the loading: its
+  // message (as load() would throw it) is appended to `problems` and it is
+  // skipped, the layers below it stand. For `kestrel doctor`, which reports
+  // every bad setting at once.
+  static Config load_lenient(const Sources& sources, std::vector<std::string>& problems);
+  static Config load_lenient(std::vector<std::string>& problems);
 
   // A command-line option's value for `key`, as text. Throws Error without location.
   void set_from_command_line(std::string_view key, std::string_view text, std::string_view option);
@@ -61,6 +67,7 @@ class Config {
   bool user_file_exists() const { return user_file_exists_; }
 
  private:
+  static Config load(const Sources& sources, std::vector<std::string>* problems);
   Entry& mutable_entry(std::string_view key);
   std::vector<Entry> entries_;
   std::optional<std::filesystem::path> project_file_;

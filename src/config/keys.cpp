@@ -18,15 +18,16 @@ const std::vector<Key>& keys() {
        .fallback = "512",
        .env = "KESTREL_MEMORY",
        .option = "--mem",
-       .help = "guest memory in MiB",
-       .min = 64,
+       .help = "guest memory in MiB (the guest kernel and its initramfs need about 96 to boot; 128 leaves the "
+               "program some 45)",
+       .min = 128,
        .max = 1 << 20},
       {.name = "cpus",
        .type = Type::kCount,
        .fallback = "1",
        .env = "KESTREL_CPUS",
        .option = "--cpus",
-       .help = "virtual CPUs",
+       .help = "virtual CPUs (under TCG at most 4 per host CPU: more do not boot within the boot timeout)",
        .min = 1,
        .max = 64},
       {.name = "kernel",
@@ -49,7 +50,9 @@ const std::vector<Key>& keys() {
        .fallback = "0",
        .env = "KESTREL_TIMEOUT",
        .option = "--timeout",
-       .help = "kill the program after this many seconds (exit status 124); 0: no limit"},
+       .help = "kill the program after this many seconds (exit status 124); 0: no limit",
+       .min = 0,
+       .max = kMaxSeconds},
       {.name = "keep",
        .type = Type::kChoice,
        .fallback = "on-failure",
@@ -120,7 +123,9 @@ const std::vector<EnvOnly>& environment_only() {
       {"KESTREL_RUNTIME_DIR", "deployments; default $XDG_RUNTIME_DIR/kestrel, else /tmp/kestrel-$UID"},
       {"KESTREL_CACHE_DIR",
        "kernels, initramfs images and warm-start templates; default $XDG_CACHE_HOME/kestrel, else ~/.cache/kestrel"},
-      {"KESTREL_KEEP_TTL", "how long kept VMs live before any kestrel command removes them (2h; s, m, h, d)"},
+      {kKeepTtlVariable,
+       "how long kept VMs live before any kestrel command removes them: seconds, or a number with s, m, h or d "
+       "(default 2h; at most 1000000000 s)"},
       {"KESTREL_QEMU", "the QEMU binary; default qemu-system-x86_64 from PATH"},
       {"KESTREL_AGENT", "the guest agent; default next to kestrel or in PREFIX/libexec/kestrel"},
       {"KESTREL_BUSYBOX", "a static busybox for the initramfs; default /bin/busybox"},
@@ -179,6 +184,23 @@ std::string normalize_share(std::string_view spec, const std::string& base_dir) 
   return abs + (read_only ? ":ro" : ":rw");
 }
 
+// digits [. digits] [e|E [+|-] digits], at least one digit before the exponent.
+bool is_decimal_syntax(std::string_view t) {
+  size_t i = 0, digits = 0;
+  auto is_digit = [&](size_t k) { return k < t.size() && t[k] >= '0' && t[k] <= '9'; };
+  while (is_digit(i)) ++i, ++digits;
+  if (i < t.size() && t[i] == '.')
+    for (++i; is_digit(i); ++i) ++digits;
+  if (digits == 0) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!is_digit(i)) return false;
+    while (is_digit(i)) ++i;
+  }
+  return i == t.size();
+}
+
 bool valid_pattern(std::string_view p) {
   return !p.empty() && std::all_of(p.begin(), p.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '*' || c == '?';
@@ -191,16 +213,22 @@ Value parse_text(const Key& key, std::string_view text, const std::string& base_
   std::string t(trim(text));
   switch (key.type) {
     case Type::kCount: {
+      // from_chars takes no sign '+', no hex and no spaces, and says when the
+      // digits are too many for an int64_t instead of wrapping.
       int64_t v = 0;
       auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (ec == std::errc::result_out_of_range && end == t.data() + t.size())
+        fail("'{}' is out of range: expected {}", t, describe_type(key));
       if (t.empty() || ec != std::errc() || end != t.data() + t.size()) fail("'{}' is not {}", t, describe_type(key));
       return check_value(key, v, base_dir);
     }
     case Type::kSeconds: {
-      char* end = nullptr;
-      double v = std::strtod(t.c_str(), &end);
-      if (t.empty() || *end) fail("'{}' is not {}", t, describe_type(key));
-      return check_value(key, v, base_dir);
+      if (auto v = parse_decimal(t)) {
+        if (*v > static_cast<double>(key.max)) fail("'{}' is out of range: expected {}", t, describe_type(key));
+        return check_value(key, *v, base_dir);
+      }
+      if (is_decimal_syntax(t)) fail("'{}' is out of range: expected {}", t, describe_type(key));  // 1e400
+      fail("'{}' is not {}", t, describe_type(key));
     }
     case Type::kSwitch:
       if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
@@ -224,8 +252,10 @@ Value check_value(const Key& key, Value value, const std::string& base_dir) {
       break;
     }
     case Type::kSeconds: {
+      // Files give NaN, inf and 1e300 as TOML floats: none is a duration.
       double v = std::get<double>(value);
-      if (!std::isfinite(v) || v < 0) fail("{} is out of range: expected {}", v, describe_type(key));
+      if (!(v >= static_cast<double>(key.min) && v <= static_cast<double>(key.max)))
+        fail("{} is out of range: expected {}", v, describe_type(key));
       break;
     }
     case Type::kChoice: {
@@ -250,6 +280,35 @@ Value check_value(const Key& key, Value value, const std::string& base_dir) {
       break;
   }
   return value;
+}
+
+std::optional<double> parse_decimal(std::string_view text) {
+  if (!is_decimal_syntax(text)) return std::nullopt;
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+int64_t parse_duration(std::string_view text) {
+  static constexpr std::pair<char, int64_t> kUnits[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  std::string_view t = trim(text);
+  std::string_view number = t;
+  int64_t unit = 1;
+  for (auto [suffix, seconds] : kUnits) {
+    if (!t.empty() && t.back() == suffix) {
+      unit = seconds;
+      number.remove_suffix(1);
+      break;
+    }
+  }
+  std::string expected =
+      fmt::format("expected seconds, or a number with s, m, h or d (e.g. 90m, 2h), from 0 to {} s", kMaxSeconds);
+  auto v = parse_decimal(number);
+  if (!v && !is_decimal_syntax(number)) fail("'{}' is not a time span: {}", t, expected);
+  if (!v || *v * static_cast<double>(unit) > static_cast<double>(kMaxSeconds))
+    fail("'{}' is out of range: {}", t, expected);
+  return static_cast<int64_t>(*v * static_cast<double>(unit));
 }
 
 std::string format_value(const Value& value) {
@@ -280,7 +339,7 @@ std::string describe_type(const Key& key) {
     case Type::kCount:
       return fmt::format("an integer from {} to {}", key.min, key.max);
     case Type::kSeconds:
-      return "a number of seconds (>= 0)";
+      return fmt::format("a number of seconds from {} to {}", key.min, key.max);
     case Type::kText:
       return key.path_like ? "a string (a name or a path)" : "a string";
     case Type::kChoice: {

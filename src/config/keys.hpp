@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -12,9 +13,14 @@
 
 namespace kestrel::config {
 
+// The longest span any duration setting accepts, in seconds (about 31 years):
+// longer is no deadline anyone means, and every clock and integer that
+// carries a duration holds it without overflow.
+inline constexpr int64_t kMaxSeconds = 1'000'000'000;
+
 enum class Type {
   kCount,     // integer within [min, max]
-  kSeconds,   // number >= 0, fractions allowed
+  kSeconds,   // decimal number of seconds within [min, max], fractions allowed
   kText,      // string
   kChoice,    // one of `choices`
   kSwitch,    // true / false
@@ -29,7 +35,7 @@ struct Key {
   const char* env;       // KESTREL_... variable
   const char* option;    // `kestrel run` option ("" if none)
   const char* help;      // one line
-  int64_t min = 0;       // kCount bounds
+  int64_t min = 0;       // kCount and kSeconds bounds
   int64_t max = 0;
   const char* choices = "";  // kChoice: "a|b|c"
   // The run option is a flag that sets this value (e.g. --list-in-vm sets
@@ -63,7 +69,21 @@ Value check_value(const Key& key, Value value, const std::string& base_dir);
 // The value as TOML would write it: 512, 1.5, true, "x", ["a", "b"].
 std::string format_value(const Value& value);
 
-// What the type accepts, for messages and docs ("an integer from 64 to 1048576").
+// A plain decimal number ("90", "1.5", "2e3"): digits with an optional
+// fraction and exponent. No sign, hex, inf, nan, spaces or trailing text;
+// nullopt for those and for what a double cannot hold.
+std::optional<double> parse_decimal(std::string_view text);
+
+// A time span as KESTREL_KEEP_TTL writes it: a decimal number of seconds, or
+// one with the unit s, m, h or d ("90m", "1.5h"), from 0 to kMaxSeconds.
+// Returns whole seconds. Throws Error without location.
+int64_t parse_duration(std::string_view text);
+
+// Where the time to live of kept VMs comes from: the environment only.
+inline constexpr const char* kKeepTtlVariable = "KESTREL_KEEP_TTL";
+inline constexpr int64_t kDefaultKeepTtl = 2 * 3600;
+
+// What the type accepts, for messages and docs ("an integer from 128 to 1048576").
 std::string describe_type(const Key& key);
 // The placeholder of a command-line value: N, SECONDS, A|B|C, PATH[:ro|:rw].
 std::string value_placeholder(const Key& key);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "config/keys.hpp"
 #include "deploy/reaper.hpp"
 #include "deploy/teardown.hpp"
 #include "util/error.hpp"
@@ -144,31 +145,15 @@ void sweep_quietly(GcPolicy policy) {
 }
 
 int64_t default_keep_ttl() {
-  const char* env = std::getenv("KESTREL_KEEP_TTL");
-  if (!env || !*env) return 2 * 3600;
-  char* end = nullptr;
-  double v = std::strtod(env, &end);
-  int64_t unit = 1;
-  if (end && *end) {
-    switch (*end) {
-      case 's':
-        unit = 1;
-        break;
-      case 'm':
-        unit = 60;
-        break;
-      case 'h':
-        unit = 3600;
-        break;
-      case 'd':
-        unit = 86400;
-        break;
-      default:
-        fail("KESTREL_KEEP_TTL={}: expected seconds or a number with s, m, h or d", env);
-    }
+  // Parsed by config's checks: a value that cannot be represented (inf, nan,
+  // 1e30s) is an error, never a TTL that has expired everything.
+  const char* env = std::getenv(config::kKeepTtlVariable);
+  if (!env || !*env) return config::kDefaultKeepTtl;
+  try {
+    return config::parse_duration(env);
+  } catch (const Error& e) {
+    fail("{}={}: {}", config::kKeepTtlVariable, env, e.what());
   }
-  if (v < 0) fail("KESTREL_KEEP_TTL={}: must not be negative", env);
-  return static_cast<int64_t>(v * static_cast<double>(unit));
 }
 
 }  // namespace kestrel::deploy

@@ -110,6 +110,7 @@ BootPlan plan_boot(const BootOptions& o) {
   c.shares = o.shares;
   c.debug = o.debug;
   c.accel = p.decision.accel;
+  vm::check_cpus(c);  // before a template build or a boot is tried
   return p;
 }
 

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdint>
 
 namespace kestrel {
 
@@ -11,7 +12,25 @@ class Deadline {
   using Clock = std::chrono::steady_clock;
 
   static Deadline never() { return Deadline(Clock::time_point::max()); }
-  static Deadline after(std::chrono::milliseconds d) { return Deadline(Clock::now() + d); }
+
+  // Saturates: a span too long for the clock (a user's --timeout 1e16) is
+  // never(), not a signed overflow into the past; zero or negative is now.
+  static Deadline after(std::chrono::milliseconds d) {
+    auto now = Clock::now();
+    if (d <= std::chrono::milliseconds::zero()) return Deadline(now);
+    if (d >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now)) return never();
+    return Deadline(now + d);
+  }
+  // The same from a number of seconds that may be fractional, huge, NaN or
+  // infinite (NaN and <= 0 are now, +inf and anything too long are never()).
+  static Deadline after_seconds(double seconds) {
+    if (!(seconds > 0)) return after(std::chrono::milliseconds::zero());
+    // 2^62 ms is about 146 million years: beyond the clock's range anyway.
+    constexpr double kLongest = 4.6e18;
+    double ms = seconds * 1000.0;
+    if (ms >= kLongest) return never();
+    return after(std::chrono::milliseconds(static_cast<int64_t>(ms + 0.999)));  // rounded up
+  }
 
   bool is_never() const { return at_ == Clock::time_point::max(); }
   bool expired() const { return !is_never() && Clock::now() >= at_; }

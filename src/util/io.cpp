@@ -13,9 +13,13 @@ int try_write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
+      int err = errno;  // now: whatever runs next may change errno
+      if (err == EINTR) continue;
+      return err;
     }
+    // A short write is retried: the next call reports the real cause (a full
+    // disk: ENOSPC). One that writes nothing at all would loop forever.
+    if (n == 0) return ENOSPC;
     data.remove_prefix(static_cast<size_t>(n));
   }
   return 0;

@@ -13,7 +13,9 @@ namespace kestrel {
 void write_all(int fd, std::string_view data, const char* what);
 
 // Like write_all but returns errno (0 on success) instead of throwing;
-// used where a failure is expected and handled, e.g. a closed pipe.
+// used where a failure is expected and handled, e.g. a closed pipe. Reports
+// the errno of the call that failed, ENOSPC for one that wrote nothing:
+// never a stale errno from an earlier call.
 int try_write_all(int fd, std::string_view data);
 
 // One read(2), retried on EINTR. Returns bytes read, 0 at EOF, -1 with errno set.

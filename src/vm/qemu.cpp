@@ -1,8 +1,11 @@
 #include "vm/qemu.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "assets/cache.hpp"
@@ -138,7 +141,31 @@ std::string qemu_version(const std::string& qemu) {
   return version;
 }
 
+namespace {
+
+// The CPUs QEMU's threads may run on (a cpuset can give us fewer than the host has).
+long usable_cpus() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return ::sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+}  // namespace
+
+uint32_t max_tcg_cpus(long host_cpus) { return kTcgCpusPerHostCpu * static_cast<uint32_t>(std::max(1L, host_cpus)); }
+
+void check_cpus(const VmConfig& c, long host_cpus) {
+  if (c.accel != Accel::kTcg || c.cpus <= max_tcg_cpus(host_cpus)) return;
+  fail(
+      "cannot give VM {} {} vCPUs under TCG: this host has {} CPU(s), and TCG boots at most {} vCPUs per host CPU "
+      "within the boot timeout (the guest's SMP start-up waits on every vCPU thread); use --cpus {} or fewer, or KVM",
+      c.name, c.cpus, host_cpus, kTcgCpusPerHostCpu, max_tcg_cpus(host_cpus));
+}
+
+void check_cpus(const VmConfig& c) { check_cpus(c, usable_cpus()); }
+
 Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras& extras) {
+  check_cpus(c);  // also after a fall-back from KVM to TCG
   UniqueFd log(::open(c.paths.qemu_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log) fail_errno("cannot create {}", c.paths.qemu_log().string());
   SpawnOptions o;

@@ -46,6 +46,18 @@ std::string opt_value(std::string_view value);
 // The full argv, argv[0] = the QEMU binary.
 std::vector<std::string> qemu_argv(const VmConfig& config, const std::string& qemu_binary);
 
+// TCG runs each vCPU on a host thread, and the guest kernel's SMP start-up
+// waits on all of them: with many more vCPUs than host CPUs the boot does not
+// end within the boot timeout (on a 2-CPU host: 8 vCPUs 11 s, 9 vCPUs 24 s,
+// 16 no greeting in 60 s). This many vCPUs per host CPU boot in time.
+inline constexpr uint32_t kTcgCpusPerHostCpu = 4;
+uint32_t max_tcg_cpus(long host_cpus);
+// Throws, saying why, when `config` asks for more vCPUs than its accelerator
+// can boot on a host with `host_cpus` CPUs (launch_qemu checks this host's).
+void check_cpus(const VmConfig& config, long host_cpus);
+// The same for the CPUs this process may run on.
+void check_cpus(const VmConfig& config);
+
 // $KESTREL_QEMU, else qemu-system-x86_64 from PATH. Throws naming the
 // package to install when it is missing.
 std::string find_qemu();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <utility>
 
 #include "config/reference.hpp"
 #include "util/error.hpp"
@@ -121,10 +122,10 @@ TEST_F(ConfigTest, BadFilesNameTheFileAndLine) {
             "kestrel.toml:2: unknown key 'memroy' (did you mean 'memory'?); `kestrel config --keys` lists the keys");
 
   write(file, "cpus = 2\nmemory = \"big\"\n");
-  EXPECT_EQ(load_error(project), "kestrel.toml:2: memory: expected an integer from 64 to 1048576, got a string");
+  EXPECT_EQ(load_error(project), "kestrel.toml:2: memory: expected an integer from 128 to 1048576, got a string");
 
   write(file, "\n\nmemory = 10\n");
-  EXPECT_EQ(load_error(project), "kestrel.toml:3: memory: 10 is out of range: expected an integer from 64 to 1048576");
+  EXPECT_EQ(load_error(project), "kestrel.toml:3: memory: 10 is out of range: expected an integer from 128 to 1048576");
 
   write(file, "keep = \"sometimes\"\n");
   EXPECT_EQ(load_error(project), "kestrel.toml:1: keep: 'sometimes' is not one of on-failure, always, never");
@@ -145,11 +146,114 @@ TEST_F(ConfigTest, BadFilesNameTheFileAndLine) {
 
 TEST_F(ConfigTest, BadEnvironmentValuesNameTheVariable) {
   env.vars["KESTREL_MEMORY"] = "lots";
-  EXPECT_EQ(load_error(project), "KESTREL_MEMORY=lots: 'lots' is not an integer from 64 to 1048576");
+  EXPECT_EQ(load_error(project), "KESTREL_MEMORY=lots: 'lots' is not an integer from 128 to 1048576");
   env.vars["KESTREL_MEMORY"] = "";  // empty counts as unset
   EXPECT_EQ(load(project).count("memory"), 512);
   env.vars["KESTREL_LIST_ON_HOST"] = "maybe";
   EXPECT_EQ(load_error(project), "KESTREL_LIST_ON_HOST=maybe: 'maybe' is not a boolean (true or false)");
+}
+
+TEST_F(ConfigTest, TimeoutsOutOfRangeAreRejectedFromEverySource) {
+  // 1e16 s once overflowed the deadline and killed the program at once (124).
+  const std::string range = "expected a number of seconds from 0 to 1000000000";
+  for (const char* bad : {"1e16", "9e12", "1e300", "1000000001"}) {
+    env.vars["KESTREL_TIMEOUT"] = bad;
+    EXPECT_EQ(load_error(project), fmt::format("KESTREL_TIMEOUT={}: '{}' is out of range: {}", bad, bad, range));
+  }
+  env.vars["KESTREL_TIMEOUT"] = "1e400";  // too big for a double: out of range, not "not a number"
+  EXPECT_EQ(load_error(project), "KESTREL_TIMEOUT=1e400: '1e400' is out of range: " + range);
+  for (const char* bad : {"inf", "nan", "-1", "0x10", "10s", "1,5", "+3", "1e", ".", "--1", "infinity"}) {
+    env.vars["KESTREL_TIMEOUT"] = bad;
+    EXPECT_EQ(load_error(project), fmt::format("KESTREL_TIMEOUT={}: '{}' is not a number of seconds from 0 to "
+                                               "1000000000",
+                                               bad, bad));
+  }
+  for (auto [text, seconds] :
+       {std::pair{"0", 0.0}, {"1.5", 1.5}, {"300", 300.0}, {"2e3", 2000.0}, {".5", 0.5}, {"1000000000", 1e9}}) {
+    env.vars["KESTREL_TIMEOUT"] = text;
+    EXPECT_EQ(load(project).seconds("timeout"), seconds) << text;
+  }
+  env.vars.erase("KESTREL_TIMEOUT");
+
+  // TOML has inf and nan literals, and floats of any size.
+  auto file = project / "kestrel.toml";
+  write(file, "timeout = 1e300\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: timeout: 1e+300 is out of range: " + range);
+  write(file, "\ntimeout = inf\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:2: timeout: inf is out of range: " + range);
+  write(file, "timeout = nan\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: timeout: nan is out of range: " + range);
+  write(file, "timeout = -5\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: timeout: -5 is out of range: " + range);
+  write(file, "timeout = 9_000_000_000_000\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: timeout: 9000000000000 is out of range: " + range);
+  write(file, "timeout = 600\n");
+  EXPECT_EQ(load(project).seconds("timeout"), 600);
+
+  Config c = load(project);
+  for (const char* bad : {"1e16", "inf", "nan", "-1"})
+    EXPECT_THROW(c.set_from_command_line("timeout", bad, "--timeout"), Error) << bad;
+  EXPECT_EQ(c.seconds("timeout"), 600);
+}
+
+TEST_F(ConfigTest, CountsRejectHexSignsHugeAndTrailingText) {
+  for (const char* bad : {"0x100", "128MiB", "1e3", "12.0", "+128", "nan", "inf", " ", "1 2"}) {
+    env.vars["KESTREL_MEMORY"] = bad;
+    EXPECT_NE(load_error(project).find("is not an integer from"), std::string::npos) << bad << load_error(project);
+  }
+  for (const char* bad : {"99999999999999999999", "-99999999999999999999"}) {
+    env.vars["KESTREL_SLOTS"] = bad;
+    env.vars.erase("KESTREL_MEMORY");
+    EXPECT_EQ(load_error(project),
+              fmt::format("KESTREL_SLOTS={}: '{}' is out of range: expected an integer from 0 to 4096", bad, bad));
+  }
+  env.vars["KESTREL_SLOTS"] = "-1";
+  EXPECT_EQ(load_error(project), "KESTREL_SLOTS=-1: -1 is out of range: expected an integer from 0 to 4096");
+}
+
+TEST(KeepTtl, UnitsAndLimits) {
+  EXPECT_EQ(parse_duration("7200"), 7200);
+  EXPECT_EQ(parse_duration("2h"), 7200);
+  EXPECT_EQ(parse_duration("90m"), 5400);
+  EXPECT_EQ(parse_duration("1.5h"), 5400);
+  EXPECT_EQ(parse_duration("30s"), 30);
+  EXPECT_EQ(parse_duration("1d"), 86400);
+  EXPECT_EQ(parse_duration("0"), 0);
+  EXPECT_EQ(parse_duration("1000000000s"), 1'000'000'000);
+  auto error_of = [](const char* text) {
+    try {
+      parse_duration(text);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  // inf, nan and 1e30s once overflowed into a negative TTL: every kept VM
+  // was "expired" and destroyed by the next kestrel command.
+  const std::string expected = "expected seconds, or a number with s, m, h or d (e.g. 90m, 2h), from 0 to 1000000000 s";
+  for (const char* bad : {"1e30s", "1e30", "11575d", "1e400", "1000000001"})
+    EXPECT_EQ(error_of(bad), fmt::format("'{}' is out of range: {}", bad, expected));
+  for (const char* bad : {"inf", "nan", "zzz", "-1", "-1h", "2hx", "h", "", "0x10", "2 h", "2H", "infd", "nand"})
+    EXPECT_EQ(error_of(bad), fmt::format("'{}' is not a time span: {}", bad, expected));
+}
+
+TEST_F(ConfigTest, LenientLoadingReportsEveryBadSettingAndKeepsTheRest) {
+  write(project / "kestrel.toml", "memory = 1024\ncpus = 0\n");  // a bad file is skipped whole
+  env.vars["KESTREL_TIMEOUT"] = "1e16";
+  env.vars["KESTREL_KEEP"] = "forever";
+  env.vars["KESTREL_MEMORY"] = "256";
+  std::vector<std::string> problems;
+  Config c = Config::load_lenient({project, env.getter()}, problems);
+  ASSERT_EQ(problems.size(), 3u);
+  EXPECT_EQ(problems[0], "kestrel.toml:2: cpus: 0 is out of range: expected an integer from 1 to 64");
+  EXPECT_EQ(problems[1].rfind("KESTREL_TIMEOUT=1e16: ", 0), 0u) << problems[1];
+  EXPECT_EQ(problems[2].rfind("KESTREL_KEEP=forever: ", 0), 0u) << problems[2];
+  EXPECT_EQ(c.seconds("timeout"), 0);
+  EXPECT_EQ(c.entry("timeout").origin.source, Source::kDefault);
+  EXPECT_EQ(c.text("keep"), "on-failure");
+  EXPECT_EQ(c.count("memory"), 256);
+  // load() stops at the first.
+  EXPECT_EQ(load_error(project), problems[0]);
 }
 
 TEST_F(ConfigTest, CommandLineValuesAreChecked) {
