@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
@@ -29,8 +30,13 @@ const char* kExecHelp = R"(Run a command in a running VM and return its exit sta
 
 Output is streamed live (stdout and stderr apart); standard input is forwarded
 unless it is a terminal (with -t it always is, on a pseudo-terminal). The
-command runs as root in the VM's root file system, in /, with a clean
-environment (PATH, HOME=/root, TERM). Several execs can run at once.
+command runs as root in the VM's root file system, as the run's program did:
+in the run's working directory, with the run's environment (KESTREL_VM
+included; with -t, TERM is this terminal's), so that a failure can be
+reproduced exactly. --cwd DIR runs it elsewhere, --env K=V sets a variable
+(repeatable), --clean-env starts from a clean root environment (PATH,
+HOME=/root, USER, LOGNAME, SHELL, TERM, LANG) instead. VMs of an older kestrel,
+which did not record them, get / and the clean environment.
 
 Up to 8 execs (and the run's own connection) can use one VM at once; more
 wait for a free agent port.
@@ -46,6 +52,19 @@ Exit status: the command's, or 128+N if it died of signal N; 124 after
 names the console log); 126/127 if the command could not be executed / found.
 )";
 
+// Sets "K=V" in env, replacing an entry for K.
+void set_variable(std::vector<std::string>& env, const std::string& kv) {
+  std::string prefix = kv.substr(0, kv.find('=') + 1);
+  std::erase_if(env, [&](const std::string& e) { return e.starts_with(prefix); });
+  env.push_back(kv);
+}
+
+// The terminal a -t command runs on is ours, whatever the run's TERM was.
+std::string host_term() {
+  const char* term = std::getenv("TERM");
+  return term && *term ? term : "linux";
+}
+
 }  // namespace
 
 int cmd_exec(const Args& all_args) {
@@ -59,17 +78,30 @@ int cmd_exec(const Args& all_args) {
   std::string dir;
   double timeout_s = 0;
   bool tty = false;
+  std::string cwd;
+  std::vector<std::string> env_overrides;
+  bool clean_env = false;
   CLI::App app(kExecHelp, "kestrel exec");
   app.add_option("words", words, "NAME ['CMD']")->required()->expected(1, 2);
   app.add_option("-f,--dir", dir, "the deployment directory")->required();
   app.add_option("--timeout", timeout_s, "kill the command after SECONDS (exit status 124)")
       ->check(CLI::PositiveNumber);
   app.add_flag("-t,--tty", tty, "run on a pseudo-terminal (interactive programs, e.g. a shell)");
+  app.add_option("--cwd", cwd, "run in DIR (default: the run's working directory)");
+  // One K=V per --env, so that the CMD after it stays a positional.
+  app.add_option("--env", env_overrides, "set the variable K to V (repeatable)")
+      ->allow_extra_args(false)
+      ->each([](const std::string& kv) {
+        if (kv.find('=') == std::string::npos || kv.front() == '=')
+          throw CLI::ValidationError("--env", "'" + kv + "' is not of the form K=V");
+      });
+  app.add_flag("--clean-env", clean_env, "a clean root environment instead of the run's");
   if (!parse(app, args)) return 0;
   const std::string& name = words[0];
-  if (words.size() == 2 && !argv.empty()) fail("give either 'CMD' or -- ARGV..., not both");
+  // Usage errors (exit status 2), found before anything is opened.
+  if (words.size() == 2 && !argv.empty()) throw CLI::ValidationError("give either 'CMD' or -- ARGV..., not both");
   if (words.size() == 2) argv = {"/bin/sh", "-c", words[1]};
-  if (argv.empty()) fail("nothing to run: give 'CMD' or -- ARGV...");
+  if (argv.empty()) throw CLI::ValidationError("a command is required: give 'CMD' or -- ARGV...");
 
   VmTarget target = find_vm(name, dir);
   trace("VM found");
@@ -79,8 +111,11 @@ int cmd_exec(const Args& all_args) {
 
   proto::Exec exec;
   exec.argv = argv;
-  exec.env = host::default_exec_environment();
-  exec.cwd = "/";
+  const deploy::State& state = target.deployment.state();
+  exec.env = state.env && !clean_env ? *state.env : host::default_exec_environment();
+  if (tty) set_variable(exec.env, "TERM=" + host_term());
+  for (const auto& kv : env_overrides) set_variable(exec.env, kv);
+  exec.cwd = !cwd.empty() ? cwd : state.cwd.value_or("/");
   host::ExecIo io;
   io.signal_fd = signals.fd();
   UniqueFd vm_pidfd = open_pidfd(target.pid);  // to tell a dead VM from a lost agent
