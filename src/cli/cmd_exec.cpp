@@ -116,6 +116,10 @@ int cmd_exec(const Args& all_args) {
   if (tty) set_variable(exec.env, "TERM=" + host_term());
   for (const auto& kv : env_overrides) set_variable(exec.env, kv);
   exec.cwd = !cwd.empty() ? cwd : state.cwd.value_or("/");
+  // The run's PWD names the run's directory: programs that trust it (as
+  // shells do) must not be told they are there when --cwd moved them.
+  bool has_pwd = std::any_of(exec.env.begin(), exec.env.end(), [](const auto& e) { return e.starts_with("PWD="); });
+  if (!cwd.empty() && has_pwd) set_variable(exec.env, "PWD=" + cwd);
   host::ExecIo io;
   io.signal_fd = signals.fd();
   UniqueFd vm_pidfd = open_pidfd(target.pid);  // to tell a dead VM from a lost agent

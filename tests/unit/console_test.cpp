@@ -1,6 +1,8 @@
 // What a user meets on a kept VM: the state `kestrel exec` reproduces a run
 // with, a clone's kernel command line, and the agent's console shell (run
 // here on a pseudo-terminal standing in for the serial console).
+#include "agent/console.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -12,7 +14,6 @@
 #include <chrono>
 #include <string>
 
-#include "agent/console.hpp"
 #include "deploy/deployment.hpp"
 #include "util/deadline.hpp"
 #include "util/fd.hpp"
