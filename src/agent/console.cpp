@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <vector>
@@ -42,6 +43,15 @@ bool take_lone_newline(int tty) {
   if (::ioctl(tty, FIONREAD, &pending) != 0 || pending != 1) return false;
   char c = 0;
   return ::read(tty, &c, 1) == 1 && c == '\n';
+}
+
+// A program that opens the console as its controlling terminal (an exec is
+// a session leader; `stty size </dev/ttyS0` does it) hangs up every open
+// file of the tty when it exits, our watch included: such a file polls
+// readable for ever and every ioctl on it fails with EIO.
+bool hung_up(int tty) {
+  termios t{};
+  return ::tcgetattr(tty, &t) != 0 && errno == EIO;
 }
 
 std::string current_hostname() {
@@ -84,6 +94,10 @@ int Console::input_fd() {
 
 void Console::on_input() {
   if (pid_ >= 0 || dying_ >= 0) return;
+  if (watch_ && hung_up(watch_.get())) {
+    watch_.reset();  // input_fd() opens a fresh one: is there input really?
+    return;
+  }
   if (watch_) take_lone_newline(watch_.get());
   spawn();
 }

@@ -55,7 +55,11 @@ void send_window_size(const VmTarget& target) {
   try {
     host::AgentClient agent = host::AgentClient::connect(target.paths, 1, Deadline::after(std::chrono::seconds(2)));
     proto::Exec exec;
-    exec.argv = {"stty", "-F", "/dev/ttyS0", "rows", std::to_string(ws.ws_row), "cols", std::to_string(ws.ws_col)};
+    // Not stty itself: an exec is a session leader, and a session leader
+    // that opens a tty nobody controls makes it its controlling terminal,
+    // then hangs it up on exit (flushing typed input, hanging up the
+    // agent's watch on it). The shell's child is no session leader.
+    exec.argv = {"/bin/sh", "-c", fmt::format("stty -F /dev/ttyS0 rows {} cols {}; :", ws.ws_row, ws.ws_col)};
     exec.env = host::default_exec_environment();
     exec.cwd = "/";
     UniqueFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));

@@ -4,6 +4,11 @@
 source "$(dirname "$0")/lib.sh"
 start_kept_vm --mem 256
 
+# An exec that opens the console makes it its controlling terminal and hangs
+# it up when it exits, the agent's watch for input included: the agent must
+# not take that for input.
+"$KESTREL" exec "$vm_name" 'stty size </dev/ttyS0' -f "$vm_dir" >/dev/null
+
 # Attaching starts the shell with one prompt (the newline kestrel sends to
 # wake it is not answered with a second one), on a 24x80 console.
 out=$("$KESTREL" serial "$vm_name" -f "$vm_dir" </dev/null | tr -d '\r')
