@@ -49,7 +49,8 @@ exits 124.
 
 Exit status: the command's, or 128+N if it died of signal N; 124 after
 --timeout; 125 if kestrel failed or the VM died (the message says why and
-names the console log); 126/127 if the command could not be executed / found.
+names the console log); 126/127 if the command could not be executed / found
+(126 also when its working directory does not exist in the VM).
 )";
 
 // Sets "K=V" in env, replacing an entry for K.
@@ -151,6 +152,13 @@ int cmd_exec(const Args& all_args) {
     case Kind::kExited:
       return outcome.status.shell_status();
     case Kind::kStartFailed:
+      // A working directory the VM lacks (the run's may be gone since) is
+      // no missing command: 126, and a word on how to run elsewhere.
+      if (outcome.message.find("cannot change directory") != std::string::npos) {
+        say(fmt::format("error: {}{}", outcome.message,
+                        cwd.empty() ? " (the run's working directory; --cwd DIR runs the command elsewhere)" : ""));
+        return kExitCannotExec;
+      }
       say("error: " + outcome.message);
       return outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec;
     case Kind::kTimedOut:

@@ -33,6 +33,9 @@ expect_eq "PWD after --cwd" "PWD=/tmp" "$("$KESTREL" exec "$vm_name" --cwd /tmp 
 expect_eq "--env" "1 x=y" "$(x --env KT_A=1 --env 'KT_B=x=y' 'echo $KT_A $KT_B')"
 expect_eq "--env overrides" "new" "$(x --env KT_EXEC_MARK=new 'echo $KT_EXEC_MARK')"
 expect_eq "--clean-env" "/root unset" "$(x --clean-env 'echo $HOME ${KT_EXEC_MARK-unset}')"
+status=0; x --cwd /no/such/dir true 2>"$work/err" || status=$?
+expect_eq "status for a missing --cwd" 126 "$status"
+grep -q "cannot change directory to '/no/such/dir'" "$work/err" || fail "no reason given: $(cat "$work/err")"
 status=0; x --env NOEQUALS true 2>/dev/null || status=$?
 expect_eq "--env without =" 2 "$status"
 # The environment may hold secrets: the state file is the owner's only.
