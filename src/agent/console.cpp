@@ -2,9 +2,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <vector>
 
 #include "agent/log.hpp"
@@ -16,6 +20,39 @@ namespace kestrel::agent {
 namespace {
 
 using namespace std::chrono_literals;
+
+// A serial line carries no window size, and a tty left at 0x0 tells programs
+// that lay out text (and `stty size`) that there is no screen at all. The
+// usual 24x80 until `kestrel serial` sets the attaching terminal's size.
+void default_window_size(int tty) {
+  winsize ws{};
+  if (::ioctl(tty, TIOCGWINSZ, &ws) != 0 || ws.ws_row != 0 || ws.ws_col != 0) return;
+  ws.ws_row = 24;
+  ws.ws_col = 80;
+  if (::ioctl(tty, TIOCSWINSZ, &ws) != 0) log_errorf("cannot set the console's window size: {}", std::strerror(errno));
+}
+
+// True if all the input waiting on `tty` is one empty line: the newline
+// `kestrel serial` sends on attaching (or an Enter) only asks for a shell,
+// which would answer it with a second prompt. The newline is consumed.
+bool take_lone_newline(int tty) {
+  termios t{};
+  int pending = 0;
+  if (::tcgetattr(tty, &t) != 0 || !(t.c_lflag & ICANON)) return false;  // raw: every byte counts
+  // In canonical mode only whole lines are readable: one byte is a newline.
+  if (::ioctl(tty, FIONREAD, &pending) != 0 || pending != 1) return false;
+  char c = 0;
+  return ::read(tty, &c, 1) == 1 && c == '\n';
+}
+
+// A program that opens the console as its controlling terminal (an exec is
+// a session leader; `stty size </dev/ttyS0` does it) hangs up every open
+// file of the tty when it exits, our watch included: such a file polls
+// readable for ever and every ioctl on it fails with EIO.
+bool hung_up(int tty) {
+  termios t{};
+  return ::tcgetattr(tty, &t) != 0 && errno == EIO;
+}
 
 std::string current_hostname() {
   char buf[HOST_NAME_MAX + 1] = {};
@@ -56,7 +93,13 @@ int Console::input_fd() {
 }
 
 void Console::on_input() {
-  if (pid_ < 0 && dying_ < 0) spawn();
+  if (pid_ >= 0 || dying_ >= 0) return;
+  if (watch_ && hung_up(watch_.get())) {
+    watch_.reset();  // input_fd() opens a fresh one: is there input really?
+    return;
+  }
+  if (watch_) take_lone_newline(watch_.get());
+  spawn();
 }
 
 void Console::spawn() {
@@ -68,6 +111,7 @@ void Console::spawn() {
     quiet_until_ = Deadline::after(5s);
     return;
   }
+  default_window_size(tty.get());
   SpawnSpec spec;
   spec.argv = {options_.shell};
   // dash (a Debian guest root's /bin/sh) expands no escapes in PS1, so the

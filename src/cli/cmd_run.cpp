@@ -266,6 +266,12 @@ int cmd_run(const Args& args) {
   deploy::Deployment dep = deploy::Deployment::create(name);
   dep.state().keep = o.keep;
   dep.state().command = o.command;
+  // What `kestrel exec` needs to run a command as the program ran: the same
+  // working directory and guest environment (the state file is 0600).
+  dep.state().cwd = fs::current_path().string();
+  dep.state().env = host::guest_environment(environ, o.env);
+  std::erase_if(*dep.state().env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
+  dep.state().env->push_back("KESTREL_VM=" + name);
   dep.state().vms.push_back({name, 0, ""});
   dep.save();
   // Tears everything down unless the VM is kept: this also runs when we throw.

@@ -85,11 +85,15 @@ std::string State::to_json() const {
   j["runner_pid"] = runner_pid;
   j["keep"] = keep;
   j["command"] = command;
+  if (cwd) j["cwd"] = *cwd;
+  if (env) j["env"] = *env;
   j["vms"] = nlohmann::json::array();
   for (const auto& vm : vms)
     j["vms"].push_back({{"name", vm.name}, {"pid", vm.pid}, {"accel", vm.accel}, {"start", vm.start}});
   if (exit_status) j["exit_status"] = *exit_status;
-  return j.dump(2) + "\n";
+  // Bytes that are not UTF-8 (a path, an argument or a variable may hold
+  // any) become U+FFFD instead of failing the run.
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 State State::from_json(const std::string& text, const fs::path& origin) {
@@ -110,6 +114,8 @@ State State::from_json(const std::string& text, const fs::path& origin) {
     s.runner_pid = number_or(j, "runner_pid", 0, kMaxPid, 0);
     s.keep = j.value("keep", "on-failure");
     s.command = j.value("command", std::vector<std::string>{});
+    if (j.contains("cwd")) s.cwd = j["cwd"].get<std::string>();
+    if (j.contains("env")) s.env = j["env"].get<std::vector<std::string>>();
     for (const auto& vm : j.value("vms", nlohmann::json::array())) {
       VmRecord r{vm.value("name", ""), number_or(vm, "pid", 0, kMaxPid, 0), vm.value("accel", ""),
                  vm.value("start", "")};

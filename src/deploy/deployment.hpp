@@ -41,6 +41,12 @@ struct State {
   int runner_pid = 0;
   std::string keep = "on-failure";
   std::vector<std::string> command;
+  // Where and with what environment the program ran ("K=V" entries, as the
+  // guest got them), so that `kestrel exec` runs commands the same way.
+  // Absent in deployments of older kestrels. The environment may hold
+  // secrets: the state file is 0600 in a 0700 directory.
+  std::optional<std::string> cwd;
+  std::optional<std::vector<std::string>> env;
   std::vector<VmRecord> vms;
   std::optional<int> exit_status;  // set when the run finished (kept ones)
 

@@ -40,7 +40,10 @@ std::string kernel_cmdline(const VmConfig& c) {
   // NAME true` about halved). Throwaway test VMs do not need ASLR; KVM keeps it.
   if (c.accel == Accel::kTcg) line += " norandmaps";
   line += c.debug ? " loglevel=7 kestrel.debug=1" : " quiet";
-  line += " kestrel.name=" + c.name;
+  // A warm-start clone resumes the template's memory, kernel command line
+  // included, so a template (and its clones) boot under a neutral name
+  // instead of the first run's; each clone learns its own from SETUP.
+  line += " kestrel.name=" + (c.memory_file.empty() ? c.name : std::string("kestrel-template"));
   return line;
 }
 

@@ -1,8 +1,64 @@
 # `kestrel exec` on a running VM: exit statuses, concurrent execs with their
 # own output, --timeout, stdin forwarding, a pseudo-terminal, signals.
 source "$(dirname "$0")/lib.sh"
+# The run's working directory and environment, which exec reproduces.
+mkdir -p "$work/cwd"
+cd "$work/cwd"
+export KT_EXEC_MARK='a b$c'
 start_kept_vm --mem 256
+cd /
 x() { "$KESTREL" exec "$vm_name" "$@" -f "$vm_dir"; }
+
+# A kept VM (here by --keep always, after a success) gets the same
+# ready-to-paste commands as a failed run's.
+kept_err=$(cat "$work"/kept-*)
+for what in "console:  .* serial $vm_name -f" "command:  .* exec $vm_name 'CMD' -f" "destroy:  .* destroy -f"; do
+  grep -q "^kestrel:   $what" <<<"$kept_err" || fail "--keep always printed no '$what' line: $kept_err"
+done
+
+# No command: a usage error (2), not a kestrel failure (125).
+status=0; "$KESTREL" exec "$vm_name" -f "$vm_dir" 2>"$work/err" || status=$?
+expect_eq "exec without a command" 2 "$status"
+grep -q "a command is required" "$work/err" || fail "no usage message: $(cat "$work/err")"
+status=0; "$KESTREL" exec "$vm_name" 'true' -f "$vm_dir" -- /bin/true 2>/dev/null || status=$?
+expect_eq "exec with both forms" 2 "$status"
+
+# Commands run where and as the program ran: its working directory, its
+# environment (KESTREL_VM included); --cwd, --env and --clean-env override.
+expect_eq "default cwd" "$work/cwd" "$(x pwd)"
+expect_eq "KESTREL_VM" "$vm_name" "$(x 'echo $KESTREL_VM')"
+expect_eq "the run's variable" 'a b$c' "$(x 'echo "$KT_EXEC_MARK"')"
+expect_eq "--cwd" "/tmp" "$(x --cwd /tmp pwd)"
+expect_eq "PWD after --cwd" "PWD=/tmp" "$("$KESTREL" exec "$vm_name" --cwd /tmp -f "$vm_dir" -- /usr/bin/env | grep '^PWD=')"
+expect_eq "--env" "1 x=y" "$(x --env KT_A=1 --env 'KT_B=x=y' 'echo $KT_A $KT_B')"
+expect_eq "--env overrides" "new" "$(x --env KT_EXEC_MARK=new 'echo $KT_EXEC_MARK')"
+expect_eq "--clean-env" "/root unset" "$(x --clean-env 'echo $HOME ${KT_EXEC_MARK-unset}')"
+status=0; x --cwd /no/such/dir true 2>"$work/err" || status=$?
+expect_eq "status for a missing --cwd" 126 "$status"
+grep -q "cannot change directory to '/no/such/dir'" "$work/err" || fail "no reason given: $(cat "$work/err")"
+status=0; x --env NOEQUALS true 2>/dev/null || status=$?
+expect_eq "--env without =" 2 "$status"
+# The environment may hold secrets: the state file is the owner's only.
+expect_eq "mode of deployment.json" 600 "$(stat -c %a "$vm_dir/deployment.json")"
+# A deployment of an older kestrel (no cwd/env recorded): / and a clean environment.
+cp -p "$vm_dir/deployment.json" "$work/state.json"
+python3 - "$vm_dir/deployment.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+del s["cwd"], s["env"]
+open(sys.argv[1], "w").write(json.dumps(s))
+PY
+expect_eq "old deployment" "/ unset" "$(x 'echo $PWD ${KESTREL_VM-unset}')"
+cp -p "$work/state.json" "$vm_dir/deployment.json"
+
+# A warm clone's kernel command line names no other VM (it is its
+# template's): the template boots as kestrel-template.
+cmdline_name=$(x 'cat /proc/cmdline' | tr ' ' '\n' | sed -n 's/^kestrel.name=//p')
+if [ "$(vm_start "$vm_dir")" = warm ]; then
+  expect_eq "a clone's kestrel.name" kestrel-template "$cmdline_name"
+else
+  expect_eq "a cold VM's kestrel.name" "$vm_name" "$cmdline_name"
+fi
 
 # Exit statuses propagate.
 status=0; x 'exit 4' || status=$?
