@@ -364,10 +364,9 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   proto::Exec exec;
   exec.argv = o.command;
   exec.argv[0] = program.string();
-  exec.env = host::guest_environment(environ, o.env);
-  std::erase_if(exec.env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
-  exec.env.push_back("KESTREL_VM=" + name);
-  exec.cwd = fs::current_path().string();
+  // What `kestrel exec` reuses (recorded at the start of the run).
+  exec.env = *dep.state().env;
+  exec.cwd = *dep.state().cwd;
   host::ExecIo io;
   if (!::isatty(STDIN_FILENO)) {
     exec.flags |= proto::kExecStdin;
@@ -375,8 +374,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   }
   io.signal_fd = signals.fd();
   io.vm_pidfd = machine.qemu().pidfd();
-  if (o.timeout_s > 0)
-    io.timeout = Deadline::after(std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
+  if (o.timeout_s > 0) io.timeout = Deadline::after_seconds(o.timeout_s);
   host::ExecOutcome outcome = machine.agent().exec(exec, io);
   trace("program finished");
 

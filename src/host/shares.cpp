@@ -30,8 +30,9 @@ fs::path resolve_share(const std::string& given) {
   if (::stat(p.c_str(), &st) != 0) fail_errno("cannot share {}", given);
   if (!S_ISDIR(st.st_mode)) fail("cannot share {}: not a directory", given);
   if (p == "/")
-    fail("cannot share / : the host's root is already visible read-only in the VM; share the directories the "
-         "program must write to instead");
+    fail(
+        "cannot share / : the host's root is already visible read-only in the VM; share the directories the "
+        "program must write to instead");
   if (reserved_in_guest(p))
     fail("cannot share {}: the guest mounts its own file systems at /proc, /sys and /dev", given);
   return p;
@@ -58,7 +59,8 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
   if (hidden_in_guest(program)) {
     if (reserved_in_guest(dir))
       fail("cannot run {} in a VM: the guest mounts its own file systems at /proc, /sys and /dev", program.string());
-    bool covered = std::any_of(items.begin(), items.end(), [&](const Item& i) { return is_within(dir, i.path.native()); });
+    bool covered =
+        std::any_of(items.begin(), items.end(), [&](const Item& i) { return is_within(dir, i.path.native()); });
     if (!covered) items.push_back({dir, true});
   }
   // Parents before children: a later mount must never hide an earlier one.

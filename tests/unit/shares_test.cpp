@@ -1,10 +1,11 @@
 // host::plan_shares: what a run shares into its VM, validated before QEMU
 // sees a path (issue: a share could hide kestrel's own mounts, a comma could
 // add QEMU options).
+#include "host/shares.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "host/shares.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "vm/qemu.hpp"
@@ -70,8 +71,7 @@ TEST(Shares, CommaInASharePathReachesQemuEscaped) {
   auto argv = vm::qemu_argv(c, "qemu-system-x86_64");
   for (size_t i = 0; i + 1 < argv.size(); ++i)
     if (argv[i] == "-fsdev" && argv[i + 1].find("id=fs1") != std::string::npos) fsdev = argv[i + 1];
-  EXPECT_NE(fsdev.find("path=" + t.path().string() + "/a,,readonly=off,,b,security_model"), std::string::npos)
-      << fsdev;
+  EXPECT_NE(fsdev.find("path=" + t.path().string() + "/a,,readonly=off,,b,security_model"), std::string::npos) << fsdev;
   EXPECT_EQ(vm::opt_value("a,b,,c"), "a,,b,,,,c");
 }
 

@@ -1,10 +1,11 @@
 // How a VM's end is read: a crash of QEMU under KVM is a verdict on KVM, a
 // kill from outside is not; a clone's console tail shows only its own lines.
+#include "host/vm_exit.hpp"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include "host/machine.hpp"
-#include "host/vm_exit.hpp"
 
 namespace kestrel {
 namespace {
