@@ -17,6 +17,7 @@
 #include "deploy/deployment.hpp"
 #include "deploy/registry.hpp"
 #include "deploy/teardown.hpp"
+#include "deploy_test_support.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/process.hpp"
@@ -26,32 +27,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A private KESTREL_RUNTIME_DIR for one test.
-class RuntimeDir {
- public:
-  RuntimeDir() : dir_("/tmp", "kestrel-unit-rt-") { ::setenv("KESTREL_RUNTIME_DIR", dir_.path().c_str(), 1); }
-  ~RuntimeDir() { ::unsetenv("KESTREL_RUNTIME_DIR"); }
-  const fs::path& path() const { return dir_.path(); }
-
- private:
-  TempDir dir_;
-};
-
-// A process whose command line names a QMP socket in `vm_dir`, as QEMU's does
-// (see deploy_test.cpp).
-Child fake_qemu(const fs::path& vm_dir) {
-  fs::create_directories(vm_dir);
-  fs::path fifo = vm_dir / "fifo";
-  if (!fs::exists(fifo)) {
-    EXPECT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  }
-  SpawnOptions o;
-  o.argv = {"/bin/sh",     "-c",   "read x <> \"$0\"",
-            fifo.string(), "-qmp", "unix:" + (vm_dir / "qmp.sock").string() + ",server=on,wait=off"};
-  return Child::spawn(o);
-}
-
-bool alive(Child& c) { return !c.wait(Deadline::after(0ms)).has_value(); }
+using test_support::alive;
+using test_support::fake_qemu;
+using test_support::RuntimeDir;
 
 // A deployment with a running fake QEMU recorded in its state, as a kept run leaves it.
 struct KeptDeployment {
