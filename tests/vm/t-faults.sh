@@ -33,6 +33,18 @@ wait_qemu() {
   done
   return 1
 }
+# Waits up to 10 s until PID is kestrel itself, not the shell's child that is
+# about to exec it: a signal sent before the exec meets the shell's own
+# handling (an ignored SIGINT was lost and `sleep 100` ran to its end).
+wait_exec() {
+  local i self
+  self=$(readlink -f "$KESTREL")
+  for i in $(seq 200); do
+    [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$self" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 # expect_in FILE TEXT: the run's stderr says TEXT.
 expect_in() { grep -qF -- "$2" "$1" || fail "expected '$2' in the run's messages: $(cat "$1")"; }
 
@@ -68,6 +80,7 @@ iteration() {
     sigint-runner)
       "$KESTREL" run --mem 256 -- sleep 100 2>"$log" &
       pid=$!
+      wait_exec "$pid" || fail "the runner did not start"
       sleep "$(secs "$delay")"
       local sent=$(date +%s%N)
       kill -INT "$pid"
