@@ -19,6 +19,7 @@ warm_run() {
   start=$(now)
   KESTREL_RUNTIME_DIR=$2 "$1" run -q -- /bin/true
   elapsed "$start"
+  echo
 }
 warm_run "$a" "$tmp/a" >/dev/null  # builds each one's template; not measured
 warm_run "$b" "$tmp/b" >/dev/null
