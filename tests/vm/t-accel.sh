@@ -51,6 +51,9 @@ SH
   grep -q 'did not boot: QEMU failed under KVM' "$work/err" || fail "no KVM verdict in: $(cat "$work/err")"
   grep -q 'SIGABRT' "$work/err" || fail "the message does not say how QEMU died: $(cat "$work/err")"
   grep -q 'failed to set MSR' "$work/err" || fail "the message does not quote QEMU: $(cat "$work/err")"
+  # QEMU never ran: no console lines (once: the template's old boot) and no
+  # pointer to a console log that does not exist.
+  ! grep -q 'last console lines\|console log:' "$work/err" || fail "console lines of another VM: $(cat "$work/err")"
   if [ -e /sys/module/kvm_pvm ] && [ ! -e /sys/module/kvm_intel ] && [ ! -e /sys/module/kvm_amd ]; then
     grep -q 'PVM' "$work/err" || fail "the message does not explain PVM: $(cat "$work/err")"
   fi

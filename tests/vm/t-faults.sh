@@ -45,6 +45,12 @@ wait_exec() {
   done
   return 1
 }
+# expect_log_kept FILE: the console log the run's message names is there to read.
+expect_log_kept() {
+  local named
+  named=$(sed -n 's/^kestrel: console log: //p' "$1" | tail -1)
+  [ -f "$named" ] || fail "the message names a console log that is not there: $named"
+}
 # expect_in FILE TEXT: the run's stderr says TEXT.
 expect_in() { grep -qF -- "$2" "$1" || fail "expected '$2' in the run's messages: $(cat "$1")"; }
 
@@ -76,6 +82,7 @@ iteration() {
       expect_eq "status after QEMU was killed" 125 "$status"
       expect_in "$log" "QEMU was killed by signal 9 (SIGKILL)"
       expect_in "$log" "console log: $KESTREL_RUNTIME_DIR/"
+      expect_log_kept "$log"
       ;;
     sigint-runner)
       "$KESTREL" run --mem 256 -- sleep 100 2>"$log" &
@@ -100,6 +107,7 @@ iteration() {
       expect_eq "status after a guest panic" 125 "$status"
       expect_in "$log" "the guest kernel panicked (sysrq triggered crash)"
       expect_in "$log" "console log: $KESTREL_RUNTIME_DIR/"
+      expect_log_kept "$log"
       ;;
     timeout)
       "$KESTREL" run --mem 256 --keep never --timeout "$(secs $((delay + 1)))" -- sleep 100 2>"$log" || status=$?
