@@ -138,6 +138,8 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
          {rw + "/upper", rw + "/work", root},
          false,
          "the root overlay at " + root});
+    // The guest's own /proc, /sys, /dev and /run hide the host's: the host
+    // knows this list too (host/shares.cpp, hidden_in_guest), keep them equal.
     // Binds of the agent's own /proc and /sys (one pid namespace, one
     // kernel): cheaper than new instances.
     add({"/proc", root + "/proc", "", "", MS_BIND | MS_REC, {root + "/proc"}, false, "/proc at " + root + "/proc"});

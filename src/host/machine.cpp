@@ -67,7 +67,6 @@ void kvm_did_not_boot(BootPlan& p, const vm::VmConfig& config, const BootOptions
   if (!p.decision.automatic)
     throw BootFailure(describe_vm_failure(config.name, config.paths,
                                           fmt::format("did not boot: {}; {}", why, vm::kvm_failure_hint(p.facts))));
-  if (p.verdict_key.empty()) p.verdict_key = verdict_key(p.qemu, p.kernel_release);
   vm::remember_kvm_failure(p.verdict_key, why);
   if (o.notice) o.notice(why + "; falling back to TCG (remembered for this host)");
   p.decision = {vm::Accel::kTcg, true, "TCG: KVM did not boot here"};

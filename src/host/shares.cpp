@@ -40,6 +40,7 @@ fs::path resolve_share(const std::string& given) {
 
 }  // namespace
 
+// The agent mounts these in the guest root (agent/setup.cpp, plan_mounts).
 bool hidden_in_guest(const fs::path& p) { return reserved_in_guest(p) || is_within(p, "/run"); }
 
 SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& program) {

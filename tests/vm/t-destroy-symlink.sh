@@ -3,20 +3,24 @@
 # the deployment itself, and `ls` stays consistent; a directory that is not
 # one of kestrel's is refused with nothing deleted; a gone one is an error.
 source "$(dirname "$0")/lib.sh"
+# destroyed_through WHAT PATH: `destroy -f PATH` destroyed the kept VM
+# ($vm_dir) itself: its line printed, its QEMU killed, its directory gone.
+destroyed_through() {
+  local out
+  out=$("$KESTREL" destroy -f "$2")
+  expect_eq "$1" "destroyed $vm_dir (kept)" "$out"
+  [ -z "$(our_qemus)" ] || fail "QEMU left running after $1: $(our_qemus)"
+  [ ! -e "$vm_dir" ] || fail "$1 left $vm_dir"
+}
+
 start_kept_vm --mem 256
 ln -s "$KESTREL_RUNTIME_DIR" "$work/alias"
-out=$("$KESTREL" destroy -f "$work/alias/$vm_name")
-expect_eq "destroy through a symlinked parent" "destroyed $vm_dir (kept)" "$out"
-[ -z "$(our_qemus)" ] || fail "QEMU left running after destroy via $work/alias: $(our_qemus)"
-[ ! -e "$vm_dir" ] || fail "destroy left $vm_dir"
+destroyed_through "destroy through a symlinked parent" "$work/alias/$vm_name"
 expect_eq "ls --json after destroy" "[]" "$("$KESTREL" ls --json)"
 
 start_kept_vm --mem 256
 ln -s "$vm_dir" "$work/link"
-out=$("$KESTREL" destroy -f "$work/link")
-expect_eq "destroy of a link" "destroyed $vm_dir (kept)" "$out"
-[ -z "$(our_qemus)" ] || fail "QEMU left running after destroy -f LINK: $(our_qemus)"
-[ ! -e "$vm_dir" ] || fail "destroy -f LINK left $vm_dir"
+destroyed_through "destroy of a link" "$work/link"
 [ -L "$work/link" ] || fail "destroy -f LINK removed the link itself"
 
 # A gone deployment: the same error and status for -f DIR and NAME.
