@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string_view>
 
 #include "agent/boot.hpp"
@@ -82,7 +83,13 @@ void run_as_init() {
     Console shell(Console::Options{});
     ServerOptions options;
     options.reap_all = true;
-    options.setup = [](const proto::SetupRequest& request) { return apply_setup(request); };
+    auto written = std::make_shared<std::vector<std::string>>();
+    options.setup = [written](const proto::SetupRequest& request) {
+      std::string root = apply_setup(request);
+      *written = write_through_dirs(request, root);
+      return root;
+    };
+    options.before_exit = [written] { flush_dirs(*written); };
     options.console = &shell;
     options.find_ports = [&finder] { return finder.find_new(); };
     AgentServer server(std::move(options));

@@ -50,6 +50,10 @@ struct ServerOptions {
   // Carries out SETUP, returning the new guest root ("" = unchanged). Throws
   // Error to fail it. Null: SETUP is answered with ERROR.
   std::function<std::string(const proto::SetupRequest&)> setup;
+  // Runs after a program exits, before its EXIT is sent: flushes what it
+  // wrote to read-write shares, so it is on the host when the host reads
+  // EXIT (and may kill the VM).
+  std::function<void()> before_exit;
   // The console shell to reap, respawn and move into the guest root.
   Console* console = nullptr;
   // Looks for ports that appeared late; called about once a second while

@@ -197,4 +197,18 @@ std::string apply_setup(const proto::SetupRequest& request, const SetupPaths& pa
   return plan.root;
 }
 
+std::vector<std::string> write_through_dirs(const proto::SetupRequest& request, const std::string& root) {
+  std::vector<std::string> dirs;
+  for (const auto& m : request.mounts)
+    if (m.kind == proto::MountKind::kReadWrite) dirs.push_back(root + m.target);
+  return dirs;
+}
+
+void flush_dirs(const std::vector<std::string>& dirs) {
+  for (const auto& d : dirs) {
+    UniqueFd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || ::syncfs(fd.get()) != 0) log_errorf("cannot flush {}: {}", d, std::strerror(errno));
+  }
+}
+
 }  // namespace kestrel::agent

@@ -50,4 +50,11 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
 // naming the step that failed.
 std::string apply_setup(const proto::SetupRequest& request, const SetupPaths& paths = {});
 
+// The read-write shares of `request` as the agent sees them (inside `root`).
+std::vector<std::string> write_through_dirs(const proto::SetupRequest& request, const std::string& root);
+
+// syncfs(2) of each directory's file system: pages a program dirtied through
+// a shared mapping reach the host now, not when the guest gets round to it.
+void flush_dirs(const std::vector<std::string>& dirs);
+
 }  // namespace kestrel::agent

@@ -102,6 +102,7 @@ void AgentServer::finish_stream(Conn& c, uint32_t id, int status) {
       if (pump_output(c, s, *fd, type) != Pump::kData) break;
     }
   }
+  if (options_.before_exit) options_.before_exit();
   proto::ExitStatus exit;
   if (WIFSIGNALED(status)) {
     exit.kind = proto::ExitStatus::Kind::kSignaled;

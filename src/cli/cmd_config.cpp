@@ -7,6 +7,7 @@
 #include "cli/parse.hpp"
 #include "config/config.hpp"
 #include "config/reference.hpp"
+#include "host/write_through.hpp"
 #include "util/error.hpp"
 #include "util/strings.hpp"
 
@@ -89,6 +90,19 @@ int cmd_config(const Args& args) {
   for (const config::EnvOnly& v : config::environment_only()) {
     if (const char* value = std::getenv(v.name); value && *value)
       std::printf("# %s=%s (environment)\n", v.name, shell_quote(value).c_str());
+  }
+  // What write_through means here, for a program run from this directory
+  // (its build tree, if any, comes on top: `kestrel run --verbose` says).
+  std::vector<std::string> trees;
+  for (const auto& t : config.list("write_through"))
+    if (t != "none") trees.push_back(t);
+  std::printf("# write-through trees for programs run from here (a program's build tree is added per run):\n");
+  try {
+    host::WritePlan plan = host::plan_write_through(
+        {trees, config::describe_origin(config.entry("write_through").origin), cwd, std::nullopt, host::user_home()});
+    for (const auto& line : host::describe_write_plan(plan)) std::printf("#   %s\n", line.c_str());
+  } catch (const Error& e) {
+    std::printf("#   error: %s\n", e.what());
   }
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "host/machine.hpp"
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
+#include "host/write_through.hpp"
 #include "proto/frame.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -55,6 +56,9 @@ struct RunOptions {
   bool list_on_host = true;
   host::EnvPolicy env;
   std::vector<config::Share> shares;
+  std::vector<std::string> write_through;  // "auto" and paths; empty: none
+  std::string write_through_origin;
+  bool verbose = false;
   std::vector<std::string> command;
 };
 
@@ -71,6 +75,9 @@ void fill_from_config(RunOptions& o, const config::Config& c) {
   o.cold = !c.flag("warm");
   o.env.pass = c.list("env.pass");
   o.env.deny = c.list("env.deny");
+  for (const auto& t : c.list("write_through"))
+    if (t != "none") o.write_through.push_back(t);
+  o.write_through_origin = describe_origin(c.entry("write_through").origin);
   for (const auto& s : c.list("share")) {
     o.shares.push_back(config::parse_share(s));
     if (!fs::is_directory(o.shares.back().path))
@@ -153,9 +160,34 @@ boot, else TCG), KESTREL_SLOTS, KESTREL_ENV_PASS, KESTREL_ENV_DENY (see
 KESTREL_TRACE=1 (phase timings on stderr).
 )";
 
+fs::path cwd_or_empty() {
+  std::error_code ec;
+  fs::path cwd = fs::current_path(ec);
+  return ec ? fs::path() : cwd;
+}
+
+// A copy (never a link: the host may rebuild the file in place) of the
+// program as it ran, for debugging a kept VM after the host rebuilt it.
+// Returns its path, or nothing (with a warning) if it cannot be made.
+std::optional<fs::path> keep_program_copy(const fs::path& dir, const fs::path& program) {
+  fs::path copy = dir / "program" / program.filename();
+  try {
+    make_dirs(copy.parent_path(), 0700);
+    std::error_code ec;
+    fs::copy_file(program, copy, fs::copy_options::overwrite_existing, ec);
+    if (ec) fail("cannot copy {} to {}: {}", program.string(), copy.string(), ec.message());
+    return copy;
+  } catch (const Error& e) {
+    say(std::string("warning: ") + e.what());
+    return std::nullopt;
+  }
+}
+
 // A kept VM, failed (status) or kept by --keep always (no status): where it
-// is and the ready-to-paste commands to get in and to remove it.
-void print_kept_message(const std::string& name, const fs::path& dir, std::optional<int> status) {
+// is, the copy of its program, and the ready-to-paste commands to get in and
+// to remove it.
+void print_kept_message(const std::string& name, const fs::path& dir, std::optional<int> status,
+                        const std::optional<fs::path>& copy) {
   std::string self = self_command();
   std::string d = shell_quote(dir.string());
   if (status)
@@ -166,6 +198,7 @@ void print_kept_message(const std::string& name, const fs::path& dir, std::optio
   say(fmt::format("  console:  {} serial {} -f {}", self, name, d));
   say(fmt::format("  command:  {} exec {} 'CMD' -f {}", self, name, d));
   say(fmt::format("  destroy:  {} destroy -f {}", self, d));
+  if (copy) say(fmt::format("  program:  {} (a copy of the program as it ran)", copy->string()));
 }
 
 void say_interrupted(int signo, const std::string& name) {
@@ -226,6 +259,7 @@ int cmd_run(const Args& args) {
   ConfigOptions config_options(app);
   app.add_option("--name", o.name, "VM name stem (default: the program's name); a random suffix is added");
   app.add_flag("-q,--quiet", o.quiet, "do not print the VM name and deployment dir at start");
+  app.add_flag("-v,--verbose", o.verbose, "say at start where the program's writes reach the host (and why)");
   app.add_flag("--debug", o.debug, "verbose guest kernel and agent output on the console log");
   // PROGRAM and everything after it (or after "--") is the command, untouched.
   app.prefix_command();
@@ -251,7 +285,11 @@ int cmd_run(const Args& args) {
     say(std::string("error: ") + e.what());
     return e.status();
   }
-  host::SharePlan shares = host::plan_shares(o.shares, program);
+  host::WritePlan writes =
+      host::plan_write_through({o.write_through, o.write_through_origin, cwd_or_empty(), program, host::user_home()});
+  std::vector<fs::path> trees;
+  for (const auto& t : writes.trees) trees.push_back(t.path);
+  host::SharePlan shares = host::plan_shares(o.shares, program, trees);
   if (o.list_on_host && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
     exec_on_host(program, o.command);
   std::string name = deploy::make_vm_name(o.name.empty() ? program.filename().string() : o.name);
@@ -278,6 +316,8 @@ int cmd_run(const Args& args) {
   deploy::RunGuard guard(dep, [](const std::string& e) { say("warning: " + e); });
   trace("deployment created");
   if (!o.quiet) say(fmt::format("VM {}, deployment dir {}", name, dep.dir().string()));
+  if (o.verbose || tracing())
+    for (const auto& line : host::describe_write_plan(writes)) say(line);
 
   try {
     return run_in_vm(o, name, dep, program, shares, signals, slot, guard);
@@ -425,10 +465,8 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     }
     machine.qemu().release();  // the VM outlives us
     slot.release();            // a kept VM idles; it does not count against the limit
-    if (status != 0)
-      print_kept_message(name, dep.dir(), status);
-    else
-      print_kept_message(name, dep.dir(), std::nullopt);
+    auto copy = keep_program_copy(dep.dir(), program);
+    print_kept_message(name, dep.dir(), status != 0 ? std::optional<int>(status) : std::nullopt, copy);
   }
   return status;
 }

@@ -13,7 +13,7 @@ std::string option_help(const config::Key& key) {
   std::string where = fmt::format("kestrel.toml: {}, env: {}", key.name, key.env);
   if (*key.flag_sets) return fmt::format("{}: sets {} = {} ({})", key.flag_help, key.name, key.flag_sets, where);
   std::string help = key.help;
-  if (key.type == config::Type::kShares) help += "; repeatable";
+  if (key.type == config::Type::kShares || key.type == config::Type::kTrees) help += "; repeatable";
   if (!fallback.empty()) return fmt::format("{} (default {}; {})", help, fallback, where);
   return fmt::format("{} ({})", help, where);
 }
@@ -44,7 +44,7 @@ ConfigOptions::ConfigOptions(CLI::App& app) {
                    ->expected(1)
                    ->allow_extra_args(false)
                    ->check(check);
-    if (key.type == config::Type::kShares)
+    if (key.type == config::Type::kShares || key.type == config::Type::kTrees)
       b.option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     else
       b.option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);

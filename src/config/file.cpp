@@ -67,7 +67,8 @@ std::optional<Value> to_value(const Key& key, const toml::node& node) {
       if (auto v = node.as_string()) return Value(v->get());
       return std::nullopt;
     case Type::kPatterns:
-    case Type::kShares: {
+    case Type::kShares:
+    case Type::kTrees: {
       auto array = node.as_array();
       if (!array) return std::nullopt;
       std::vector<std::string> items;

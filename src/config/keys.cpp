@@ -114,6 +114,15 @@ const std::vector<Key>& keys() {
        .help = "extra host paths mounted in the VM at the same path: PATH:ro (writes fail) or PATH:rw "
                "(writes reach the host); without :ro/:rw read-only",
        .path_like = true},
+      {.name = "write_through",
+       .type = Type::kTrees,
+       .fallback = "auto",
+       .env = "KESTREL_WRITE_THROUGH",
+       .option = "--write-through",
+       .help = "host directories the program's writes reach (everything else it writes vanishes with the VM): "
+               "auto (its project, else its working directory, and the build tree it was built in: CMake, "
+               "cargo, go), more paths, or none (strict isolation); `kestrel config` shows them",
+       .path_like = true},
   };
   return table;
 }
@@ -239,6 +248,7 @@ Value parse_text(const Key& key, std::string_view text, const std::string& base_
       return check_value(key, t, base_dir);
     case Type::kPatterns:
     case Type::kShares:
+    case Type::kTrees:
       return check_value(key, split_list(t), base_dir);
   }
   fail("unknown type of key {}", key.name);
@@ -276,6 +286,20 @@ Value check_value(const Key& key, Value value, const std::string& base_dir) {
     case Type::kShares:
       for (auto& s : std::get<std::vector<std::string>>(value)) s = normalize_share(s, base_dir);
       break;
+    case Type::kTrees: {
+      auto& items = std::get<std::vector<std::string>>(value);
+      for (auto& item : items) {
+        if (item == "none") {
+          if (items.size() > 1) fail("'none' (no write-through trees) cannot be combined with other entries");
+          continue;
+        }
+        if (item == "auto") continue;
+        if (item.empty()) fail("'': the path is empty");
+        item = absolute_from(item, base_dir);
+        if (item == "/") fail("'/': the host's root is never written through (it is read-only in the VM)");
+      }
+      break;
+    }
     case Type::kSwitch:
       break;
   }
@@ -354,6 +378,8 @@ std::string describe_type(const Key& key) {
       return "a list of variable name patterns";
     case Type::kShares:
       return "a list of PATH:ro or PATH:rw";
+    case Type::kTrees:
+      return "a list of auto and PATHs, or none";
   }
   return "value";
 }
@@ -374,6 +400,8 @@ std::string value_placeholder(const Key& key) {
       return "PATTERN,...";
     case Type::kShares:
       return "PATH[:ro|:rw]";
+    case Type::kTrees:
+      return "auto|none|PATH";
   }
   return "VALUE";
 }

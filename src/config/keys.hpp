@@ -26,6 +26,7 @@ enum class Type {
   kSwitch,    // true / false
   kPatterns,  // list of variable names, `*` and `?` as wildcards
   kShares,    // list of "PATH[:ro|:rw]"
+  kTrees,     // list of "auto" and paths, or "none" alone
 };
 
 struct Key {
@@ -55,7 +56,8 @@ const Key* find_key(std::string_view name);
 std::string suggest_key(std::string_view name);
 
 // kCount: int64_t, kSeconds: double, kSwitch: bool, kText/kChoice: string,
-// kPatterns/kShares: list of strings (shares normalized to "ABS_PATH:ro|rw").
+// kPatterns/kShares/kTrees: list of strings (shares normalized to "ABS_PATH:ro|rw", trees to
+// "auto" or an absolute path; "none" stays alone).
 using Value = std::variant<int64_t, double, bool, std::string, std::vector<std::string>>;
 
 // Parses a value written as text (environment, command line, default).

@@ -1,5 +1,7 @@
 #include "host/machine.hpp"
 
+#include "host/shares.hpp"
+
 #include <fcntl.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -8,6 +10,7 @@
 
 #include "assets/initramfs.hpp"
 #include "host/boot_plan.hpp"
+#include "host/shares.hpp"
 #include "host/vm_exit.hpp"
 #include "host/warm_start.hpp"
 #include "util/error.hpp"
@@ -107,6 +110,10 @@ BootPlan plan_boot(const BootOptions& o) {
   c.mem_mib = o.mem_mib;
   c.cpus = o.cpus;
   c.shares = o.shares;
+  if (c.shares.size() < kMinShareDevices) {
+    make_dirs(c.paths.empty_share(), 0700);
+    pad_share_devices(c.shares, c.paths.empty_share());
+  }
   c.debug = o.debug;
   c.accel = p.decision.accel;
   vm::check_cpus(c);  // before a template build or a boot is tried

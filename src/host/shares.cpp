@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "util/error.hpp"
+#include "util/fs.hpp"
 
 namespace kestrel::host {
 
@@ -12,14 +13,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_within(const fs::path& path, std::string_view dir) {
-  const std::string& s = path.native();
-  return s == dir || (s.size() > dir.size() && s.compare(0, dir.size(), dir) == 0 && s[dir.size()] == '/');
-}
-
 // The guest kernel's own file systems: a share there would hide them.
 bool reserved_in_guest(const fs::path& p) {
-  return is_within(p, "/proc") || is_within(p, "/sys") || is_within(p, "/dev");
+  return path_within(p, "/proc") || path_within(p, "/sys") || path_within(p, "/dev");
 }
 
 fs::path resolve_share(const std::string& given) {
@@ -41,9 +37,10 @@ fs::path resolve_share(const std::string& given) {
 }  // namespace
 
 // The agent mounts these in the guest root (agent/setup.cpp, plan_mounts).
-bool hidden_in_guest(const fs::path& p) { return reserved_in_guest(p) || is_within(p, "/run"); }
+bool hidden_in_guest(const fs::path& p) { return reserved_in_guest(p) || path_within(p, "/run"); }
 
-SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& program) {
+SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& program,
+                      const std::vector<fs::path>& write_trees) {
   struct Item {
     fs::path path;
     bool read_only;
@@ -55,13 +52,19 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
       if (other.path == p) fail("{} is shared twice (as {})", s.path, p.string());
     items.push_back({p, s.read_only});
   }
+  for (const auto& tree : write_trees) {
+    bool covered = std::any_of(items.begin(), items.end(), [&](const Item& i) {
+      return i.path == tree || (!i.read_only && path_within(tree, i.path));
+    });
+    if (!covered) items.push_back({tree, false});
+  }
   // A program the guest would not see at its own path: its directory, read-only.
   fs::path dir = program.parent_path();
   if (hidden_in_guest(program)) {
     if (reserved_in_guest(dir))
       fail("cannot run {} in a VM: the guest mounts its own file systems at /proc, /sys and /dev", program.string());
     bool covered =
-        std::any_of(items.begin(), items.end(), [&](const Item& i) { return is_within(dir, i.path.native()); });
+        std::any_of(items.begin(), items.end(), [&](const Item& i) { return path_within(dir, i.path.native()); });
     if (!covered) items.push_back({dir, true});
   }
   // Parents before children: a later mount must never hide an earlier one.
@@ -79,6 +82,11 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
         {tag, items[i].path.string(), items[i].read_only ? proto::MountKind::kReadOnly : proto::MountKind::kReadWrite});
   }
   return plan;
+}
+
+void pad_share_devices(std::vector<vm::Share>& devices, const fs::path& empty_dir) {
+  for (size_t i = devices.size(); i < kMinShareDevices; ++i)
+    devices.push_back({"share" + std::to_string(i - 1), empty_dir, true});  // as plan_shares numbers them
 }
 
 }  // namespace kestrel::host

@@ -23,7 +23,20 @@ struct SharePlan {
 // Throws for a share that cannot work or would hide what the guest needs:
 // the root itself, the guest kernel's own /proc, /sys and /dev (or a path
 // under them), a path that is not a directory, the same directory twice.
-SharePlan plan_shares(const std::vector<config::Share>& shares, const std::filesystem::path& program);
+// The write-through trees (host/write_through.hpp) are shared read-write,
+// except one that a share names already (the share decides) or that lies in
+// a read-write share.
+SharePlan plan_shares(const std::vector<config::Share>& shares, const std::filesystem::path& program,
+                      const std::vector<std::filesystem::path>& write_trees = {});
+
+// Every VM has at least this many 9p devices (the root and two more), so that
+// runs with no, one or two write-through trees are clones of one template: a
+// template's devices must match its clones' (docs/warm-starts.md).
+constexpr size_t kMinShareDevices = 3;
+
+// Adds unused read-only devices exporting `empty_dir` up to kMinShareDevices.
+// The agent never mounts them.
+void pad_share_devices(std::vector<vm::Share>& devices, const std::filesystem::path& empty_dir);
 
 // True for paths the guest mounts its own file systems over, so that the
 // host's files there are not visible in the VM.

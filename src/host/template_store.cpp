@@ -27,7 +27,12 @@ using namespace std::chrono_literals;
 std::string canonical_argv(vm::VmConfig c, const std::string& qemu_binary) {
   c.name = "kestrel-template";
   c.paths.dir = "/KESTREL-VM";
-  for (auto& share : c.shares) share.path = "/KESTREL-SHARE-" + share.tag;
+  // A 9p device's export and readonly= are the host's side: nothing of them
+  // is in the device state a clone loads (nothing is mounted in a template).
+  for (auto& share : c.shares) {
+    share.path = "/KESTREL-SHARE-" + share.tag;
+    share.read_only = false;
+  }
   c.memory_file = "/KESTREL-TEMPLATE/memory";
   c.memory_shared = false;
   c.incoming = true;

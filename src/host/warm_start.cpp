@@ -37,6 +37,7 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
   // The template mounts nothing; its shares only have to exist.
   for (auto& share : t.shares) {
     share.path = empty / share.tag;
+    share.read_only = true;
     make_dirs(share.path, 0700);
   }
   t.memory_file = build.memory();

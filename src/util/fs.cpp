@@ -132,6 +132,14 @@ UniqueFd open_to_empty(int at, const std::string& name, const struct stat& st, c
 
 }  // namespace
 
+bool path_within(const fs::path& path, const fs::path& dir) {
+  const std::string& p = path.native();
+  std::string d = dir.native();
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  if (d == "/") return !p.empty() && p[0] == '/';
+  return p == d || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/');
+}
+
 void remove_tree_one_fs(const fs::path& path) {
   fs::path abs = fs::absolute(path).lexically_normal();
   if (!abs.has_filename()) abs = abs.parent_path();

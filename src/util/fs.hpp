@@ -21,6 +21,10 @@ std::optional<std::string> read_file_if_exists(const fs::path& path);
 // a half-written file. `mode` applies to the new file.
 void write_file_atomic(const fs::path& path, std::string_view data, mode_t mode = 0644);
 
+// True if `path` is `dir` or lies below it, comparing the paths as given
+// (canonicalize both first where symlinks matter).
+bool path_within(const fs::path& path, const fs::path& dir);
+
 // mkdir -p with a mode for the directories it creates.
 void make_dirs(const fs::path& path, mode_t mode = 0755);
 

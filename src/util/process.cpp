@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/pidfd.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -66,6 +67,20 @@ Pipe make_pipe() {
 
 namespace {
 
+// Async-signal-safe: system calls only. Without CAP_SETPCAP (not root) the
+// bounding set cannot shrink, and there is nothing in it to fear either.
+void drop_capabilities(const std::vector<int>& caps) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  bool have = syscall(SYS_capget, &header, data) == 0;
+  for (int cap : caps) {
+    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (have && cap >= 0 && cap < 32 * _LINUX_CAPABILITY_U32S_3) data[cap / 32].inheritable &= ~(1u << (cap % 32));
+  }
+  // Ambient capabilities need inheritable ones: lowering those drops them too.
+  if (have) syscall(SYS_capset, &header, data);
+}
+
 // Runs in the forked child: only async-signal-safe calls from here on.
 // Returns only on failure, with errno set.
 void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int devnull, int* err_pipe, pid_t parent) {
@@ -76,6 +91,7 @@ void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int d
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
 
   if (o.new_session) setsid();
+  if (!o.drop_capabilities.empty()) drop_capabilities(o.drop_capabilities);
   if (o.die_with_parent) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);  // the parent died before the prctl

@@ -30,6 +30,11 @@ struct SpawnOptions {
   // helpers that must never outlive their owner, e.g. a template being built.
   bool die_with_parent = false;
   std::filesystem::path cwd;  // empty: inherit
+  // Capabilities (CAP_*) the child and everything it runs can never have:
+  // dropped from its bounding and inheritable sets before exec. What matters
+  // for a root parent (a root child would get every capability); a no-op
+  // for others, who have none.
+  std::vector<int> drop_capabilities;
 };
 
 // A pidfd for any process (not only our children): polls readable when it

@@ -16,6 +16,8 @@ struct VmPaths {
   std::filesystem::path qemu_log() const { return dir / "qemu.log"; }
   std::filesystem::path pid_file() const { return dir / "qemu.pid"; }
   std::filesystem::path agent(int port) const { return dir / ("agent." + std::to_string(port)); }
+  // An empty directory that the unused 9p devices export (host/shares.hpp).
+  std::filesystem::path empty_share() const { return dir / "empty"; }
   std::filesystem::path agent_lock(int port) const { return dir / ("agent." + std::to_string(port) + ".lock"); }
 };
 

@@ -1,6 +1,7 @@
 #include "vm/qemu.hpp"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -178,6 +179,9 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
   o.new_session = true;
   o.extra_fds = extras.fds;
   o.die_with_parent = extras.die_with_parent;
+  // A root QEMU would carry out a guest's mknod of a device node or chown to
+  // another user in a read-write 9p share (docs/isolation.md).
+  o.drop_capabilities = {CAP_MKNOD, CAP_CHOWN};
   Child child = Child::spawn(o);
   write_file_atomic(c.paths.pid_file(), std::to_string(child.pid()) + "\n");
   return child;
