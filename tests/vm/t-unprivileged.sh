@@ -21,5 +21,15 @@ if [ -x "$work/home/unit_tests" ]; then
   as_nobody "$KESTREL" run -q -- "$work/home/unit_tests" --gtest_filter='Frame.*' >/dev/null ||
     fail "gtest binary failed as nobody"
 fi
+# Its project's files land on the host as its own; a device node cannot be
+# made there (QEMU runs as nobody) and the run still passes.
+mkdir -p "$work/home/proj/.git"
+chown -R nobody:nogroup "$work/home/proj"
+(cd "$work/home/proj" && as_nobody "$KESTREL" run -q --keep never -- /bin/sh -c \
+  'echo hi >out.txt; mknod dev c 1 3 2>/dev/null && echo mknod-worked; true') >"$work/out" 2>"$work/err" ||
+  fail "project run as nobody failed: $(cat "$work/err")"
+expect_eq "out.txt written as nobody" hi "$(cat "$work/home/proj/out.txt")"
+expect_eq "owner of out.txt" "nobody" "$(stat -c %U "$work/home/proj/out.txt")"
+[ ! -e "$work/home/proj/dev" ] && [ ! -s "$work/out" ] || fail "a device node was made: $(cat "$work/out")"
 [ -z "$(pgrep -u nobody -f qemu-system || true)" ] || fail "nobody's QEMU left running"
 echo PASS
