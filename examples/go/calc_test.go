@@ -31,3 +31,18 @@ func TestRunsInAKestrelVM(t *testing.T) {
 	}
 	t.Logf("in VM %s on kernel %s", vm, strings.TrimSpace(string(kernel)))
 }
+
+// What a test writes in its project reaches the host (kestrel shares the
+// project read-write; the rest of the root vanishes with the VM):
+// EXAMPLE_WRITE_ARTIFACT=artifact.txt kestrel go test ./... leaves
+// artifact.txt next to this file. Coverage profiles (-cover, -coverprofile)
+// reach the host the same way, through go's work directory.
+func TestWritesArtifact(t *testing.T) {
+	name := os.Getenv("EXAMPLE_WRITE_ARTIFACT")
+	if name == "" {
+		t.Skip("EXAMPLE_WRITE_ARTIFACT is unset")
+	}
+	if err := os.WriteFile(name, []byte("written in VM "+os.Getenv("KESTREL_VM")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

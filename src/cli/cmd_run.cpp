@@ -89,11 +89,18 @@ void fill_from_config(RunOptions& o, const config::Config& c) {
 const char* kRunHelp = R"(Run PROGRAM with ARGS in a fresh VM and return its exit status:
   kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
 
-PROGRAM runs at its own path: the host's root file system is the VM's root,
-read-only with a throw-away writable layer on top, so what the program writes
-(its own file included) vanishes with the VM and the host's files never
-change, except in directories shared read-write with --share PATH:rw. The
-program runs as root in the guest with the host's working directory and environment,
+PROGRAM runs at its own path ($0 and /proc/self/exe as on the host): the
+host's root file system is the VM's root, read-only with a throw-away
+writable layer on top. What the program writes reaches the host only in its
+write-through trees (docs/isolation.md): its project (the nearest ancestor
+of the working directory holding .git or kestrel.toml; without one, the
+working directory) and the build tree it was built in (a CMake build tree,
+cargo's target directory, go's work directory), never a system directory or
+your home directory itself, plus directories shared with --share PATH:rw.
+Files it makes there belong to you. Everything else it writes (its own file
+included, outside the trees) vanishes with the VM. --verbose shows the trees;
+--write-through none turns them off, --write-through PATH names them.
+The program runs as root in the guest with the host's working directory and environment,
 except: HOSTNAME DISPLAY WAYLAND_DISPLAY XAUTHORITY XDG_RUNTIME_DIR
 XDG_SESSION_ID DBUS_SESSION_BUS_ADDRESS SSH_AUTH_SOCK SSH_AGENT_PID
 SSH_CONNECTION SSH_CLIENT SSH_TTY GPG_AGENT_INFO LISTEN_FDS LISTEN_PID
@@ -126,7 +133,9 @@ At start kestrel prints to stderr:
   kestrel: VM NAME, deployment dir DIR
 When the program fails and the VM is kept (the default), it prints:
   kestrel: test failed (exit status N); VM NAME remains running, deployment dir DIR
-followed by the commands to open its console, run a command in it and destroy it.
+followed by the commands to open its console, run a command in it and destroy it,
+and the path of a copy of the program as it ran (DIR/program/NAME), for
+debugging after the host rebuilt it.
 
 Signals: SIGINT, SIGTERM and SIGHUP are forwarded to the program. If it has
 not finished 2 s later (or at once on a second signal), kestrel stops waiting.

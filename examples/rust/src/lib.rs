@@ -1,4 +1,15 @@
 //! A tiny library whose tests run in kestrel VMs: `kestrel cargo test`.
+//!
+//! What the tests write in the project (or in the target directory) reaches
+//! the host, coverage included (rustc with the profiler runtime, as rustup's):
+//!
+//! ```text
+//! RUSTFLAGS="-C instrument-coverage" \
+//!   LLVM_PROFILE_FILE="$PWD/target/profiles/%p-%m.profraw" kestrel cargo test
+//! ```
+//!
+//! leaves one .profraw per test binary in target/profiles (%m tells the
+//! binaries apart: each runs in a VM of its own, where PIDs repeat).
 
 /// Adds two numbers.
 pub fn add(a: u64, b: u64) -> u64 {
