@@ -116,13 +116,15 @@ std::vector<UniqueFd> kill_deployment_vms(const fs::path& dir, const State* stat
   return dying;
 }
 
-void remove_deployment_dir(const fs::path& dir) {
+void remove_deployment_dir(const fs::path& dir, bool check_no_vm) {
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) return;
   check_ours(dir);
   // Never lose track of a QEMU: its directory is how ls, gc and destroy find it.
-  if (auto alive = find_vm_processes(dir, nullptr, true); !alive.empty())
-    fail("cannot remove {}: its QEMU (pid {}) still runs", dir.string(), alive.front());
+  if (check_no_vm) {
+    if (auto alive = find_vm_processes(dir, nullptr, true); !alive.empty())
+      fail("cannot remove {}: its QEMU (pid {}) still runs", dir.string(), alive.front());
+  }
   remove_tree_one_fs(dir);
 }
 

@@ -43,6 +43,9 @@ std::vector<UniqueFd> kill_deployment_vms(const fs::path& dir, const State* stat
 // check_ours() passes and no QEMU of ours still names it, then removes the
 // tree with remove_tree_one_fs (no symlinks followed, one file system,
 // `chmod 000` directories of ours made removable). A missing `dir` is fine.
-void remove_deployment_dir(const fs::path& dir);
+// `check_no_vm` false skips the look for a QEMU naming it (a scan of /proc)
+// for a caller that knows: a run that holds the runner lock and whose every
+// QEMU was owned by a `Child` that killed and reaped it.
+void remove_deployment_dir(const fs::path& dir, bool check_no_vm = true);
 
 }  // namespace kestrel::deploy

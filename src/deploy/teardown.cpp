@@ -145,7 +145,10 @@ RunGuard::~RunGuard() {
     // We hold the runner lock: nobody else tears this deployment down.
     std::vector<UniqueFd> dying = kill_deployment_vms(deployment_.dir(), &deployment_.state(), false);
     wait_dead(dying, Deadline::after(std::chrono::seconds(10)), deployment_.dir());
-    if (!failed_) remove_deployment_dir(deployment_.dir());
+    // Our QEMU was a Child of the machine, killed and reaped when it went
+    // (before this guard), or recorded in the state and killed above: no
+    // need to look for another in /proc (a scan costs milliseconds per run).
+    if (!failed_) remove_deployment_dir(deployment_.dir(), false);
     trace("torn down");
   } catch (const std::exception& e) {
     if (warn_) warn_(e.what());

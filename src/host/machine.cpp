@@ -1,7 +1,5 @@
 #include "host/machine.hpp"
 
-#include "host/shares.hpp"
-
 #include <fcntl.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>

@@ -29,10 +29,11 @@ struct SharePlan {
 SharePlan plan_shares(const std::vector<config::Share>& shares, const std::filesystem::path& program,
                       const std::vector<std::filesystem::path>& write_trees = {});
 
-// Every VM has at least this many 9p devices (the root and two more), so that
-// runs with no, one or two write-through trees are clones of one template: a
-// template's devices must match its clones' (docs/warm-starts.md).
-constexpr size_t kMinShareDevices = 3;
+// Every VM has at least this many 9p devices (the root and one more), so that
+// runs with no write-through tree and runs with one (most) are clones of one
+// template: a template's devices must match its clones' (docs/warm-starts.md).
+// Not more: each device costs a warm start milliseconds.
+constexpr size_t kMinShareDevices = 2;
 
 // Adds unused read-only devices exporting `empty_dir` up to kMinShareDevices.
 // The agent never mounts them.

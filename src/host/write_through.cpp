@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <array>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "util/error.hpp"
@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // Whole trees that belong to the system: nothing in them is a test's work.
-constexpr std::array<std::string_view, 17> kSystemTrees = {
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/boot",
-    "/opt", "/srv", "/var", "/proc", "/sys", "/dev",  "/run",  "/snap"};
+constexpr std::array<std::string_view, 17> kSystemTrees = {"/usr",    "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                                                           "/libx32", "/etc", "/boot", "/opt", "/srv",   "/var",
+                                                           "/proc",   "/sys", "/dev",  "/run", "/snap"};
 // Directories everyone shares: their subdirectories may be someone's work
 // (go builds in /tmp/go-build*), they themselves never are.
 constexpr std::array<std::string_view, 6> kSharedDirs = {"/tmp", "/var/tmp", "/home", "/mnt", "/media", "/root"};
@@ -60,13 +60,15 @@ std::optional<WriteTree> find_build_tree(const fs::path& program) {
   std::string name = dir.filename().string(), parent = dir.parent_path().filename().string();
   auto digits_after = [](const std::string& s, std::string_view prefix) {
     return s.size() > prefix.size() && s.compare(0, prefix.size(), prefix) == 0 &&
-           std::all_of(s.begin() + static_cast<long>(prefix.size()), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+           std::all_of(s.begin() + static_cast<long>(prefix.size()), s.end(),
+                       [](char c) { return c >= '0' && c <= '9'; });
   };
   if (digits_after(name, "b") && digits_after(parent, "go-build"))
     return WriteTree{dir, "go's work directory of the test binary"};
   for (fs::path d = dir;; d = d.parent_path()) {
     if (lexists(d / "CMakeCache.txt")) return WriteTree{d, "CMake build tree of the program (holds CMakeCache.txt)"};
-    if (lexists(d / "CACHEDIR.TAG")) return WriteTree{d, "build tree of the program (holds CACHEDIR.TAG, e.g. cargo's target)"};
+    if (lexists(d / "CACHEDIR.TAG"))
+      return WriteTree{d, "build tree of the program (holds CACHEDIR.TAG, e.g. cargo's target)"};
     if (d == d.root_path() || d.empty()) return std::nullopt;
   }
 }
@@ -144,7 +146,8 @@ WritePlan plan_write_through(const WriteInputs& in) {
 std::vector<std::string> describe_write_plan(const WritePlan& plan) {
   std::vector<std::string> lines;
   if (plan.trees.empty()) lines.push_back("writes reach the host nowhere (no write-through trees)");
-  for (const auto& t : plan.trees) lines.push_back(fmt::format("writes reach the host in {}: {}", t.path.string(), t.why));
+  for (const auto& t : plan.trees)
+    lines.push_back(fmt::format("writes reach the host in {}: {}", t.path.string(), t.why));
   for (const auto& t : plan.refused) lines.push_back(fmt::format("{}: {}", t.path.string(), t.why));
   return lines;
 }

@@ -115,8 +115,8 @@ TEST_F(WriteThrough, ATreeInsideAnotherIsCoveredByIt) {
 }
 
 TEST_F(WriteThrough, SystemAndSharedDirectoriesAreNeverWrittenThrough) {
-  for (const char* dir : {"/", "/usr", "/usr/bin", "/etc", "/bin", "/lib", "/boot", "/var", "/var/lib", "/opt",
-                          "/tmp", "/var/tmp", "/home", "/home/someone", "/root", "/proc", "/dev/shm", "/run"})
+  for (const char* dir : {"/", "/usr", "/usr/bin", "/etc", "/bin", "/lib", "/boot", "/var", "/var/lib", "/opt", "/tmp",
+                          "/var/tmp", "/home", "/home/someone", "/root", "/proc", "/dev/shm", "/run"})
     EXPECT_NE(write_refusal(dir, "/nonexistent-home"), "") << dir;
   // A program in /usr/bin run from /etc: no tree at all.
   auto plan = plan_write_through(inputs("/etc", "/usr/bin/env"));

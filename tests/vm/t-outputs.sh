@@ -113,13 +113,14 @@ sum=$(sha256sum <"$victim")
   fail "append run failed: $(cat "$work/err")"
 expect_eq "dash copy after echo x >> \$0" "$sum" "$(sha256sum <"$victim")"
 # (The root's device is in use by the overlay's lower layer, which the agent
-# mounted at /mnt/lower in its own root: remounted read-write there.)
-"$KESTREL" run --keep never -- /bin/sh -c "
+# mounted at /mnt/lower in its own root: remounted read-write there. With no
+# tree, the second device is unused.)
+"$KESTREL" run --keep never --write-through none -- /bin/sh -c "
   lower=/proc/1/root/mnt/lower
   mount -o remount,rw \$lower || exit 1
   echo x >>\$lower$victim && echo wrote-root
   mkdir -p /mnt/u
-  mount -t 9p -o trans=virtio,version=9p2000.L share1 /mnt/u || exit 1
+  mount -t 9p -o trans=virtio,version=9p2000.L share0 /mnt/u || exit 1
   echo x >/mnt/u/f && echo wrote-unused
   true" >"$work/out" 2>"$work/err" || fail "remount run failed: $(cat "$work/err")"
 [ ! -s "$work/out" ] || fail "the guest wrote through a read-only device: $(cat "$work/out")"
