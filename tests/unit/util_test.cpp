@@ -1,7 +1,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <future>
 #include <thread>
@@ -55,6 +57,35 @@ TEST(Process, ExtraFdsArriveAtTheirNumbers) {
   EXPECT_EQ(::read(p[0], buf, sizeof buf), 3);
   EXPECT_STREQ(buf, "hi\n");
   ::close(p[0]);
+}
+
+// QEMU is started this way so that a root kestrel's guest cannot make device
+// nodes or give files away in a read-write share (docs/isolation.md).
+TEST(Process, DroppedCapabilitiesAreGoneForTheChildAndItsPrograms) {
+  TempDir t("/tmp", "kestrel-caps-");
+  SpawnOptions o;
+  // A shell in between: what it runs cannot regain them either.
+  o.argv = {"/bin/sh", "-c",
+            "/bin/sh -c 'grep -E \"^Cap(Bnd|Prm|Eff|Inh)\" /proc/self/status' >" + (t.path() / "caps").string()};
+  o.drop_capabilities = {CAP_MKNOD, CAP_CHOWN};
+  Child c = Child::spawn(o);
+  auto st = c.wait(Deadline::after(std::chrono::seconds(5)));
+  ASSERT_TRUE(st);
+  ASSERT_EQ(shell_status(*st), 0);
+  for (const auto& line : split(read_file(t.path() / "caps"), '\n')) {
+    if (line.empty()) continue;
+    uint64_t mask = std::stoull(line.substr(line.find(':') + 1), nullptr, 16);
+    if (::geteuid() == 0 || line.rfind("CapBnd", 0) != 0) {
+      EXPECT_FALSE(mask & (1ull << CAP_MKNOD)) << line;
+      EXPECT_FALSE(mask & (1ull << CAP_CHOWN)) << line;
+    }
+  }
+  if (::geteuid() == 0) {
+    // Nothing else was taken: root keeps, e.g., CAP_DAC_OVERRIDE.
+    std::string caps = read_file(t.path() / "caps");
+    auto bnd = caps.substr(caps.find("CapBnd:") + 7);
+    EXPECT_TRUE(std::stoull(bnd, nullptr, 16) & (1ull << CAP_DAC_OVERRIDE)) << caps;
+  }
 }
 
 TEST(Fs, AtomicWriteAndRead) {
