@@ -30,6 +30,11 @@ chown -R nobody:nogroup "$work/home/proj"
   fail "project run as nobody failed: $(cat "$work/err")"
 expect_eq "out.txt written as nobody" hi "$(cat "$work/home/proj/out.txt")"
 expect_eq "owner of out.txt" "nobody" "$(stat -c %U "$work/home/proj/out.txt")"
+# A failing run's file is there too (its VM is not kept here).
+(cd "$work/home/proj" && as_nobody "$KESTREL" run -q --keep never -- /bin/sh -c 'echo bye >failed.txt; exit 4') \
+  2>"$work/err" && fail "the failing run passed" || status=$?
+expect_eq "failing run's status as nobody" 4 "$status"
+expect_eq "owner of failed.txt" "nobody bye" "$(stat -c %U "$work/home/proj/failed.txt") $(cat "$work/home/proj/failed.txt")"
 [ ! -e "$work/home/proj/dev" ] && [ ! -s "$work/out" ] || fail "a device node was made: $(cat "$work/out")"
 [ -z "$(pgrep -u nobody -f qemu-system || true)" ] || fail "nobody's QEMU left running"
 echo PASS
