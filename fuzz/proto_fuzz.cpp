@@ -1,4 +1,5 @@
-// Feeds arbitrary bytes to the frame decoder and every message decoder, and
+// Feeds arbitrary bytes to the frame decoder and every message decoder (SETUP
+// with its mount kinds, SERVICE with its readiness checks included), and
 // the decoded frames to an ExecAssembler as the agent does. The decoders
 // must reject bad input with kestrel::Error, never crash, read out of bounds
 // or allocate without bound; what they accept must re-encode to an
@@ -28,6 +29,21 @@ void roundtrip(std::string_view payload) {
   }
 }
 
+// A SERVICE the decoder accepts is within its bounds, and the agent's
+// checks (validate, parse_readiness) reject or accept it without crashing.
+void service(std::string_view payload) {
+  try {
+    ServiceRequest s = ServiceRequest::decode(payload);
+    if (s.name.size() > kMaxServiceName || s.command.size() > kMaxServiceText || s.ready.size() > kMaxServiceText)
+      __builtin_trap();
+    s.validate();
+    Readiness r = parse_readiness(s.ready);
+    if (r.kind == Readiness::Kind::kTcp && r.port == 0) __builtin_trap();
+    if (r.kind == Readiness::Kind::kUnix && (r.text.empty() || r.text[0] != '/')) __builtin_trap();
+  } catch (const kestrel::Error&) {
+  }
+}
+
 void decode_payload(const Frame& f) {
   switch (f.type) {
     case Type::kHello:
@@ -41,6 +57,10 @@ void decode_payload(const Frame& f) {
       break;
     case Type::kExecMore:
       roundtrip<ExecMore>(f.payload);
+      break;
+    case Type::kService:
+      roundtrip<ServiceRequest>(f.payload);
+      service(f.payload);
       break;
     case Type::kExit:
       roundtrip<ExitStatus>(f.payload);
@@ -111,5 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   roundtrip<Exec>(input);
   roundtrip<ExecMore>(input);
   roundtrip<ExitStatus>(input);
+  roundtrip<ServiceRequest>(input);
+  service(input);
   return 0;
 }

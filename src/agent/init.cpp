@@ -17,6 +17,7 @@
 #include "agent/modules.hpp"
 #include "agent/ports.hpp"
 #include "agent/server.hpp"
+#include "agent/services.hpp"
 #include "agent/setup.hpp"
 #include "proto/frame.hpp"
 #include "util/socket.hpp"
@@ -84,9 +85,11 @@ void run_as_init() {
     ServerOptions options;
     options.reap_all = true;
     auto written = std::make_shared<std::vector<std::string>>();
-    options.setup = [written](const proto::SetupRequest& request) {
-      std::string root = apply_setup(request);
-      *written = write_through_dirs(request, root);
+    options.setup = [written](const proto::SetupRequest& request, const std::string& current_root) {
+      std::string root = apply_setup(request, current_root);
+      // Every SETUP's read-write shares, each inside the root it was mounted in.
+      for (auto& dir : write_through_dirs(request, root.empty() ? current_root : root))
+        written->push_back(std::move(dir));
       return root;
     };
     options.before_exit = [written] { flush_dirs(*written); };
@@ -103,10 +106,13 @@ void run_as_init() {
 
 int run_standalone(int argc, char** argv) {
   std::string path;
+  std::string service_logs = kServiceLogDir;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--listen" && i + 1 < argc) {
       path = argv[++i];
+    } else if (arg == "--service-logs" && i + 1 < argc) {
+      service_logs = argv[++i];
     } else if (arg == "--debug") {
       set_debug(true);
     } else if (arg == "--version") {
@@ -119,7 +125,7 @@ int run_standalone(int argc, char** argv) {
   }
   if (path.empty()) {
     std::fprintf(stderr,
-                 "usage: kestrel-agent --listen SOCKET [--debug]\n"
+                 "usage: kestrel-agent --listen SOCKET [--service-logs DIR] [--debug]\n"
                  "(as PID 1 in a kestrel initramfs it serves the virtio-serial ports instead)\n");
     return 2;
   }
@@ -129,6 +135,7 @@ int run_standalone(int argc, char** argv) {
     ServerOptions options;
     options.reap_all = true;
     options.stop_on_term = true;
+    options.service_logs = service_logs;
     AgentServer server(std::move(options));
     server.add_listener(unix_listen(path));
     server.run();

@@ -9,8 +9,9 @@ namespace kestrel::agent {
 // the kernel panics when init exits.
 [[noreturn]] void run_as_init();
 
-// kestrel-agent --listen PATH: serves connections on a unix socket until
-// SIGTERM/SIGINT. SETUP is refused. Returns the exit status.
+// kestrel-agent --listen PATH [--service-logs DIR]: serves connections on a
+// unix socket until SIGTERM/SIGINT. SETUP is refused; SERVICE runs in our own
+// root, logging to DIR (default /run/kestrel/services). Returns the exit status.
 int run_standalone(int argc, char** argv);
 
 }  // namespace kestrel::agent

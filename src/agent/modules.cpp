@@ -24,32 +24,36 @@ std::vector<std::string> parse_load_order(std::string_view text) {
   return out;
 }
 
-int load_modules(const std::string& dir) {
+std::vector<std::string> load_module_list(const std::string& dir, const std::string& list) {
+  std::vector<std::string> failures;
+  auto failed = [&](std::string message) {
+    log_error(message);
+    failures.push_back(std::move(message));
+  };
   std::optional<std::string> order;
   try {
-    order = read_file_if_exists(dir + "/load.order");
+    order = read_file_if_exists(dir + "/" + list);
   } catch (const std::exception& e) {
-    log_error(e.what());
-    return 1;
+    failed(e.what());
+    return failures;
   }
-  if (!order) return 0;
-  int failed = 0;
+  if (!order) return failures;
   for (const auto& name : parse_load_order(*order)) {
     std::string path = dir + "/" + name;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
-      log_errorf("cannot open module {}: {}", path, std::strerror(errno));
-      ++failed;
+      failed(fmt::format("cannot open module {}: {}", path, std::strerror(errno)));
       continue;
     }
     if (::syscall(SYS_finit_module, fd.get(), "", 0) != 0 && errno != EEXIST) {
-      log_errorf("cannot load module {}: {}", name, std::strerror(errno));
-      ++failed;
+      failed(fmt::format("cannot load module {}: {}", name, std::strerror(errno)));
       continue;
     }
     debugf("loaded {}", name);
   }
-  return failed;
+  return failures;
 }
+
+int load_modules(const std::string& dir) { return static_cast<int>(load_module_list(dir, "load.order").size()); }
 
 }  // namespace kestrel::agent

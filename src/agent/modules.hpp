@@ -1,5 +1,6 @@
-// Kernel modules from the initramfs: /lib/modules/load.order names them in
-// dependency order (docs/guest.md); each is loaded with finit_module(2).
+// Kernel modules from the initramfs: /lib/modules/load.order (at boot) and
+// load.disk (for a disk root) name them in dependency order (docs/guest.md);
+// each is loaded with finit_module(2).
 #pragma once
 
 #include <string>
@@ -11,9 +12,13 @@ namespace kestrel::agent {
 // File names, one per line; blank lines and '#' comments are skipped.
 std::vector<std::string> parse_load_order(std::string_view text);
 
-// Loads every module listed in dir/load.order. Already loaded (or built in:
-// EEXIST) is fine; other failures are logged and the rest still load.
-// Returns the number of modules that failed.
+// Loads every module listed in dir/`list` (load.order, load.disk). Already
+// loaded (or built in: EEXIST) is fine; other failures are logged and the
+// rest still load. A missing list is an empty one. Returns the failures, e.g.
+// "cannot load module ext4.ko: Invalid argument".
+std::vector<std::string> load_module_list(const std::string& dir, const std::string& list);
+
+// load_module_list(dir, "load.order"); returns the number of failures.
 int load_modules(const std::string& dir);
 
 }  // namespace kestrel::agent

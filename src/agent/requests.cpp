@@ -6,12 +6,15 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 
 #include "agent/console.hpp"
 #include "agent/log.hpp"
 #include "agent/server.hpp"
+#include "agent/services.hpp"
+#include "agent/setup.hpp"
 #include "proto/messages.hpp"
 #include "util/error.hpp"
 
@@ -30,7 +33,12 @@ std::string AgentServer::hello_info() const {
   ::uname(&u);
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);
-  return fmt::format("kernel={}\nhostname={}\nsetup={}\n", u.release, host, setup_done_ ? 1 : 0);
+  return fmt::format("kernel={}\nhostname={}\nsetup={}\nroot={}\n", u.release, host, setup_done_ ? 1 : 0,
+                     root_mounted_ ? 1 : 0);
+}
+
+proto::Hello AgentServer::greeting(uint32_t nonce) const {
+  return {proto::kVersion, nonce, {"exec", "pty", "setup", "services", "disk-root"}, hello_info()};
 }
 
 void AgentServer::protocol_error(Conn& c, const std::string& message) {
@@ -64,6 +72,9 @@ void AgentServer::handle_frame(Conn& c, proto::Frame& f) {
       return;
     case Type::kSetup:
       on_setup(c, f);
+      return;
+    case Type::kService:
+      on_service(c, f);
       return;
     case Type::kStdin:
       on_stdin(c, f);
@@ -108,8 +119,7 @@ void AgentServer::on_hello(Conn& c, const proto::Frame& f) {
     c.execs.reset();
     c.requests_seen = false;
   }
-  proto::Hello reply{proto::kVersion, hello.nonce, {"exec", "pty", "setup"}, hello_info()};
-  c.wire.send(Type::kHello, 0, reply.encode());
+  c.wire.send(Type::kHello, 0, greeting(hello.nonce).encode());
   debugf("{}: greeted", c.name);
 }
 
@@ -127,19 +137,47 @@ void AgentServer::on_setup(Conn& c, const proto::Frame& f) {
     return refuse(fmt::format("cannot set up the VM: {}", e.what()));
   }
   if (!options_.setup) return refuse("cannot set up the VM: SETUP is not supported by this agent");
-  if (setup_done_) return refuse("cannot set up the VM: SETUP was done already (once per boot)");
-  // Whatever happens now changes the VM: a second SETUP is refused even
-  // after a failure, which may have left some mounts behind.
-  setup_done_ = true;
+  // docs/protocol.md, "Setup": again and again, but a root once, and nothing
+  // after a SETUP that failed midway (which may have left mounts behind).
+  if (setup_failed_) return refuse("cannot set up the VM: an earlier SETUP failed and left the VM in an unknown state");
+  bool wants_root =
+      std::any_of(request.mounts.begin(), request.mounts.end(), [](const auto& m) { return m.is_root(); });
+  if (wants_root && root_mounted_)
+    return refuse("cannot set up the VM: a root is mounted already (a root is mounted once per boot)");
+  const std::string old_root = root_;
   try {
-    std::string root = options_.setup(request);
+    std::string root = options_.setup(request, root_);
     if (!root.empty()) root_ = root;
+  } catch (const InvalidSetup& e) {
+    return refuse(fmt::format("cannot set up the VM: {}", e.what()));
   } catch (const std::exception& e) {
+    setup_failed_ = true;
     if (options_.console) options_.console->start(root_);
     return refuse(fmt::format("cannot set up the VM: {}", e.what()));
   }
+  setup_done_ = true;
+  root_mounted_ = root_mounted_ || wants_root;
   // A new hostname or root: the console shell starts over with both.
-  if (options_.console) options_.console->start(root_);
+  if (options_.console && (root_ != old_root || !request.hostname.empty())) options_.console->start(root_);
+  c.wire.send(Type::kOk, f.stream, "");
+}
+
+void AgentServer::on_service(Conn& c, const proto::Frame& f) {
+  if (f.stream == 0) violation("SERVICE on stream 0");
+  std::string name;
+  try {
+    proto::ServiceRequest request = proto::ServiceRequest::decode(f.payload);
+    name = request.name;
+    debugf("{}: SERVICE {} ({}), up to {} ms", c.name, request.name, request.ready, request.timeout_ms);
+    // Blocks the loop until the service is ready: only the host setting the
+    // VM up is connected meanwhile.
+    run_service(request, root_, options_.service_logs);
+  } catch (const std::exception& e) {
+    std::string message = name.empty() ? fmt::format("cannot start a service: {}", e.what()) : e.what();
+    log_error(message);
+    c.wire.send(Type::kError, f.stream, proto::encode_text(message));
+    return;
+  }
   c.wire.send(Type::kOk, f.stream, "");
 }
 

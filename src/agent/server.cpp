@@ -271,8 +271,7 @@ void AgentServer::on_connect(Conn& c) {
   if (c.kind == Conn::Kind::kPort) set_async(c.fd.get(), false);
   debugf("{}: host connected", c.name);
   // Unsolicited greeting, so a host that connected early learns of us at once.
-  proto::Hello hello{proto::kVersion, 0, {"exec", "pty", "setup"}, hello_info()};
-  c.wire.send(proto::Type::kHello, 0, hello.encode());
+  c.wire.send(proto::Type::kHello, 0, greeting(0).encode());
 }
 
 void AgentServer::on_disconnect(Conn& c) {

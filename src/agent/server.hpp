@@ -47,9 +47,14 @@ struct ServerOptions {
   // ...and stop reading a connection while its programs have more than this
   // of unread standard input pending.
   size_t max_stdin_backlog = 8u << 20;
-  // Carries out SETUP, returning the new guest root ("" = unchanged). Throws
-  // Error to fail it. Null: SETUP is answered with ERROR.
-  std::function<std::string(const proto::SetupRequest&)> setup;
+  // Carries out SETUP in the current guest root (the second argument, ""
+  // for the agent's own), returning the new guest root ("" = unchanged).
+  // Throws InvalidSetup (agent/setup.hpp) to refuse a request without having
+  // changed anything, Error to fail it (later SETUPs are refused then). Null:
+  // SETUP is answered with ERROR.
+  std::function<std::string(const proto::SetupRequest&, const std::string&)> setup;
+  // Where SERVICE logs go, inside the guest root (agent/services.hpp).
+  std::string service_logs = "/run/kestrel/services";
   // Runs after a program exits, before its EXIT is sent: flushes what it
   // wrote to read-write shares, so it is on the host when the host reads
   // EXIT (and may kill the VM).
@@ -136,11 +141,13 @@ class AgentServer {
   void protocol_error(Conn& c, const std::string& message);
   void on_hello(Conn& c, const proto::Frame& f);
   void on_setup(Conn& c, const proto::Frame& f);
+  void on_service(Conn& c, const proto::Frame& f);
   void on_exec(Conn& c, proto::ExecAssembler::Request request);
   void on_stdin(Conn& c, proto::Frame& f);
   void on_signal(Conn& c, const proto::Frame& f);
   void on_resize(Conn& c, const proto::Frame& f);
   std::string hello_info() const;
+  proto::Hello greeting(uint32_t nonce) const;
 
   // Program I/O (streams.cpp).
   Stream* find_stream(Conn& c, uint32_t id, int fd = -1);
@@ -155,7 +162,9 @@ class AgentServer {
 
   ServerOptions options_;
   std::string root_;
-  bool setup_done_ = false;
+  bool setup_done_ = false;    // a SETUP succeeded
+  bool setup_failed_ = false;  // a SETUP failed midway: later ones are refused
+  bool root_mounted_ = false;  // a SETUP mounted a root (overlay or disk)
   bool stopping_ = false;
   UniqueFd signal_fd_;
   std::vector<UniqueFd> listeners_;

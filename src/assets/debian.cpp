@@ -41,8 +41,9 @@ constexpr std::string_view kMetaPackage = "linux-image-amd64";
 constexpr std::string_view kImagePrefix = "linux-image-";
 
 // Besides default_modules(), the cache keeps these if the kernel has them, so
-// that disks (virtio_blk, ext4) and links (virtio_net) need no second fetch.
-const std::vector<std::string> kOptionalModules = {"virtio_blk", "virtio_net", "ext4"};
+// that disks (virtio_blk, ext4 and the crc32c it always asks the crypto API
+// for) and links (virtio_net) need no second fetch.
+const std::vector<std::string> kOptionalModules = {"virtio_blk", "virtio_net", "ext4", "crc32c_generic"};
 
 // Dependencies of the modules above in Debian's 6.1 kernels that come
 // *before* their users in the package's file order (the scan learns later

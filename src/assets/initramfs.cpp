@@ -34,7 +34,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Part of the cache key: bump it whenever the layout written below changes.
-constexpr std::string_view kFormat = "kestrel-initramfs-1";
+// 2: lib/modules/load.disk.
+constexpr std::string_view kFormat = "kestrel-initramfs-2";
 
 void check_static(std::string_view bytes, const fs::path& path, std::string_view role) {
   if (!elf::is_elf64(bytes)) fail("{} ({}) is not a 64-bit ELF executable", path.string(), role);
@@ -67,8 +68,9 @@ std::vector<std::string> busybox_applets(const fs::path& busybox) {
 struct Inputs {
   std::string agent;
   std::string busybox;
-  std::vector<PlannedModule> modules;
-  std::vector<std::string> module_files;  // their bytes as stored (maybe compressed)
+  std::vector<PlannedModule> modules;       // loaded at boot (load.order)
+  std::vector<PlannedModule> disk_modules;  // loaded for a disk root (load.disk)
+  std::vector<std::string> module_files;    // their bytes as stored (maybe compressed), modules then disk_modules
 };
 
 // Writes the archive under a private temporary name and renames it to
@@ -102,14 +104,16 @@ LockFile write_cpio(const InitramfsInputs& in, const Inputs& data, const fs::pat
   cpio.add_file("init", data.agent, 0755);
   cpio.add_file("bin/busybox", data.busybox, 0755);
   for (const std::string& applet : applets) cpio.add_symlink("bin/" + applet, "busybox");
-  std::string load_order;
-  for (size_t i = 0; i < data.modules.size(); ++i) {
-    const PlannedModule& m = data.modules[i];
+  std::string load_order, load_disk;
+  for (size_t i = 0; i < data.modules.size() + data.disk_modules.size(); ++i) {
+    bool boot = i < data.modules.size();
+    const PlannedModule& m = boot ? data.modules[i] : data.disk_modules[i - data.modules.size()];
     std::string file = m.name + ".ko";
     cpio.add_file("lib/modules/" + file, decompress_if_compressed(data.module_files[i], m.path.string()), 0644);
-    load_order += file + "\n";
+    (boot ? load_order : load_disk) += file + "\n";
   }
   cpio.add_file("lib/modules/load.order", load_order, 0644);
+  cpio.add_file("lib/modules/load.disk", load_disk, 0644);
   cpio.finish();
 
   if (::fchmod(hold.fd(), 0644) != 0) fail_errno("cannot chmod {}", temp);
@@ -156,18 +160,100 @@ const std::vector<std::string>& default_modules() {
   return modules;
 }
 
+const std::vector<std::string>& disk_modules() {
+  // ext4 finds its checksums through the crypto API ("crc32c"), which would
+  // ask modprobe for crc32c_generic: there is no modprobe in the guest.
+  static const std::vector<std::string> modules = {"virtio_blk", "ext4", "crc32c_generic"};
+  return modules;
+}
+
 namespace {
+
+// A disk module this kernel lacks is remembered (cache_dir()/initramfs/plans/
+// missing-<sha256>.json), so that runs do not look for it again: a lookup
+// that fails parses every module in the tree. The note holds while the tree
+// looks unchanged: its directory (a flat tree, like a cached kernel's, gets a
+// new mtime when a file comes or goes), modules.builtin and modules.dep
+// (which depmod rewrites when modules are installed in a /lib/modules tree).
+fs::path missing_note(const fs::path& dir, const std::string& name) {
+  std::string key = sha256_hex(fmt::format("kestrel-missing-module-1\n{}\n{}", dir.string(), name));
+  return cache_dir() / "initramfs" / "plans" / ("missing-" + key + ".json");
+}
+
+nlohmann::json tree_stamps(const fs::path& dir) {
+  return {{"dir", file_stamp(dir)},
+          {"builtin", file_stamp(dir / "modules.builtin")},
+          {"dep", file_stamp(dir / "modules.dep")}};
+}
+
+bool known_missing(const fs::path& dir, const std::string& name) {
+  try {
+    auto text = read_file_if_exists(missing_note(dir, name));
+    if (!text) return false;
+    nlohmann::json j = nlohmann::json::parse(*text);
+    const nlohmann::json& was = j.at("stamps");
+    return j.at("module") == name && same_stamp(was.at("dir"), dir) &&
+           same_stamp(was.at("builtin"), dir / "modules.builtin") && same_stamp(was.at("dep"), dir / "modules.dep");
+  } catch (const std::exception&) {
+    return false;  // unreadable or damaged: look again
+  }
+}
+
+void note_missing(const fs::path& dir, const std::string& name) {
+  try {
+    fs::path note = missing_note(dir, name);
+    make_dirs(note.parent_path(), 0755);
+    nlohmann::json j = {{"module", name}, {"dir", dir.string()}, {"stamps", tree_stamps(dir)}};
+    write_file_atomic(note, j.dump() + "\n");
+  } catch (const Error&) {
+    // Only a shortcut for the next run.
+  }
+}
+
+// The closure of `wanted` that `boot` lacks, in load order. A wanted module
+// that cannot be planned (missing, or a dependency of it missing) is left out
+// with all it alone needs: the agent reports it when it mounts a disk.
+std::vector<PlannedModule> plan_disk_modules(const fs::path& modules_dir, const std::vector<std::string>& wanted,
+                                             const std::vector<PlannedModule>& boot) {
+  if (modules_dir.empty()) return {};  // everything is built in
+  fs::path dir = fs::absolute(modules_dir).lexically_normal();
+  std::vector<std::string> present;
+  for (const std::string& name : wanted)
+    if (!known_missing(dir, name)) present.push_back(name);
+  if (present.empty()) return {};
+  std::vector<PlannedModule> closure;
+  try {
+    closure = plan_modules(modules_dir, present);  // one cached plan, as a rule
+  } catch (const Error&) {
+    closure.clear();
+    for (const std::string& name : present) {
+      try {
+        for (PlannedModule& m : plan_modules(modules_dir, {name})) closure.push_back(std::move(m));
+      } catch (const Error&) {
+        note_missing(dir, name);
+      }
+    }
+  }
+  std::set<std::string> have;
+  for (const PlannedModule& m : boot) have.insert(m.name);
+  std::vector<PlannedModule> out;
+  for (PlannedModule& m : closure)
+    if (have.insert(m.name).second) out.push_back(std::move(m));
+  return out;
+}
 
 // The content hash costs reading and hashing every input (~6 MB) at every
 // run; this remembers it per input identity (path, inode, size, mtime), so a
 // run only stats the inputs. Any change of an input makes a new entry.
-fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>& modules) {
+fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>& modules,
+                     const std::vector<PlannedModule>& disk) {
   nlohmann::json j = {{"format", kFormat},
                       {"agent", in.agent.string()},
                       {"agent_stamp", file_stamp(in.agent)},
                       {"busybox", in.busybox.string()},
                       {"busybox_stamp", file_stamp(in.busybox)}};
   for (const PlannedModule& m : modules) j["modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
+  for (const PlannedModule& m : disk) j["disk_modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
   return cache_dir() / "initramfs" / "by-stamp" / (sha256_hex(j.dump()) + ".path");
 }
 
@@ -177,7 +263,8 @@ InitramfsInUse use_initramfs(const InitramfsInputs& in) {
   // Removers (cache clear) hold an image's lock only to unlink it.
   auto wait = [] { return Deadline::after(std::chrono::seconds(2)); };
   std::vector<PlannedModule> planned = plan_modules(in.kernel.modules_dir, in.modules);
-  fs::path entry = stamp_entry(in, planned);
+  std::vector<PlannedModule> disk = plan_disk_modules(in.kernel.modules_dir, in.disk_modules, planned);
+  fs::path entry = stamp_entry(in, planned, disk);
   if (auto known = read_file_if_exists(entry)) {
     fs::path path = *known;
     if (LockFile hold = LockFile::lock_existing(path, wait(), LockFile::Mode::kShared); hold.locked())
@@ -190,6 +277,7 @@ InitramfsInUse use_initramfs(const InitramfsInputs& in) {
   data.busybox = read_file(in.busybox);
   check_static(data.busybox, in.busybox, "busybox");
   data.modules = std::move(planned);
+  data.disk_modules = std::move(disk);
 
   // The key covers every byte that goes into the archive. The applet list is
   // not hashed separately: it is a function of the busybox bytes.
@@ -200,6 +288,10 @@ InitramfsInUse use_initramfs(const InitramfsInputs& in) {
   for (const PlannedModule& m : data.modules) {
     data.module_files.push_back(read_file(m.path));
     hash_field(key, "module " + m.name, data.module_files.back());
+  }
+  for (const PlannedModule& m : data.disk_modules) {
+    data.module_files.push_back(read_file(m.path));
+    hash_field(key, "disk module " + m.name, data.module_files.back());
   }
   fs::path dir = cache_dir() / "initramfs";
   fs::path path = dir / (key.hex_digest() + ".cpio");

@@ -11,14 +11,22 @@
 
 namespace kestrel::assets {
 
-// Modules whose dependency closure goes into every initramfs (docs/guest.md).
+// Modules whose dependency closure goes into every initramfs and is loaded at
+// boot (/lib/modules/load.order, docs/guest.md). A missing one is an error.
 const std::vector<std::string>& default_modules();
+// Modules a disk root needs (virtio_blk, ext4, crc32c_generic): their closure,
+// less what the boot closure has, goes into every initramfs too and is loaded
+// only when a SETUP mounts a disk root (/lib/modules/load.disk). One the
+// kernel lacks (neither a module nor built in) is left out silently: the
+// agent says what is missing when it mounts the disk.
+const std::vector<std::string>& disk_modules();
 
 struct InitramfsInputs {
   std::filesystem::path agent;    // static kestrel-agent
   std::filesystem::path busybox;  // static busybox
   Kernel kernel;
   std::vector<std::string> modules = default_modules();
+  std::vector<std::string> disk_modules = assets::disk_modules();
 };
 
 // Returns the path of the cached initramfs for these inputs, building it

@@ -17,6 +17,7 @@
 #include "deploy/registry.hpp"
 #include "deploy/slots.hpp"
 #include "host/template_store.hpp"
+#include "image/host_check.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "vm/accel.hpp"
@@ -29,7 +30,8 @@ namespace {
 const char* kDoctorHelp = R"(Check that this host can run kestrel's VMs: QEMU, the guest agent and busybox,
 the guest kernel cache, the accelerator (KVM or TCG, and why), free disk,
 permissions of the runtime and cache directories, warm-start templates, the
-slot limit, the time to live of kept VMs, and the configuration: every file
+slot limit, the time to live of kept VMs, what image builds need (mmdebstrap;
+unprivileged: uidmap, subordinate ids, fakeroot), and the configuration: every file
 and KESTREL_* variable whose value is invalid is reported. Each problem is
 printed with the command that fixes it.
 
@@ -214,6 +216,12 @@ Finding check_keep_ttl(const config::Config*) {
   }
 }
 
+// Images are optional: what they lack is a warning.
+Finding check_images(const config::Config*) {
+  image::ToolsCheck t = image::check_build_tools();
+  return t.ok ? ok("image builds: " + t.detail) : warn(t.detail, t.fix);
+}
+
 Finding check_config(const config::Config* c) {
   std::string project = c->project_file() ? c->project_file()->string() : "none";
   std::string user = c->user_file() && c->user_file_exists() ? c->user_file()->string() : "none";
@@ -245,9 +253,9 @@ int cmd_doctor(const Args& args) {
   }
   const config::Config* c = config ? &*config : nullptr;
   const std::vector<Check> checks = {
-      {"qemu", check_qemu},   {"guest", check_guest_files},   {"kernel", check_kernel},
-      {"accel", check_accel}, {"runtime", check_runtime_dir}, {"cache", check_cache_dir},
-      {"warm", check_warm},   {"slots", check_slots},         {"ttl", check_keep_ttl},
+      {"qemu", check_qemu},           {"guest", check_guest_files}, {"kernel", check_kernel}, {"accel", check_accel},
+      {"runtime", check_runtime_dir}, {"cache", check_cache_dir},   {"warm", check_warm},     {"slots", check_slots},
+      {"ttl", check_keep_ttl},        {"images", check_images},
   };
   for (const Check& check : checks) {
     try {

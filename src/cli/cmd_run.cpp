@@ -11,6 +11,7 @@
 #include "cli/config_options.hpp"
 #include "cli/host_listing.hpp"
 #include "cli/parse.hpp"
+#include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
@@ -21,9 +22,11 @@
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
 #include "host/write_through.hpp"
+#include "image/build.hpp"
 #include "proto/frame.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/lockfile.hpp"
 #include "util/random.hpp"
 #include "util/signals.hpp"
 #include "util/socket.hpp"
@@ -59,6 +62,7 @@ struct RunOptions {
   std::vector<std::string> write_through;  // "auto" and paths; empty: none
   std::string write_through_origin;
   bool verbose = false;
+  std::string image;  // a recipe or a built image; "": the host's root
   std::vector<std::string> command;
 };
 
@@ -73,6 +77,7 @@ void fill_from_config(RunOptions& o, const config::Config& c) {
   o.accel = c.text("accel");
   o.list_on_host = c.flag("list_on_host");
   o.cold = !c.flag("warm");
+  o.image = c.text("image");
   o.env.pass = c.list("env.pass");
   o.env.deny = c.list("env.deny");
   for (const auto& t : c.list("write_through"))
@@ -260,7 +265,8 @@ fs::path resolve_program(const std::string& program) {
 }  // namespace
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
-                     const host::SharePlan& shares, SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard);
+                     const host::SharePlan& shares, const std::optional<image::ImageInfo>& image, SignalFd& signals,
+                     deploy::Slot& slot, deploy::RunGuard& guard);
 
 int cmd_run(const Args& args) {
   RunOptions o;
@@ -284,7 +290,8 @@ int cmd_run(const Args& args) {
         CLI::ExitCodes::ExtrasError);
   }
   if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
-  fill_from_config(o, load_config(config_options));
+  config::Config config = load_config(config_options);
+  fill_from_config(o, config);
   trace("configured");
 
   fs::path program;
@@ -298,7 +305,7 @@ int cmd_run(const Args& args) {
       host::plan_write_through({o.write_through, o.write_through_origin, cwd_or_empty(), program, host::user_home()});
   std::vector<fs::path> trees;
   for (const auto& t : writes.trees) trees.push_back(t.path);
-  host::SharePlan shares = host::plan_shares(o.shares, program, trees);
+  host::SharePlan shares = host::plan_shares(o.shares, program, trees, o.image.empty());
   if (o.list_on_host && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
     exec_on_host(program, o.command);
   std::string name = deploy::make_vm_name(o.name.empty() ? program.filename().string() : o.name);
@@ -306,6 +313,23 @@ int cmd_run(const Args& args) {
   // Signals arrive on a descriptor from here on; they are forwarded to the
   // program once it runs.
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+
+  // The image, built first if its recipe's is not (docs/images.md).
+  std::optional<image::ImageInfo> image;
+  if (!o.image.empty()) {
+    image::BuildOptions build;
+    build.vm = boot_options(config);
+    build.vm.signal_fd = signals.fd();
+    build.say = [](const std::string& line) { say(line); };
+    build.vm.notice = build.say;
+    try {
+      image = image::resolve_image(o.image, build);
+    } catch (const Interrupted& e) {
+      say(fmt::format("interrupted by signal {} while building image {}", e.signo(), o.image));
+      return 128 + e.signo();
+    }
+    trace("image ready");
+  }
 
   // Declared before the deployment's guard, so the slot is given back only
   // after the VM is torn down: a dying VM still counts against the limit.
@@ -319,7 +343,7 @@ int cmd_run(const Args& args) {
   dep.state().env = host::guest_environment(environ, o.env);
   std::erase_if(*dep.state().env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
   dep.state().env->push_back("KESTREL_VM=" + name);
-  dep.state().vms.push_back({name, 0, ""});
+  dep.state().vms.push_back({name, 0, "", "", image ? image->id : ""});
   dep.save();
   // Tears everything down unless the VM is kept: this also runs when we throw.
   deploy::RunGuard guard(dep, [](const std::string& e) { say("warning: " + e); });
@@ -329,7 +353,7 @@ int cmd_run(const Args& args) {
     for (const auto& line : host::describe_write_plan(writes)) say(line);
 
   try {
-    return run_in_vm(o, name, dep, program, shares, signals, slot, guard);
+    return run_in_vm(o, name, dep, program, shares, image, signals, slot, guard);
   } catch (const Interrupted& e) {
     // A signal while waiting for a slot or during boot: tear down, say how we died.
     say_interrupted(e.signo(), name);
@@ -338,7 +362,8 @@ int cmd_run(const Args& args) {
 }
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
-                     const host::SharePlan& shares, SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard) {
+                     const host::SharePlan& shares, const std::optional<image::ImageInfo>& image, SignalFd& signals,
+                     deploy::Slot& slot, deploy::RunGuard& guard) {
   int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.mem_mib);
   slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
     say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
@@ -352,14 +377,16 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     check_socket_path(socket);
   boot.mem_mib = o.mem_mib;
   boot.cpus = o.cpus;
-  if (!o.kernel.empty() && (o.kernel.find('/') != std::string::npos || fs::exists(o.kernel))) {
-    boot.kernel.image = o.kernel;
-    boot.kernel.modules_dir = o.kernel_modules;
-  } else {
-    boot.kernel.release = o.kernel;
-  }
+  boot.kernel = kernel_spec(o.kernel, o.kernel_modules);
   boot.accel_request = o.accel;
   boot.shares = shares.devices;
+  // Held until the VM has booted: `image rm` leaves an image alone meanwhile.
+  LockFile image_hold;
+  if (image) {
+    boot.image = image::disk_image(*image);
+    image_hold = LockFile::lock_existing(image->files.dir, Deadline::after(5s), LockFile::Mode::kShared);
+    if (!image_hold.locked()) fail("image {} ({}) was removed meanwhile", image->name, image->id);
+  }
   boot.debug = o.debug;
   boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
@@ -390,6 +417,7 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     throw;
   }
   host::Machine& machine = *booted;
+  image_hold.unlock();
   auto vm_exit = [&] { return host::explain_vm_exit(boot.paths, machine.qemu().wait(Deadline::after(1s))); };
 
   proto::SetupRequest setup;

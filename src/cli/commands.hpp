@@ -16,6 +16,7 @@ int cmd_serial(const Args& args);
 int cmd_destroy(const Args& args);
 int cmd_kernel(const Args& args);
 int cmd_cache(const Args& args);
+int cmd_image(const Args& args);
 int cmd_ls(const Args& args);
 int cmd_gc(const Args& args);
 int cmd_config(const Args& args);

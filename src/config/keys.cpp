@@ -114,6 +114,14 @@ const std::vector<Key>& keys() {
        .help = "extra host paths mounted in the VM at the same path: PATH:ro (writes fail) or PATH:rw "
                "(writes reach the host); without :ro/:rw read-only",
        .path_like = true},
+      {.name = "image",
+       .type = Type::kText,
+       .fallback = "",
+       .env = "KESTREL_IMAGE",
+       .option = "--image",
+       .help = "the VM's root file system: a recipe file (e.g. images/pg.toml; its image is built on first use) or "
+               "a built image's name or id (`kestrel image ls`); empty: the host's own root, read-only",
+       .path_like = true},
       {.name = "write_through",
        .type = Type::kTrees,
        .fallback = "auto",
@@ -276,7 +284,9 @@ Value check_value(const Key& key, Value value, const std::string& base_dir) {
     }
     case Type::kText: {
       auto& v = std::get<std::string>(value);
-      if (key.path_like && v.find('/') != std::string::npos) v = absolute_from(v, base_dir);
+      // A path is relative to the file that gives it; so is a recipe named
+      // without a directory ("pg.toml").
+      if (key.path_like && (v.find('/') != std::string::npos || v.ends_with(".toml"))) v = absolute_from(v, base_dir);
       break;
     }
     case Type::kPatterns:

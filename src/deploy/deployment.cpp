@@ -88,8 +88,11 @@ std::string State::to_json() const {
   if (cwd) j["cwd"] = *cwd;
   if (env) j["env"] = *env;
   j["vms"] = nlohmann::json::array();
-  for (const auto& vm : vms)
-    j["vms"].push_back({{"name", vm.name}, {"pid", vm.pid}, {"accel", vm.accel}, {"start", vm.start}});
+  for (const auto& vm : vms) {
+    nlohmann::json v = {{"name", vm.name}, {"pid", vm.pid}, {"accel", vm.accel}, {"start", vm.start}};
+    if (!vm.image.empty()) v["image"] = vm.image;
+    j["vms"].push_back(std::move(v));
+  }
   if (exit_status) j["exit_status"] = *exit_status;
   // Bytes that are not UTF-8 (a path, an argument or a variable may hold
   // any) become U+FFFD instead of failing the run.
@@ -118,7 +121,7 @@ State State::from_json(const std::string& text, const fs::path& origin) {
     if (j.contains("env")) s.env = j["env"].get<std::vector<std::string>>();
     for (const auto& vm : j.value("vms", nlohmann::json::array())) {
       VmRecord r{vm.value("name", ""), number_or(vm, "pid", 0, kMaxPid, 0), vm.value("accel", ""),
-                 vm.value("start", "")};
+                 vm.value("start", ""), vm.value("image", "")};
       if (r.name.find('/') != std::string::npos || r.name == "." || r.name == "..") r.name.clear();
       s.vms.push_back(std::move(r));
     }

@@ -30,6 +30,7 @@ struct VmRecord {
   int pid = 0;  // QEMU's pid (0 before launch)
   std::string accel;
   std::string start;  // "warm" (a clone of a template) or "cold" (booted)
+  std::string image;  // the id of the image that is its root disk; "" for the host's root
 };
 
 struct State {

@@ -118,13 +118,17 @@ proto::Frame AgentClient::wait_frame(Deadline deadline, int vm_pidfd, const char
 }
 
 proto::Frame AgentClient::request(Type type, std::string_view payload, Type expected, Deadline deadline, int vm_pidfd,
-                                  const char* what) {
+                                  const char* what, bool prefix_errors) {
   uint32_t stream = next_stream_++;
   conn_.send(type, stream, payload);
   for (;;) {
     proto::Frame f = wait_frame(deadline, vm_pidfd, what);
     if (f.stream != stream) continue;
-    if (f.type == Type::kError) fail("{} failed in the VM: {}", what, proto::decode_text(f.payload));
+    if (f.type == Type::kError) {
+      std::string message = proto::decode_text(f.payload);
+      if (!prefix_errors) throw Error(message);
+      fail("{} failed in the VM: {}", what, message);
+    }
     if (f.type == expected) return f;
     fail("protocol error: unexpected {} frame in answer to {}", proto::type_name(f.type), what);
   }
@@ -132,6 +136,13 @@ proto::Frame AgentClient::request(Type type, std::string_view payload, Type expe
 
 void AgentClient::setup(const proto::SetupRequest& r, Deadline deadline, int vm_pidfd) {
   request(Type::kSetup, r.encode(), Type::kOk, deadline, vm_pidfd, "setup");
+}
+
+void AgentClient::service(const proto::ServiceRequest& r, Deadline deadline, int vm_pidfd) {
+  r.validate();
+  std::string what = "starting service " + r.name;
+  // The agent's messages name the service already ("service NAME was not ready ...").
+  request(Type::kService, r.encode(), Type::kOk, deadline, vm_pidfd, what.c_str(), false);
 }
 
 void AgentClient::ping(Deadline deadline) {

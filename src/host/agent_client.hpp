@@ -68,7 +68,18 @@ class AgentClient {
   const proto::Hello& greeting() const { return greeting_; }
   int port() const { return port_; }
 
+  // SETUP (docs/protocol.md, "Setup"): may be sent more than once per boot,
+  // a root mount at most once. Throws Error with the agent's message, VmGone
+  // if QEMU exits, AgentTimeout at the deadline.
   void setup(const proto::SetupRequest& request, Deadline deadline, int vm_pidfd = -1);
+
+  // SERVICE (docs/protocol.md, "Services"): starts a service in the guest
+  // root and returns once the agent says it is ready. The request is checked
+  // (ServiceRequest::validate) before it is sent. The agent waits up to
+  // request.timeout_ms, so `deadline` should leave it that long and more.
+  // Throws like setup(); the agent's message names the service and carries
+  // the last lines of its log.
+  void service(const proto::ServiceRequest& request, Deadline deadline, int vm_pidfd = -1);
 
   // Round trip with a PING, for latency measurements and liveness.
   void ping(Deadline deadline);
@@ -79,8 +90,10 @@ class AgentClient {
   AgentClient() = default;
   // Waits for one frame (or the VM's death, or the deadline).
   proto::Frame wait_frame(Deadline deadline, int vm_pidfd, const char* waiting_for);
+  // Sends a request and waits for its answer. An ERROR throws Error: "WHAT
+  // failed in the VM: MESSAGE", or MESSAGE alone without prefix_errors.
   proto::Frame request(proto::Type type, std::string_view payload, proto::Type expected, Deadline deadline,
-                       int vm_pidfd, const char* what);
+                       int vm_pidfd, const char* what, bool prefix_errors = true);
 
   LockFile lock_;
   UniqueFd fd_;

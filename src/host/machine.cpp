@@ -15,7 +15,9 @@
 #include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/io.hpp"
+#include "util/random.hpp"
 #include "util/trace.hpp"
+#include "vm/disk.hpp"
 
 namespace kestrel::host {
 
@@ -108,6 +110,7 @@ BootPlan plan_boot(const BootOptions& o) {
   c.mem_mib = o.mem_mib;
   c.cpus = o.cpus;
   c.shares = o.shares;
+  if (o.image) c.disk = o.image->in_place ? o.image->base : c.paths.dir / "disk.qcow2";
   if (c.shares.size() < kMinShareDevices) {
     make_dirs(c.paths.empty_share(), 0700);
     pad_share_devices(c.shares, c.paths.empty_share());
@@ -118,8 +121,40 @@ BootPlan plan_boot(const BootOptions& o) {
   return p;
 }
 
+void start_image_root(AgentClient& agent, const DiskImage& image, const vm::VmConfig& config, int vm_pidfd) {
+  proto::SetupRequest setup;
+  setup.realtime_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  setup.entropy = random_bytes(32);
+  setup.mounts.push_back({"/dev/vda", "ext4", proto::MountKind::kDiskRoot});
+  try {
+    agent.setup(setup, Deadline::after(std::chrono::seconds(30)), vm_pidfd);
+  } catch (const VmGone&) {
+    throw;
+  } catch (const Error& e) {
+    throw BootFailure(describe_vm_failure(
+        config.name, config.paths, fmt::format("could not mount image {} as its root: {}", image.name, e.what())));
+  }
+  trace("image root mounted");
+  if (image.in_place) return;
+  for (const auto& service : image.services) {
+    try {
+      agent.service(service, Deadline::after(std::chrono::milliseconds(service.timeout_ms) + std::chrono::seconds(10)),
+                    vm_pidfd);
+    } catch (const VmGone&) {
+      throw;
+    } catch (const Error& e) {
+      throw BootFailure(describe_vm_failure(
+          config.name, config.paths,
+          fmt::format("could not start service {} of image {}: {}", service.name, image.name, e.what())));
+    }
+    trace("service started");
+  }
+}
+
 Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const vm::LaunchExtras& extras) {
   make_dirs(config.paths.dir, 0700);
+  if (o.image && !o.image->in_place) vm::create_overlay(o.image->base, config.disk);
   for (;;) {
     config.accel = p.decision.accel;
     trace("launching QEMU");
@@ -131,6 +166,7 @@ Booted boot_cold(BootPlan& p, vm::VmConfig config, const BootOptions& o, const v
       AgentClient agent =
           AgentClient::connect(config.paths, 0, Deadline::after(timeout), qemu_child.pidfd(), o.signal_fd);
       trace("agent greeted");
+      if (o.image) start_image_root(agent, *o.image, config, qemu_child.pidfd());
       return Booted{std::move(qemu_child), std::move(agent), config.accel};
     } catch (const AgentTimeout& e) {
       qemu_child.kill_and_reap();

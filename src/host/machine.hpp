@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,19 @@
 
 namespace kestrel::host {
 
+// The guest root of an image run (docs/images.md): a qcow2 disk the agent
+// mounts as the root, and the services it starts there before a template is
+// saved (or, booting cold, before the run's SETUP).
+struct DiskImage {
+  std::filesystem::path base;  // the image's disk, never written (each VM gets an overlay)
+  std::string id;              // the image's id: part of the template key
+  std::string name;
+  std::vector<proto::ServiceRequest> services;
+  // Boot `base` itself, writable (provisioning an image being built): no
+  // overlay, no services, no template.
+  bool in_place = false;
+};
+
 struct BootOptions {
   std::string name;
   vm::VmPaths paths;
@@ -26,6 +40,7 @@ struct BootOptions {
   assets::KernelSpec kernel;
   std::string accel_request;  // KESTREL_ACCEL: kvm | tcg | auto | ""
   std::vector<vm::Share> shares;
+  std::optional<DiskImage> image;  // the guest root; nullopt: the host's root over 9p
   bool debug = false;
   // 0: the default for the accelerator (TCG 60 s, KVM 10 s).
   std::chrono::milliseconds boot_timeout{0};
@@ -58,6 +73,11 @@ class Machine {
   AgentClient agent_;
   vm::Accel accel_;
 };
+
+// An image VM's first steps after its agent greets: SETUP mounting the disk
+// as the guest root, then each service, waited for until ready. Throws
+// BootFailure naming the service and its log lines when one fails.
+void start_image_root(AgentClient& agent, const DiskImage& image, const vm::VmConfig& config, int vm_pidfd);
 
 // Appends "kestrel: <line>" to the VM's console log, between what the guest
 // prints (QEMU appends to it too, so lines stay whole). Milestones the host

@@ -39,8 +39,18 @@ fs::path resolve_share(const std::string& given) {
 // The agent mounts these in the guest root (agent/setup.cpp, plan_mounts).
 bool hidden_in_guest(const fs::path& p) { return reserved_in_guest(p) || path_within(p, "/run"); }
 
+namespace {
+
+bool in_system_dirs(const fs::path& p) {
+  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"})
+    if (path_within(p, dir)) return true;
+  return false;
+}
+
+}  // namespace
+
 SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& program,
-                      const std::vector<fs::path>& write_trees) {
+                      const std::vector<fs::path>& write_trees, bool host_root) {
   struct Item {
     fs::path path;
     bool read_only;
@@ -60,7 +70,7 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
   }
   // A program the guest would not see at its own path: its directory, read-only.
   fs::path dir = program.parent_path();
-  if (hidden_in_guest(program)) {
+  if (hidden_in_guest(program) || (!host_root && !in_system_dirs(program))) {
     if (reserved_in_guest(dir))
       fail("cannot run {} in a VM: the guest mounts its own file systems at /proc, /sys and /dev", program.string());
     bool covered =
@@ -73,8 +83,10 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
   });
 
   SharePlan plan;
-  plan.devices.push_back({"root", "/", true});
-  plan.mounts.push_back({"root", "", proto::MountKind::kRootOverlay});
+  if (host_root) {
+    plan.devices.push_back({"root", "/", true});
+    plan.mounts.push_back({"root", "", proto::MountKind::kRootOverlay});
+  }
   for (size_t i = 0; i < items.size(); ++i) {
     std::string tag = "share" + std::to_string(i);
     plan.devices.push_back({tag, items[i].path, items[i].read_only});
@@ -85,8 +97,11 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
 }
 
 void pad_share_devices(std::vector<vm::Share>& devices, const fs::path& empty_dir) {
-  for (size_t i = devices.size(); i < kMinShareDevices; ++i)
-    devices.push_back({"share" + std::to_string(i - 1), empty_dir, true});  // as plan_shares numbers them
+  // Named as plan_shares names the next share, so that a padded VM's devices
+  // equal those of one with a share more.
+  size_t shares = static_cast<size_t>(
+      std::count_if(devices.begin(), devices.end(), [](const vm::Share& d) { return d.tag != "root"; }));
+  while (devices.size() < kMinShareDevices) devices.push_back({"share" + std::to_string(shares++), empty_dir, true});
 }
 
 }  // namespace kestrel::host

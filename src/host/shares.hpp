@@ -26,8 +26,12 @@ struct SharePlan {
 // The write-through trees (host/write_through.hpp) are shared read-write,
 // except one that a share names already (the share decides) or that lies in
 // a read-write share.
+// Without `host_root` (an image is the guest root: docs/images.md) the host's
+// root is not shared, and a program that no share or tree holds gets its
+// directory shared read-only, unless it lies in the image's own system
+// directories (/usr, /bin, /sbin, /lib*), where the image's program runs.
 SharePlan plan_shares(const std::vector<config::Share>& shares, const std::filesystem::path& program,
-                      const std::vector<std::filesystem::path>& write_trees = {});
+                      const std::vector<std::filesystem::path>& write_trees = {}, bool host_root = true);
 
 // Every VM has at least this many 9p devices (the root and one more), so that
 // runs with no write-through tree and runs with one (most) are clones of one

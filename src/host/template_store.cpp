@@ -33,6 +33,7 @@ std::string canonical_argv(vm::VmConfig c, const std::string& qemu_binary) {
     share.path = "/KESTREL-SHARE-" + share.tag;
     share.read_only = false;
   }
+  if (!c.disk.empty()) c.disk = "/KESTREL-VM/disk.qcow2";
   c.memory_file = "/KESTREL-TEMPLATE/memory";
   c.memory_shared = false;
   c.incoming = true;
@@ -50,13 +51,14 @@ std::string state_digest(const fs::path& state) { return sha256_hex(read_file(st
 
 fs::path templates_dir() { return assets::cache_dir() / "templates"; }
 
-std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary) {
+std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id) {
   Sha256 h;
   h.update("kestrel-template-" + std::to_string(kTemplateFormat) + "\n");
   h.update(vm::qemu_version(qemu_binary) + "\n");
   h.update(assets::file_stamp(qemu_binary).dump() + "\n");
   h.update(assets::file_stamp(config.kernel).dump() + "\n");
   h.update(assets::file_stamp(config.initramfs).dump() + "\n");  // also named by its content hash
+  if (!image_id.empty()) h.update("image " + image_id + "\n");
   h.update(canonical_argv(config, qemu_binary));
   return h.hex_digest();
 }
@@ -82,6 +84,8 @@ std::optional<TemplateInUse> find_template(const std::string& key, uint32_t mem_
       why = "the memory file was changed or removed";
     } else if (meta["memory"].value("size", uint64_t{0}) != uint64_t{mem_mib} << 20) {
       why = "the memory file has the wrong size";
+    } else if (meta.contains("disk") && !assets::same_stamp(meta["disk"], t.disk())) {
+      why = "the disk overlay was changed or removed";
     } else if (!assets::same_stamp(meta["state"], t.state()) ||
                state_digest(t.state()) != meta.value("state_sha256", "")) {
       why = "the device state was changed or removed";
@@ -106,6 +110,7 @@ TemplateInUse publish_template(const std::string& key, const json& description) 
   meta["memory"] = assets::file_stamp(build.memory());
   meta["state"] = assets::file_stamp(build.state());
   meta["state_sha256"] = state_digest(build.state());
+  if (fs::exists(build.disk())) meta["disk"] = assets::file_stamp(build.disk());
   if (meta["memory"].is_null() || meta["state"].is_null()) fail("template {} is incomplete", build.dir.string());
   write_file_atomic(build.meta(), meta.dump(2) + "\n", 0644);
   // A damaged predecessor (we hold the build lock): runs hold it only while

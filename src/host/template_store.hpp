@@ -28,6 +28,9 @@ struct TemplateFiles {
   fs::path memory() const { return dir / "memory"; }
   fs::path state() const { return dir / "state"; }
   fs::path console_log() const { return dir / "console.log"; }
+  // An image template's disk overlay (frozen, read-only): every clone's own
+  // overlay reads through it to the image.
+  fs::path disk() const { return dir / "disk.qcow2"; }
   fs::path meta() const { return dir / "template.json"; }
 };
 
@@ -38,7 +41,8 @@ fs::path templates_dir();
 // with per-VM names and paths replaced by placeholders (machine, memory,
 // CPUs, accelerator, devices, share tags, kernel command line), and the
 // kernel and initramfs files' identities.
-std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary);
+// An image's id (`image_id`) is part of the key: the template's disk is built on it.
+std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id = "");
 
 // The final directory of a key, and where its builder assembles it.
 TemplateFiles template_files(const std::string& key);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "util/lockfile.hpp"
 #include "util/signals.hpp"
 #include "util/trace.hpp"
+#include "vm/disk.hpp"
 #include "vm/qmp.hpp"
 
 namespace kestrel::host {
@@ -42,6 +44,7 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
   }
   t.memory_file = build.memory();
   t.memory_shared = true;
+  if (!t.disk.empty()) t.disk = build.disk();  // boot_cold makes it, an overlay of the image
   BootOptions bo = o;
   bo.on_launch = nullptr;  // not the run's VM
   // If we die (even by SIGKILL), so does the half-made template.
@@ -65,6 +68,8 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
     throw;
   }
   write_file_atomic(build.console_log(), read_file_if_exists(t.paths.console_log()).value_or(""));
+  // Frozen: clones read through it, and QEMU opens a backing file read-only.
+  if (!t.disk.empty() && ::chmod(t.disk.c_str(), 0444) != 0) fail_errno("cannot make {} read-only", t.disk.string());
   remove_tree(empty);
   return b.accel;
 }
@@ -113,6 +118,10 @@ std::optional<TemplateInUse> build_template(BootPlan& plan, const std::string& k
   json description = {{"kernel", plan.kernel_release},  {"qemu", vm::qemu_version(plan.qemu)},
                       {"mem_mib", plan.config.mem_mib}, {"cpus", plan.config.cpus},
                       {"accel", vm::accel_name(got)},   {"build_ms", ms.count()}};
+  if (o.image) {
+    description["image"] = o.image->id;
+    description["image_name"] = o.image->name;
+  }
   TemplateInUse t = publish_template(key, description);
   prune_templates(8, std::chrono::hours(24 * 14), t.files.dir);
   return t;
@@ -214,6 +223,7 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
   c.memory_shared = false;
   c.incoming = true;
   make_dirs(c.paths.dir, 0700);
+  if (!c.disk.empty()) vm::create_overlay(t.disk(), c.disk);
   // The clone's console log starts with the boot its memory comes from.
   write_file_atomic(c.paths.console_log(),
                     read_file_if_exists(t.console_log()).value_or("") + std::string(kRestoredMarker) +
@@ -248,7 +258,7 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
 std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& o) {
   std::string key;
   try {
-    key = template_key(plan.config, plan.qemu);
+    key = template_key(plan.config, plan.qemu, o.image ? o.image->id : "");
   } catch (const Error&) {
     // E.g. QEMU cannot tell its version: a cold boot will say what is wrong.
     return std::nullopt;

@@ -37,11 +37,13 @@ const char* type_name(Type type) {
       return "PONG";
     case Type::kExecMore:
       return "EXEC_MORE";
+    case Type::kService:
+      return "SERVICE";
   }
   return "?";
 }
 
-bool is_known_type(uint16_t type) { return type >= 1 && type <= 15; }
+bool is_known_type(uint16_t type) { return type >= 1 && type <= 16; }
 
 std::string encode_frame(Type type, uint32_t stream, std::string_view payload) {
   if (payload.size() > kMaxPayload)

@@ -9,8 +9,9 @@
 
 namespace kestrel::proto {
 
-// docs/protocol.md, "Versioning": 2 added EXEC_MORE.
-constexpr uint32_t kVersion = 2;
+// docs/protocol.md, "Versioning": 2 added EXEC_MORE; 3 the disk root, repeated
+// SETUP and SERVICE.
+constexpr uint32_t kVersion = 3;
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxPayload = 1u << 20;
 // Bulk data (stdout, stdin, ...) is cut into frames of at most this size.
@@ -34,6 +35,7 @@ enum class Type : uint16_t {
   kPing = 13,
   kPong = 14,
   kExecMore = 15,
+  kService = 16,
 };
 
 const char* type_name(Type type);

@@ -37,12 +37,97 @@ SetupRequest SetupRequest::decode(std::string_view payload) {
     m.tag = r.bytes();
     m.target = r.bytes();
     uint32_t kind = r.u32();
-    if (kind > 2) fail("malformed SETUP: unknown mount kind {}", kind);
+    if (kind > 3) fail("malformed SETUP: unknown mount kind {}", kind);
     m.kind = static_cast<MountKind>(kind);
     s.mounts.push_back(std::move(m));
   }
   r.finish();
   return s;
+}
+
+namespace {
+
+constexpr size_t kMaxUnixPath = 107;  // sun_path, less its NUL
+
+bool name_char(char c, bool first) {
+  if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  return !first && (c == '.' || c == '_' || c == '-');
+}
+
+}  // namespace
+
+Readiness parse_readiness(std::string_view ready) {
+  Readiness r;
+  if (ready.empty()) return r;
+  auto invalid = [&](std::string_view why) -> Error {
+    return Error(fmt::format("invalid readiness '{}': {}", ready.substr(0, 200), why));
+  };
+  if (ready.find('\0') != std::string_view::npos) throw invalid("it contains a NUL byte");
+  if (ready.starts_with("tcp:")) {
+    std::string_view port = ready.substr(4);
+    uint32_t n = 0;
+    bool digits = !port.empty() && port.size() <= 5;
+    for (char c : port) {
+      if (c < '0' || c > '9') digits = false;
+      n = n * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (!digits || n < 1 || n > 65535) throw invalid("PORT must be a number from 1 to 65535");
+    r.kind = Readiness::Kind::kTcp;
+    r.port = static_cast<uint16_t>(n);
+  } else if (ready.starts_with("unix:")) {
+    std::string_view path = ready.substr(5);
+    if (!path.starts_with("/")) throw invalid("the socket's path must be absolute");
+    if (path.size() > kMaxUnixPath)
+      throw invalid(fmt::format("the socket's path is longer than {} bytes", kMaxUnixPath));
+    r.kind = Readiness::Kind::kUnix;
+    r.text = std::string(path);
+  } else if (ready.starts_with("command:")) {
+    if (ready.size() == 8) throw invalid("the command is empty");
+    r.kind = Readiness::Kind::kCommand;
+    r.text = std::string(ready.substr(8));
+  } else {
+    throw invalid("expected nothing, tcp:PORT, unix:/PATH or command:SHELL");
+  }
+  return r;
+}
+
+std::string ServiceRequest::encode() const {
+  return Writer().bytes(name).bytes(command).bytes(ready).u32(timeout_ms).take();
+}
+
+ServiceRequest ServiceRequest::decode(std::string_view payload) {
+  Reader r(payload);
+  ServiceRequest s;
+  s.name = r.bytes();
+  s.command = r.bytes();
+  s.ready = r.bytes();
+  s.timeout_ms = r.u32();
+  r.finish();
+  if (s.name.size() > kMaxServiceName)
+    fail("malformed SERVICE: name of {} bytes (at most {})", s.name.size(), kMaxServiceName);
+  if (s.command.size() > kMaxServiceText)
+    fail("malformed SERVICE: command of {} bytes (at most {})", s.command.size(), kMaxServiceText);
+  if (s.ready.size() > kMaxServiceText)
+    fail("malformed SERVICE: ready of {} bytes (at most {})", s.ready.size(), kMaxServiceText);
+  return s;
+}
+
+void ServiceRequest::validate() const {
+  bool good = !name.empty() && name.size() < kMaxServiceName;
+  for (size_t i = 0; good && i < name.size(); ++i) good = name_char(name[i], i == 0);
+  if (!good) fail("invalid service name '{}': expected [a-z0-9][a-z0-9._-]{{0,62}}", name.substr(0, 200));
+  if (command.empty()) fail("service {} has no command", name);
+  if (command.size() > kMaxServiceText)
+    fail("the command of service {} is longer than {} bytes", name, kMaxServiceText);
+  if (command.find('\0') != std::string::npos) fail("the command of service {} contains a NUL byte", name);
+  if (ready.size() > kMaxServiceText)
+    fail("the readiness of service {} is longer than {} bytes", name, kMaxServiceText);
+  try {
+    parse_readiness(ready);
+  } catch (const Error& e) {
+    fail("service {}: {}", name, e.what());
+  }
+  if (timeout_ms == 0) fail("service {} has a timeout of 0 ms", name);
 }
 
 std::string Exec::encode() const {

@@ -2,8 +2,10 @@
 // layout with encode() and a static decode() that throws on malformed input.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kestrel::proto {
@@ -18,12 +20,17 @@ struct Hello {
   static Hello decode(std::string_view payload);
 };
 
-enum class MountKind : uint32_t { kRootOverlay = 0, kReadWrite = 1, kReadOnly = 2 };
+// docs/protocol.md, "Messages": kRootOverlay and kDiskRoot are the root
+// mounts. A disk root's tag is the block device ("/dev/vda"), its target the
+// file system type ("ext4").
+enum class MountKind : uint32_t { kRootOverlay = 0, kReadWrite = 1, kReadOnly = 2, kDiskRoot = 3 };
 
 struct Mount {
   std::string tag;
   std::string target;
   MountKind kind = MountKind::kReadOnly;
+
+  bool is_root() const { return kind == MountKind::kRootOverlay || kind == MountKind::kDiskRoot; }
 };
 
 struct SetupRequest {
@@ -34,6 +41,36 @@ struct SetupRequest {
 
   std::string encode() const;
   static SetupRequest decode(std::string_view payload);
+};
+
+// Bounds of a SERVICE (docs/protocol.md, "Services").
+constexpr size_t kMaxServiceName = 64;
+constexpr size_t kMaxServiceText = 64 * 1024;  // command, ready
+
+// When a service counts as ready: its `ready` field parsed.
+struct Readiness {
+  enum class Kind { kExited, kTcp, kUnix, kCommand };
+  Kind kind = Kind::kExited;
+  uint16_t port = 0;  // kTcp
+  std::string text;   // kUnix: the socket's path; kCommand: the shell command
+};
+
+// "", "tcp:PORT", "unix:/PATH" or "command:SHELL". Throws Error saying what
+// is wrong, e.g. "invalid readiness 'tcp:x': PORT must be 1 to 65535".
+Readiness parse_readiness(std::string_view ready);
+
+struct ServiceRequest {
+  std::string name;     // [a-z0-9][a-z0-9._-]{0,62}: names its log file
+  std::string command;  // run as /bin/sh -c COMMAND
+  std::string ready;    // parse_readiness()
+  uint32_t timeout_ms = 0;
+
+  std::string encode() const;
+  // Checks the framing and the size bounds only; validate() the rest.
+  static ServiceRequest decode(std::string_view payload);
+  // Throws Error naming what is wrong with a field (both sides call it: the
+  // host before it sends, the agent before it starts anything).
+  void validate() const;
 };
 
 constexpr uint32_t kExecStdin = 1u << 0;

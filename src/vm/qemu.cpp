@@ -97,6 +97,13 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
     if (s.read_only) fsdev += ",readonly=on";
     a.insert(a.end(), {"-fsdev", fsdev, "-device", "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + s.tag});
   }
+  if (!c.disk.empty()) {
+    // The node name and id are part of the device state a clone loads.
+    a.insert(a.end(),
+             {"-drive",
+              "file=" + opt_value(c.disk.string()) + ",format=qcow2,if=none,id=drive0,node-name=disk0,discard=unmap",
+              "-device", "virtio-blk-pci,drive=drive0"});
+  }
   a.insert(a.end(), {"-device", "virtio-rng-pci"});
   if (c.incoming) a.insert(a.end(), {"-incoming", "defer"});
   return a;

@@ -27,6 +27,9 @@ struct VmConfig {
   uint32_t cpus = 1;
   Accel accel = Accel::kTcg;
   std::vector<Share> shares;
+  // A virtio-blk disk (qcow2), the guest root of an image run
+  // (docs/images.md); empty: none. Each VM writes to its own overlay file.
+  std::filesystem::path disk;
   bool debug = false;  // kestrel.debug=1, kernel messages not quieted
   // Guest RAM in a file instead of anonymous memory (warm starts,
   // docs/warm-starts.md): shared for a template being built (the guest's

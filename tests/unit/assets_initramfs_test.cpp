@@ -118,6 +118,57 @@ TEST_F(InitramfsTest, LayoutFollowsTheGuestContract) {
   EXPECT_EQ(cpio["lib/modules/virtio_rng.ko"].data, make_module("virtio_rng", {"virtio_ring", "virtio"}));
   EXPECT_EQ(cpio["lib/modules/virtio_rng.ko"].perm, 0644u);
   EXPECT_FALSE(cpio.contains("lib/modules/overlay.ko"));  // built in
+  // This kernel has none of the disk modules: none to load for a disk root.
+  ASSERT_TRUE(cpio.contains("lib/modules/load.disk"));
+  EXPECT_EQ(cpio["lib/modules/load.disk"].data, "");
+}
+
+// The disk modules' closure, less the boot closure and what is built in, is
+// carried and listed in load.disk; load.order (boot) does not change.
+TEST_F(InitramfsTest, DiskModulesAreListedApart) {
+  write("modules/kernel/virtio_blk.ko", make_module("virtio_blk", {"virtio", "virtio_ring"}));
+  write("modules/kernel/ext4.ko", make_module("ext4", {"mbcache", "jbd2"}));
+  write("modules/kernel/jbd2.ko", make_module("jbd2", {}));
+  write("modules/kernel/mbcache.ko.xz", testing::compress(make_module("mbcache", {}), ARCHIVE_FILTER_XZ));
+  write("modules/modules.builtin", "kernel/fs/overlayfs/overlay.ko\nkernel/crypto/crc32c_generic.ko\n");
+  InitramfsInputs in = inputs();
+  EXPECT_EQ(in.disk_modules, (std::vector<std::string>{"virtio_blk", "ext4", "crc32c_generic"}));
+  auto cpio = read_cpio(ensure_initramfs(in));
+  EXPECT_EQ(cpio["lib/modules/load.order"].data, "virtio_ring.ko\nvirtio.ko\nvirtio_console.ko\nvirtio_rng.ko\n");
+  EXPECT_EQ(cpio["lib/modules/load.disk"].data, "virtio_blk.ko\nmbcache.ko\njbd2.ko\next4.ko\n");
+  EXPECT_EQ(cpio["lib/modules/load.disk"].perm, 0644u);
+  EXPECT_EQ(cpio["lib/modules/ext4.ko"].data, make_module("ext4", {"mbcache", "jbd2"}));
+  EXPECT_EQ(cpio["lib/modules/mbcache.ko"].data, make_module("mbcache", {}));  // decompressed
+  EXPECT_FALSE(cpio.contains("lib/modules/crc32c_generic.ko"));                // built in
+
+  // The content hash covers them: one byte of a disk module, a new image.
+  fs::path before = ensure_initramfs(in);
+  std::string module = make_module("jbd2", {});
+  module[module.size() - 1] ^= 1;
+  write("modules/kernel/jbd2.ko", module);
+  EXPECT_NE(ensure_initramfs(in), before);
+}
+
+// A kernel without a disk module (a custom one) still gets an initramfs; the
+// agent says what is missing when it mounts a disk. Runs remember the
+// absence until the modules directory changes.
+TEST_F(InitramfsTest, MissingDiskModuleIsLeftOut) {
+  write("modules/kernel/virtio_blk.ko", make_module("virtio_blk", {"virtio", "virtio_ring"}));
+  write("modules/kernel/ext4.ko", make_module("ext4", {"jbd2"}));  // jbd2 is missing: so is ext4, in effect
+  InitramfsInputs in = inputs();
+  auto cpio = read_cpio(ensure_initramfs(in));
+  EXPECT_EQ(cpio["lib/modules/load.disk"].data, "virtio_blk.ko\n");
+  EXPECT_FALSE(cpio.contains("lib/modules/ext4.ko"));
+  size_t notes = 0;
+  for (const auto& e : fs::directory_iterator(cache_.path() / "initramfs" / "plans"))
+    notes += e.path().filename().string().starts_with("missing-");
+  EXPECT_EQ(notes, 2u);  // ext4, crc32c_generic
+  EXPECT_EQ(read_cpio(ensure_initramfs(in))["lib/modules/load.disk"].data, "virtio_blk.ko\n");
+
+  // A module arrives (the directory changes): it is found.
+  write("modules/jbd2.ko", make_module("jbd2", {}));
+  cpio = read_cpio(ensure_initramfs(in));
+  EXPECT_EQ(cpio["lib/modules/load.disk"].data, "virtio_blk.ko\njbd2.ko\next4.ko\n");
 }
 
 TEST_F(InitramfsTest, CachedByContent) {
@@ -195,6 +246,7 @@ TEST_F(InitramfsTest, KernelWithoutModules) {
   in.kernel.modules_dir.clear();
   auto cpio = read_cpio(ensure_initramfs(in));
   EXPECT_EQ(cpio["lib/modules/load.order"].data, "");
+  EXPECT_EQ(cpio["lib/modules/load.disk"].data, "");
 }
 
 TEST_F(InitramfsTest, DynamicAgentIsRejected) {

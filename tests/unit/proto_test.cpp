@@ -323,11 +323,116 @@ TEST(ExecAssembler, MalformedExecFailsTheRequestOnly) {
   EXPECT_EQ(a.offer(Frame{Type::kPing, 4, ""}), ExecAssembler::Offer::kNotMine);
 }
 
-TEST(Frame, VersionTwoKnowsExecMore) {
-  EXPECT_EQ(kVersion, 2u);
+TEST(Frame, VersionThreeKnowsService) {
+  EXPECT_EQ(kVersion, 3u);
   EXPECT_TRUE(is_known_type(static_cast<uint16_t>(Type::kExecMore)));
   EXPECT_STREQ(type_name(Type::kExecMore), "EXEC_MORE");
-  EXPECT_FALSE(is_known_type(16));
+  EXPECT_TRUE(is_known_type(16));
+  EXPECT_STREQ(type_name(Type::kService), "SERVICE");
+  EXPECT_FALSE(is_known_type(17));
+}
+
+TEST(Messages, SetupWithADiskRootRoundTrips) {
+  SetupRequest s;
+  s.mounts = {{"/dev/vda", "ext4", MountKind::kDiskRoot}, {"bay", "/tmp/k/bay", MountKind::kReadWrite}};
+  SetupRequest d = SetupRequest::decode(s.encode());
+  ASSERT_EQ(d.mounts.size(), 2u);
+  EXPECT_EQ(d.mounts[0].tag, "/dev/vda");
+  EXPECT_EQ(d.mounts[0].target, "ext4");
+  EXPECT_EQ(d.mounts[0].kind, MountKind::kDiskRoot);
+  EXPECT_TRUE(d.mounts[0].is_root());
+  EXPECT_FALSE(d.mounts[1].is_root());
+  EXPECT_TRUE((Mount{"root", "", MountKind::kRootOverlay}.is_root()));
+  // Kind 4 is nobody's.
+  std::string bad = Writer().bytes("").i64(0).bytes("").u32(1).bytes("x").bytes("/y").u32(4).take();
+  EXPECT_THROW(SetupRequest::decode(bad), Error);
+}
+
+ServiceRequest postgres() { return {"postgresql", "pg_ctlcluster 15 main start", "tcp:5432", 60000}; }
+
+TEST(Messages, ServiceRoundTrip) {
+  ServiceRequest s = postgres();
+  std::string wire = s.encode();
+  EXPECT_EQ(wire,
+            Writer().bytes("postgresql").bytes("pg_ctlcluster 15 main start").bytes("tcp:5432").u32(60000).take());
+  ServiceRequest d = ServiceRequest::decode(wire);
+  EXPECT_EQ(d.name, s.name);
+  EXPECT_EQ(d.command, s.command);
+  EXPECT_EQ(d.ready, s.ready);
+  EXPECT_EQ(d.timeout_ms, 60000u);
+  EXPECT_NO_THROW(d.validate());
+}
+
+TEST(Messages, MalformedServiceIsRejected) {
+  std::string good = postgres().encode();
+  EXPECT_THROW(ServiceRequest::decode(good + "z"), Error);
+  EXPECT_THROW(ServiceRequest::decode(good.substr(0, good.size() - 1)), Error);
+  EXPECT_THROW(ServiceRequest::decode(""), Error);
+  // A length that points past the end.
+  EXPECT_THROW(ServiceRequest::decode(Writer().u32(1000).take() + "pg"), Error);
+  // Over the bounds: name 65 bytes, command or ready over 64 KiB.
+  auto with = [](std::string name, std::string command, std::string ready) {
+    return Writer().bytes(name).bytes(command).bytes(ready).u32(1).take();
+  };
+  EXPECT_NO_THROW(ServiceRequest::decode(with(std::string(64, 'a'), "x", "")));
+  EXPECT_THROW(ServiceRequest::decode(with(std::string(65, 'a'), "x", "")), Error);
+  EXPECT_NO_THROW(ServiceRequest::decode(with("a", std::string(kMaxServiceText, 'x'), "")));
+  EXPECT_THROW(ServiceRequest::decode(with("a", std::string(kMaxServiceText + 1, 'x'), "")), Error);
+  EXPECT_THROW(ServiceRequest::decode(with("a", "x", "command:" + std::string(kMaxServiceText, 'x'))), Error);
+}
+
+TEST(Messages, ServiceValidation) {
+  auto problem = [](ServiceRequest s) -> std::string {
+    try {
+      s.validate();
+      return "";
+    } catch (const Error& e) {
+      return e.what();
+    }
+  };
+  ServiceRequest s = postgres();
+  for (const std::string& name : std::vector<std::string>{"a", "pg-15", "x.y_z", "0", std::string(63, 'n')}) {
+    s.name = name;
+    EXPECT_EQ(problem(s), "") << name;
+  }
+  for (const std::string& name : std::vector<std::string>{"", "Postgres", "-x", ".x", "_x", "a/b", "a b",
+                                                          std::string("a\0b", 3), std::string(64, 'n')}) {
+    s.name = name;
+    EXPECT_NE(problem(s).find("invalid service name"), std::string::npos) << name;
+  }
+  s = postgres();
+  s.command = "";
+  EXPECT_NE(problem(s).find("has no command"), std::string::npos);
+  s.command = std::string("a\0b", 3);
+  EXPECT_NE(problem(s).find("NUL"), std::string::npos);
+  s = postgres();
+  s.timeout_ms = 0;
+  EXPECT_NE(problem(s).find("timeout of 0"), std::string::npos);
+  s = postgres();
+  s.ready = "http:80";
+  EXPECT_EQ(problem(s),
+            "service postgresql: invalid readiness 'http:80': expected nothing, tcp:PORT, unix:/PATH or command:SHELL");
+}
+
+TEST(Messages, ReadinessForms) {
+  EXPECT_EQ(parse_readiness("").kind, Readiness::Kind::kExited);
+  Readiness tcp = parse_readiness("tcp:5432");
+  EXPECT_EQ(tcp.kind, Readiness::Kind::kTcp);
+  EXPECT_EQ(tcp.port, 5432);
+  EXPECT_EQ(parse_readiness("tcp:65535").port, 65535);
+  Readiness unix_socket = parse_readiness("unix:/run/postgresql/.s.PGSQL.5432");
+  EXPECT_EQ(unix_socket.kind, Readiness::Kind::kUnix);
+  EXPECT_EQ(unix_socket.text, "/run/postgresql/.s.PGSQL.5432");
+  Readiness command = parse_readiness("command:pg_isready -q");
+  EXPECT_EQ(command.kind, Readiness::Kind::kCommand);
+  EXPECT_EQ(command.text, "pg_isready -q");
+  for (const char* bad : {"tcp:", "tcp:0", "tcp:65536", "tcp:-1", "tcp:12a", "tcp:000001", "tcp: 80",
+                          "unix:", "unix:relative", "command:", "TCP:80", "ready"}) {
+    EXPECT_THROW(parse_readiness(bad), Error) << bad;
+  }
+  EXPECT_NO_THROW(parse_readiness("unix:/" + std::string(106, 's')));
+  EXPECT_THROW(parse_readiness("unix:/" + std::string(107, 's')), Error);
+  EXPECT_THROW(parse_readiness(std::string("unix:/a\0b", 9)), Error);
 }
 
 }  // namespace

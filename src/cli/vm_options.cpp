@@ -1,0 +1,28 @@
+#include "cli/vm_options.hpp"
+
+#include <filesystem>
+
+namespace kestrel::cli {
+
+assets::KernelSpec kernel_spec(const std::string& kernel, const std::string& modules) {
+  assets::KernelSpec spec;
+  if (!kernel.empty() && (kernel.find('/') != std::string::npos || std::filesystem::exists(kernel))) {
+    spec.image = kernel;
+    spec.modules_dir = modules;
+  } else {
+    spec.release = kernel;
+  }
+  return spec;
+}
+
+host::BootOptions boot_options(const config::Config& c) {
+  host::BootOptions b;
+  b.mem_mib = static_cast<uint32_t>(c.count("memory"));
+  b.cpus = static_cast<uint32_t>(c.count("cpus"));
+  b.kernel = kernel_spec(c.text("kernel"), c.text("kernel_modules"));
+  b.accel_request = c.text("accel");
+  b.warm = c.flag("warm");
+  return b;
+}
+
+}  // namespace kestrel::cli

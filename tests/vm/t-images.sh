@@ -1,0 +1,93 @@
+# Images (docs/images.md): examples/postgres's recipe is built once (stages
+# shown), a second build is a cache hit, 8 parallel runs each get their own
+# disk and database with PostgreSQL already running, the image and template
+# files are never written, `image ls` and `image rm` work, and a recipe
+# naming a package that does not exist fails cleanly.
+# kestrel-test-timeout: 1200
+source "$(dirname "$0")/lib.sh"
+
+recipe=$KESTREL_SOURCE_DIR/examples/postgres/images/pg.toml
+image_field() { # image_field NAME FIELD: from `image ls --json`, the current image NAME
+  "$KESTREL" image ls --json | python3 -c '
+import json, sys
+for i in json.load(sys.stdin):
+    if i["name"] == sys.argv[1] and i["current"]:
+        v = i[sys.argv[2]]
+        print(" ".join(v) if isinstance(v, list) else v)
+        break' "$1" "$2"
+}
+
+# 1. The build, with its stages (unless an earlier test built it already).
+had_image=$(image_field pg id)
+"$KESTREL" image build "$recipe" >"$work/build1" 2>&1 || fail "image build failed: $(cat "$work/build1")"
+if [ -z "$had_image" ]; then
+  for stage in resolve download unpack image provision services; do
+    grep -q "^kestrel: image pg: $stage done in [0-9.]* s" "$work/build1" || fail "no '$stage' stage: $(cat "$work/build1")"
+  done
+  grep -q "^kestrel: image pg ([0-9a-f]\{16\}) built in" "$work/build1" || fail "no summary: $(cat "$work/build1")"
+fi
+id=$(image_field pg id)
+dir=$(image_field pg dir)
+[ -n "$id" ] && [ -f "$dir/disk.qcow2" ] || fail "no image after the build: $("$KESTREL" image ls)"
+
+# 2. A second build of the unchanged recipe is a cache hit.
+start=$(now_ms)
+"$KESTREL" image build "$recipe" 2>"$work/build2" || fail "second build failed: $(cat "$work/build2")"
+took=$(($(now_ms) - start))
+grep -q "image pg ($id) is up to date" "$work/build2" || fail "not a cache hit: $(cat "$work/build2")"
+echo "cache hit in $took ms"
+[ "$took" -lt 1000 ] || fail "the cache hit took $took ms"
+
+# 3. Eight runs at once: each sees only its own file and its own table.
+cat >"$work/probe.sh" <<'PROBE'
+set -e
+ls /root | grep -c '^mine-' || true
+touch "/root/mine-$KESTREL_VM"
+psql -h 127.0.0.1 -U postgres -Atqc "CREATE TABLE mine (vm text)"
+psql -h 127.0.0.1 -U postgres -Atqc "INSERT INTO mine VALUES ('$KESTREL_VM')"
+psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) || ' ' || min(vm) FROM mine"
+ls /root | grep -c '^mine-'
+PROBE
+templates=$(image_field pg templates)
+[ -n "$templates" ] || fail "no template of the image"
+sums() { sha256sum "$dir/disk.qcow2" $(for t in $templates; do echo "$t/disk.qcow2"; done) | sort; }
+before=$(sums)
+cd "$work"
+for i in $(seq 8); do
+  "$KESTREL" run --image "$recipe" --keep never -- /bin/sh "$work/probe.sh" >"$work/out.$i" 2>"$work/err.$i" &
+done
+failed=0
+for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
+for i in $(seq 8); do
+  name=$(start_name "$work/err.$i")
+  expect_eq "run $i's own disk and database" "0
+1 $name
+1" "$(cat "$work/out.$i")"
+done
+expect_eq "failed runs" 0 "$failed"
+expect_eq "image and template files after the runs" "$before" "$(sums)"
+[ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
+
+# 4. `image ls` shows name, id, size, age and templates; `image rm` refuses
+# an image a VM runs on, naming the VM.
+"$KESTREL" image ls >"$work/ls"
+grep -Eq "^pg +$id +[0-9.]+ [MG]iB +[0-9]+ (s|min|h|d) +[0-9a-f]{12}" "$work/ls" || fail "odd image ls: $(cat "$work/ls")"
+start_kept_vm --image "$recipe"
+"$KESTREL" image rm pg 2>"$work/rm" && fail "image rm removed an image in use"
+grep -q "image pg ($id) is in use by 1 running VM.*$vm_name" <(tr '\n' ' ' <"$work/rm") || fail "odd refusal: $(cat "$work/rm")"
+[ -f "$dir/disk.qcow2" ] || fail "the refused rm removed the disk"
+"$KESTREL" destroy -f "$vm_dir" >/dev/null
+"$KESTREL" image rm no-such-image 2>"$work/rm2" && fail "rm of an unknown image passed"
+grep -q "no image named no-such-image" "$work/rm2" || fail "odd message: $(cat "$work/rm2")"
+
+# 5. A package that does not exist: named, and nothing is left behind.
+mkdir -p "$work/bad"
+printf 'packages = ["kestrel-no-such-package"]\n' >"$work/bad/bad.toml"
+tmp_before=$(ls -d /tmp/mmdebstrap.* 2>/dev/null | wc -l)
+images_before=$(ls -A "$(dirname "$dir")" | sort)
+"$KESTREL" image build "$work/bad/bad.toml" >"$work/bad.out" 2>&1 && fail "a missing package built"
+grep -q "error: package kestrel-no-such-package does not exist in" "$work/bad.out" || fail "odd error: $(cat "$work/bad.out")"
+expect_eq "image cache after the failed build" "$images_before" "$(ls -A "$(dirname "$dir")" | sort)"
+expect_eq "mmdebstrap temporary trees" "$tmp_before" "$(ls -d /tmp/mmdebstrap.* 2>/dev/null | wc -l)"
+[ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
+echo PASS
