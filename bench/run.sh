@@ -3,7 +3,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(cold-boot warm-start exec)
+[ ${#benches[@]} -gt 0 ] || benches=(cold-boot warm-start exec images)
 for b in "${benches[@]}"; do
   echo "== $b"
   bash "$here/$b.sh"

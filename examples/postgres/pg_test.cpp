@@ -11,8 +11,7 @@ using Connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
 using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
 Connection connect() {
-  return Connection(PQconnectdb("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"),
-                    &PQfinish);
+  return Connection(PQconnectdb("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"), &PQfinish);
 }
 
 std::string query_value(PGconn* db, const char* sql) {

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
 #include "host/template_store.hpp"
+#include "image/store.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -19,12 +20,14 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* kCacheHelp = R"(Manage kestrel's cache: warm-start templates and initramfs images (rebuilt
-on demand) and guest kernels (downloaded by `kestrel kernel fetch`).
+on demand), images built from recipes (docs/images.md; `kestrel image ls`)
+and guest kernels (downloaded by `kestrel kernel fetch`).
 
 The cache is $KESTREL_CACHE_DIR, else $XDG_CACHE_HOME/kestrel, else
 ~/.cache/kestrel. Templates: see docs/warm-starts.md.
 
-`clear` leaves what runs are using at that moment (a template or initramfs
+`clear` also removes every image no VM runs on (rebuilt from its recipe
+on the next use). It leaves what runs are using at that moment (a template or initramfs
 their QEMU is opening, a template being built) and says so; `ls` also shows
 template builds in progress and abandoned ones (their builder died), which
 `clear` and the next build remove.
@@ -68,6 +71,10 @@ int cache_ls(bool json) {
                                {"state", build_state(b)},
                                {"builder_pid", b.builder_pid},
                                {"disk_bytes", b.disk_bytes}});
+    out["images_bytes"] = disk_usage(image::images_dir());
+    out["images"] = nlohmann::json::array();
+    for (const auto& i : image::list_images())
+      out["images"].push_back({{"name", i.name}, {"id", i.id}, {"disk_bytes", i.disk_bytes}, {"current", i.current}});
     out["initramfs_bytes"] = disk_usage(cache / "initramfs");
     out["kernels_bytes"] = disk_usage(cache / "kernels");
     std::printf("%s\n", out.dump(2).c_str());
@@ -96,6 +103,11 @@ int cache_ls(bool json) {
       std::printf("  %.12s  abandoned (its builder died), %s on disk; `kestrel cache clear` removes it\n",
                   b.key.c_str(), mib(b.disk_bytes).c_str());
   }
+  auto images = image::list_images();
+  std::printf("images (%zu, %s; `kestrel image ls`):\n", images.size(), mib(disk_usage(image::images_dir())).c_str());
+  for (const auto& i : images)
+    std::printf("  %-16s %s  %s on disk%s\n", i.name.c_str(), i.id.c_str(), mib(i.disk_bytes).c_str(),
+                i.current ? "" : ", superseded");
   std::printf("initramfs images: %s\n", mib(disk_usage(cache / "initramfs")).c_str());
   std::printf("kernels: %s (`kestrel kernel ls`)\n", mib(disk_usage(cache / "kernels")).c_str());
   return 0;
@@ -103,10 +115,14 @@ int cache_ls(bool json) {
 
 int cache_clear(bool kernels) {
   fs::path cache = assets::cache_dir();
+  // Images first: their templates go with them.
+  image::ImageSweep im = image::sweep_images(true);
   host::ClearedTemplates t = host::clear_templates();
   assets::ClearedFiles images = assets::clear_initramfs_cache();
   std::printf("removed %zu template(s) and %zu initramfs image(s)", t.removed, images.removed);
   if (t.builds_removed) std::printf("; removed %zu abandoned template build(s)", t.builds_removed);
+  std::printf("; removed %zu image(s)", im.removed);
+  if (im.in_use) std::printf("; %zu image(s) in use by VMs, kept", im.in_use);
   // What runs use right now stays: they would fail (docs/warm-starts.md).
   if (t.in_use) std::printf("; %zu template(s) in use by starting runs, kept", t.in_use);
   if (t.building) std::printf("; %zu template(s) being built, kept", t.building);
@@ -128,7 +144,8 @@ int cmd_cache(const Args& args) {
   bool json = false, kernels = false;
   auto* ls = app.add_subcommand("ls", "list templates (configuration, size) and what else the cache holds");
   ls->add_flag("--json", json, "print JSON");
-  auto* clear = app.add_subcommand("clear", "remove templates and initramfs images (rebuilt on demand)");
+  auto* clear =
+      app.add_subcommand("clear", "remove templates, initramfs images and images no VM uses (rebuilt on demand)");
   clear->add_flag("--kernels", kernels, "also remove the downloaded kernels");
   if (!parse(app, args)) return 0;
   if (ls->parsed()) return cache_ls(json);

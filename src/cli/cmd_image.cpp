@@ -43,8 +43,7 @@ any changed (the old one stays until nothing uses it; `kestrel gc` removes it).
 )";
 
 int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string age(int64_t created) {
@@ -109,7 +108,8 @@ int image_ls(bool json) {
   std::printf("%-16s %-16s %10s %8s  %s\n", "NAME", "ID", "SIZE", "AGE", "TEMPLATES");
   for (const auto& i : images) {
     std::string templates;
-    for (const auto& t : image::image_templates(i.id)) templates += (templates.empty() ? "" : " ") + t.filename().string().substr(0, 12);
+    for (const auto& t : image::image_templates(i.id))
+      templates += (templates.empty() ? "" : " ") + t.filename().string().substr(0, 12);
     if (templates.empty()) templates = "-";
     std::printf("%-16s %-16s %10s %8s  %s%s\n", i.name.c_str(), i.id.c_str(), image::human_size(i.disk_bytes).c_str(),
                 age(i.created).c_str(), templates.c_str(), i.current ? "" : "  (superseded by --refresh)");

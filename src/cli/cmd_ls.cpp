@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
 #include "deploy/registry.hpp"
+#include "image/store.hpp"
 #include "util/strings.hpp"
 
 namespace kestrel::cli {
@@ -76,7 +77,9 @@ int cmd_gc(const Args& args) {
       "2h) and leftovers of dead VMs (failed runs keep their directory for its logs). Running\n"
       "runs are never touched. Every other kestrel command does the same cheaply at start,\n"
       "except that it leaves a dead VM's directory until its time to live has passed.\n"
-      "Prints one line per deployment: destroyed DIR (STATE).\n",
+      "Prints one line per deployment: destroyed DIR (STATE).\n"
+      "It also removes images superseded by `kestrel image build --refresh` that no VM uses\n"
+      "(with their templates), and what builds that died left: removed image NAME (ID).\n",
       "kestrel gc");
   app.add_flag("--all", all, "also destroy kept deployments within their time to live");
   app.add_flag("-n,--dry-run", dry_run, "only print what would be destroyed");
@@ -92,7 +95,14 @@ int cmd_gc(const Args& args) {
   if (dry_run) {
     for (const auto& d : chosen)
       std::printf("would destroy %s (%s)\n", d.dir.c_str(), deploy::liveness_name(d.liveness));
+    for (const auto& i : image::list_images())
+      if (!i.current && image::image_users(i.id).empty())
+        std::printf("would remove image %s (%s)\n", i.name.c_str(), i.id.c_str());
+    return 0;
   }
+  image::ImageSweep images = image::sweep_images(
+      false, [](const image::ImageInfo& i) { std::printf("removed image %s (%s)\n", i.name.c_str(), i.id.c_str()); });
+  if (images.builds_removed) std::printf("removed %zu abandoned image build(s)\n", images.builds_removed);
   return 0;
 }
 

@@ -24,8 +24,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // A deployment for a VM kestrel runs for itself (provisioning, a template),
@@ -37,9 +36,10 @@ struct ServiceVm {
 
   ServiceVm(const std::string& stem, const BuildOptions& o, const host::DiskImage& image)
       : dep(deploy::Deployment::create(deploy::make_vm_name(stem))),
-        guard(dep, [say = o.say](const std::string& e) {
-          if (say) say("warning: " + e);
-        }),
+        guard(dep,
+              [say = o.say](const std::string& e) {
+                if (say) say("warning: " + e);
+              }),
         boot(o.vm) {
     std::string name = dep.dir().filename().string();
     dep.state().kind = "image";
@@ -86,8 +86,7 @@ void provision(const Recipe& r, const fs::path& disk, const BuildOptions& o, Pro
     if (int status = out.status.shell_status(); status != 0)
       fail("provisioning command {} of {} failed with exit status {}", what, r.path.string(), status);
   };
-  for (size_t i = 0; i < r.run.size(); ++i)
-    run({"/bin/sh", "-c", r.run[i]}, fmt::format("{} (`{}`)", i + 1, r.run[i]));
+  for (size_t i = 0; i < r.run.size(); ++i) run({"/bin/sh", "-c", r.run[i]}, fmt::format("{} (`{}`)", i + 1, r.run[i]));
   run({"/bin/sync"}, "sync");
   // A clean quit: QEMU writes its qcow2 metadata back (a SIGKILL may not).
   Deadline deadline = Deadline::after(30s);
@@ -149,16 +148,15 @@ json describe(const Recipe& r, const std::string& digest, const std::string& id,
 
 }  // namespace
 
-bool names_recipe(const std::string& value) {
-  return value.find('/') != std::string::npos || value.ends_with(".toml");
-}
+bool names_recipe(const std::string& value) { return value.find('/') != std::string::npos || value.ends_with(".toml"); }
 
 ImageInfo resolve_image(const std::string& value, const BuildOptions& o) {
   if (names_recipe(value)) return ensure_image(load_recipe(value), o);
   if (auto found = find_image(value)) return *found;
-  fail("no image named {} (`kestrel image ls` lists them); give its recipe's path instead (e.g. images/{}.toml), "
-       "and kestrel builds it",
-       value, value);
+  fail(
+      "no image named {} (`kestrel image ls` lists them); give its recipe's path instead (e.g. images/{}.toml), "
+      "and kestrel builds it",
+      value, value);
 }
 
 ImageInfo ensure_image(const Recipe& r, const BuildOptions& o, bool* built) {
@@ -226,8 +224,9 @@ void prepare_template(const ImageInfo& image, const BuildOptions& o) {
   std::string names;
   for (const auto& s : disk.services) names += (names.empty() ? "" : ", ") + s.name;
   progress.stage("services", names.empty() ? "none; booting the image for its warm-start template"
-                                           : "starting " + names + " in a VM of the image, waiting until ready, "
-                                                                   "then the snapshot");
+                                           : "starting " + names +
+                                                 " in a VM of the image, waiting until ready, "
+                                                 "then the snapshot");
   ServiceVm vm("image-" + image.name, o, disk);
   vm.boot.warm = true;
   host::Machine machine = host::Machine::boot(vm.boot);

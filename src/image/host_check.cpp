@@ -80,8 +80,8 @@ ToolsCheck check_build_tools(const std::filesystem::path& subuid, const std::fil
     missing.push_back(fmt::format("{} subordinate uids and {} gids for {} in {} and {} (mmdebstrap needs {})", uids,
                                   gids, user, subuid.string(), subgid.string(), kNeededIds));
     // The range after the usual allocations of useradd (100000 + 65536 per user).
-    fixes.push_back(fmt::format("sudo usermod --add-subuids {0}-{1} --add-subgids {0}-{1} {2}", 100000 + 65536 * (uid % 1000),
-                                100000 + 65536 * (uid % 1000) + kNeededIds - 1, user));
+    fixes.push_back(fmt::format("sudo usermod --add-subuids {0}-{1} --add-subgids {0}-{1} {2}",
+                                100000 + 65536 * (uid % 1000), 100000 + 65536 * (uid % 1000) + kNeededIds - 1, user));
   }
   auto userns = read_file_if_exists("/proc/sys/kernel/unprivileged_userns_clone");
   if (userns && trim(*userns) == "0") {

@@ -21,7 +21,7 @@ struct LoggedResult {
 
 struct LoggedCommand {
   std::vector<std::string> argv;
-  std::filesystem::path log;                            // appended to; empty: none
+  std::filesystem::path log;                             // appended to; empty: none
   std::function<void(const std::string& line)> on_line;  // each line as it comes
   int signal_fd = -1;  // a signal there kills the command's process group and throws Interrupted
   Deadline deadline = Deadline::never();

@@ -364,7 +364,9 @@ ReadyCheck parse_ready(std::string_view spec) {
 Recipe parse_recipe(std::string_view text, const fs::path& file, const fs::path& os_release) {
   Recipe recipe;
   recipe.path = fs::absolute(file).lexically_normal();
-  recipe.mirror = kDefaultMirror;
+  // No mirror: mmdebstrap's own choice, which for a Debian release adds its
+  // -updates and -security suites (a mirror given here is used alone).
+  recipe.mirror = "";
   Reader reader{file.string(), recipe.path.parent_path()};
   toml::table root;
   try {

@@ -5,8 +5,10 @@
 //                        # [a-z0-9][a-z0-9._-]{0,62}
 //   suite = "bookworm"   # optional; default: the host's Debian codename
 //                        # (VERSION_CODENAME in /etc/os-release, ID=debian only)
-//   mirror = "http://deb.debian.org/debian"   # optional (this is the default);
-//                        # an http:// or https:// URL, no spaces or commas
+//   mirror = "http://deb.debian.org/debian"   # optional; default: mmdebstrap's
+//                        # (deb.debian.org with the release's -updates and
+//                        # -security suites); an http:// or https:// URL, no
+//                        # spaces or commas, used alone
 //   packages = ["postgresql", "libpq5=15.6-0+deb12u1"]
 //                        # Debian package names, each optionally "=VERSION";
 //                        # one package per string (no commas or spaces)
@@ -95,8 +97,6 @@ struct Recipe {
   uint64_t size_bytes = 2ull << 30;
   std::vector<ServiceSpec> services;  // in the recipe's order
 };
-
-inline constexpr const char* kDefaultMirror = "http://deb.debian.org/debian";
 
 // Reads and validates a recipe file. A missing file is an Error
 // "cannot read recipe PATH: No such file or directory". `os_release` is where

@@ -118,8 +118,8 @@ void check_target(const fs::path& tree, const std::string& to) {
     struct stat st;
     if (::lstat(at.c_str(), &st) != 0) return;  // created by the copy, below what we checked
     if (S_ISLNK(st.st_mode))
-      fail("files: {} goes through a symbolic link in the image ({}); name the path it points to",
-           to, "/" + fs::relative(at, tree).string());
+      fail("files: {} goes through a symbolic link in the image ({}); name the path it points to", to,
+           "/" + fs::relative(at, tree).string());
   }
 }
 
@@ -146,6 +146,8 @@ tar -xpf "$1" -C "$2" --numeric-owner
 // No metadata checksums: the guest kernel would need the crc32c crypto
 // module to mount the disk, and a throwaway test disk gains nothing by them.
 const char* kDiskScript = R"SH(set -e
+# mkfs.ext4 is in /sbin, which users' PATHs often lack.
+PATH=$PATH:/usr/sbin:/sbin
 tree=$1 raw=$2 size=$3
 shift 3
 while [ $# -gt 0 ]; do
@@ -193,12 +195,11 @@ RootFs build_rootfs(const Recipe& r, const fs::path& work, Progress& progress) {
   if (strap.status != 0) {
     std::vector<std::string> lines(strap.tail.begin(), strap.tail.end());
     if (auto pkg = missing_package(lines))
-      fail("package {} does not exist in {} (apt: {})", *pkg, r.suite,
-           [&] {
-             for (const auto& l : lines)
-               if (l.find("E: ") != std::string::npos) return l.substr(l.find("E: "));
-             return std::string();
-           }());
+      fail("package {} does not exist in {} (apt: {})", *pkg, r.suite, [&] {
+        for (const auto& l : lines)
+          if (l.find("E: ") != std::string::npos) return l.substr(l.find("E: "));
+        return std::string();
+      }());
     std::string hint;
     if (!as_root && strap.tail_text(40).find("newuidmap") != std::string::npos)
       hint = "\nkestrel: unprivileged builds need the uidmap package and subordinate ids: run `kestrel doctor`";

@@ -45,7 +45,7 @@ std::vector<std::string> mmdebstrap_argv(const Recipe& recipe, const std::filesy
 std::vector<std::string> installed_packages(const std::string& status);
 
 struct RootFs {
-  std::filesystem::path disk;          // qcow2
+  std::filesystem::path disk;         // qcow2
   std::vector<std::string> packages;  // installed, "name=version"
 };
 

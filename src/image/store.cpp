@@ -190,13 +190,14 @@ void remove_image(const ImageInfo& image) {
   }
 }
 
-ImageSweep sweep_images(bool all) {
+ImageSweep sweep_images(bool all, const std::function<void(const ImageInfo&)>& on_removed) {
   ImageSweep out;
   for (const auto& image : list_images()) {
     if (!all && image.current) continue;
     try {
       remove_image(image);
       ++out.removed;
+      if (on_removed) on_removed(image);
     } catch (const Error&) {
       ++out.in_use;
     }

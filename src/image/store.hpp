@@ -11,6 +11,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -88,7 +89,7 @@ struct ImageSweep {
   size_t in_use = 0;
   size_t builds_removed = 0;
 };
-ImageSweep sweep_images(bool all);
+ImageSweep sweep_images(bool all, const std::function<void(const ImageInfo&)>& on_removed = {});
 
 // "1.2 GB", "512 MB": sizes in messages and listings.
 std::string human_size(uint64_t bytes);

@@ -34,14 +34,15 @@ void run_qemu_img(const std::vector<std::string>& argv, const char* what, Deadli
 }  // namespace
 
 void create_overlay(const fs::path& backing, const fs::path& overlay) {
-  if (!backing.is_absolute()) fail("cannot create disk {}: backing file {} is not absolute", overlay.string(), backing.string());
+  if (!backing.is_absolute())
+    fail("cannot create disk {}: backing file {} is not absolute", overlay.string(), backing.string());
   std::error_code ec;
   fs::remove(overlay, ec);
   // The backing file is named as given: qemu-img and QEMU resolve it
   // absolutely, wherever the overlay lives.
-  run_qemu_img({find_qemu_img(), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing.string(),
-                overlay.string()},
-               "create a disk overlay", Deadline::after(30s));
+  run_qemu_img(
+      {find_qemu_img(), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing.string(), overlay.string()},
+      "create a disk overlay", Deadline::after(30s));
   if (::chmod(overlay.c_str(), 0600) != 0) fail_errno("cannot chmod {}", overlay.string());
 }
 

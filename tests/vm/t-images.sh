@@ -83,11 +83,11 @@ grep -q "no image named no-such-image" "$work/rm2" || fail "odd message: $(cat "
 # 5. A package that does not exist: named, and nothing is left behind.
 mkdir -p "$work/bad"
 printf 'packages = ["kestrel-no-such-package"]\n' >"$work/bad/bad.toml"
-tmp_before=$(ls -d /tmp/mmdebstrap.* 2>/dev/null | wc -l)
+tmp_before=$(find /tmp -maxdepth 1 -name 'mmdebstrap.*' | wc -l)
 images_before=$(ls -A "$(dirname "$dir")" | sort)
 "$KESTREL" image build "$work/bad/bad.toml" >"$work/bad.out" 2>&1 && fail "a missing package built"
 grep -q "error: package kestrel-no-such-package does not exist in" "$work/bad.out" || fail "odd error: $(cat "$work/bad.out")"
 expect_eq "image cache after the failed build" "$images_before" "$(ls -A "$(dirname "$dir")" | sort)"
-expect_eq "mmdebstrap temporary trees" "$tmp_before" "$(ls -d /tmp/mmdebstrap.* 2>/dev/null | wc -l)"
+expect_eq "mmdebstrap temporary trees" "$tmp_before" "$(find /tmp -maxdepth 1 -name 'mmdebstrap.*' | wc -l)"
 [ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
 echo PASS
