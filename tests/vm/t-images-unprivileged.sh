@@ -44,8 +44,18 @@ if grep -q '^warn  images' "$work/doctor"; then
 fi
 
 cd "$work/home/proj"
-as_nobody "$KESTREL" image build images/tiny.toml >"$work/build" 2>&1 || fail "build as nobody failed: $(cat "$work/build")"
+# Two builds of one recipe at once build it once: the other waits for it.
+as_nobody "$KESTREL" image build images/tiny.toml >"$work/build.1" 2>&1 &
+as_nobody "$KESTREL" image build images/tiny.toml >"$work/build.2" 2>&1 &
+for job in $(jobs -p); do wait "$job" || fail "a build as nobody failed: $(cat "$work"/build.*)"; done
+cat "$work/build.1" "$work/build.2" >"$work/build"
 grep -q "resolve: mmdebstrap .* (unshare mode)" "$work/build" || fail "not the unshare mode: $(cat "$work/build")"
+expect_eq "builds" 1 "$(grep -c '^kestrel: image tiny ([0-9a-f]*) built in' "$work/build")"
+expect_eq "builds that waited" 1 "$(grep -c '^kestrel: image tiny: waiting for another kestrel.* building it' "$work/build")"
+id=$(sed -n 's/^kestrel: image tiny (\([0-9a-f]*\)) built in.*/\1/p' "$work/build")
+# --refresh builds again; with no newer package the image stays.
+as_nobody "$KESTREL" image build --refresh images/tiny.toml >"$work/refresh" 2>&1 || fail "refresh failed: $(cat "$work/refresh")"
+grep -q "no package changed; $id stays current" "$work/refresh" || fail "odd refresh: $(cat "$work/refresh")"
 out=$(as_nobody "$KESTREL" run -q --image images/tiny.toml --keep never -- /bin/sh -c \
   'cat /etc/provisioned /etc/kestrel-test/app.conf; stat -c "%U %A" /usr/bin/su /etc/kestrel-test/app.conf; test -s /run/stamp-started && echo service-ran; echo >from-vm.txt') ||
   fail "run as nobody failed: $out"

@@ -90,4 +90,15 @@ grep -q "error: package kestrel-no-such-package does not exist in" "$work/bad.ou
 expect_eq "image cache after the failed build" "$images_before" "$(ls -A "$(dirname "$dir")" | sort)"
 expect_eq "mmdebstrap temporary trees" "$tmp_before" "$(find /tmp -maxdepth 1 -name 'mmdebstrap.*' | wc -l)"
 [ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
+
+# 6. A provisioning command that fails: named with its status, and nothing
+# is left behind (no image, no build tree, no VM).
+printf 'size = "512M"\nrun = ["true", "echo about to fail; exit 3"]\n' >"$work/bad/provision.toml"
+"$KESTREL" image build "$work/bad/provision.toml" >"$work/prov.out" 2>&1 && fail "a failing provisioning built"
+grep -q "error: provisioning command 2 (\`echo about to fail; exit 3\`) of $work/bad/provision.toml failed with exit status 3" \
+  "$work/prov.out" || fail "odd error: $(cat "$work/prov.out")"
+grep -q "^about to fail" "$work/prov.out" || fail "the command's output was not shown: $(cat "$work/prov.out")"
+expect_eq "image cache after the failed provisioning" "$images_before" "$(ls -A "$(dirname "$dir")" | sort)"
+[ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
+[ -z "$(our_qemus)" ] || fail "QEMU left running"
 echo PASS
