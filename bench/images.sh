@@ -17,7 +17,10 @@ cp -r "$here/../examples/postgres" "$proj"
 rm -rf "$proj/build"
 cmake -S "$proj" -B "$proj/build" -G Ninja >/dev/null
 cmake --build "$proj/build" >/dev/null
-test_cmd=("$proj/build/pg_test" --gtest_brief=1)
+# One test, as CTest runs it (gtest_discover_tests: one VM per test case):
+# connect to 127.0.0.1:5432 and run a query. And the whole binary.
+test_cmd=("$proj/build/pg_test" --gtest_brief=1 --gtest_filter=Postgres.AnswersAQuery)
+all_cmd=("$proj/build/pg_test" --gtest_brief=1)
 cd "$proj"
 # Builds the image and its template if needed, and the host-root template; not measured.
 "$KESTREL" image build images/pg.toml
@@ -30,6 +33,10 @@ for i in $(seq "$ROUNDS"); do
   elapsed "$start" >>"$tmp/pg-warm.times"
   echo >>"$tmp/pg-warm.times"
   start=$(now)
+  "$KESTREL" run -q -- "${all_cmd[@]}" >/dev/null
+  elapsed "$start" >>"$tmp/pg-all.times"
+  echo >>"$tmp/pg-all.times"
+  start=$(now)
   "$KESTREL" run -q --image "" -- /bin/true
   elapsed "$start" >>"$tmp/true.times"
   echo >>"$tmp/true.times"
@@ -39,6 +46,7 @@ for i in $(seq "$ROUNDS"); do
   echo >>"$tmp/pg-cold.times"
 done
 pg_warm=$(grep . "$tmp/pg-warm.times" | median)
+pg_all=$(grep . "$tmp/pg-all.times" | median)
 true_warm=$(grep . "$tmp/true.times" | median)
 pg_cold=$(grep . "$tmp/pg-cold.times" | median)
 start=$(now)
@@ -46,11 +54,12 @@ start=$(now)
 hit=$(elapsed "$start")
 
 printf '%-52s %8s\n' "median of $ROUNDS (TCG, $(nproc) CPUs)" "seconds"
-printf '%-52s %8s\n' "warm image run of the postgres test" "$pg_warm"
+printf '%-52s %8s\n' "warm image run of the postgres test (one test case)" "$pg_warm"
+printf '%-52s %8s\n' "warm image run of pg_test (both test cases)" "$pg_all"
 printf '%-52s %8s\n' "warm host-root run of /bin/true" "$true_warm"
 printf '%-52s %8s\n' "cold boot of the image starting postgres, then test" "$pg_cold"
 printf '%-52s %8s\n' "image build of the unchanged recipe (cache hit)" "$hit"
 echo "postgres warm / cold:      $(ratio "$pg_warm" "$pg_cold")"
 echo "postgres warm - /bin/true: $(awk -v a="$pg_warm" -v b="$true_warm" 'BEGIN { printf "%.3f s", a - b }') (the test itself)"
-awk -v w="$pg_warm" 'BEGIN { exit !(w <= 1.0) }' && echo "target (warm postgres run <= 1.0 s): met" ||
-  echo "target (warm postgres run <= 1.0 s): NOT met"
+verdict() { awk -v w="$pg_warm" -v t="$1" 'BEGIN { exit !(w <= t) }' && echo met || echo "NOT met"; }
+echo "target (warm postgres run <= 1.0 s): $(verdict 1.0); goal (<= 0.5 s): $(verdict 0.5)"

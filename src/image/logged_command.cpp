@@ -42,6 +42,13 @@ int pending_signal(int signal_fd) {
   }
 }
 
+// SIGTERM first, so that the command cleans up after itself (mmdebstrap
+// unmounts and removes its temporary tree); SIGKILL if it takes too long.
+void stop(Child& child) {
+  child.kill(SIGTERM);
+  if (!child.wait(Deadline::after(std::chrono::seconds(20)))) child.kill_and_reap();
+}
+
 }  // namespace
 
 std::string LoggedResult::tail_text(size_t lines) const {
@@ -63,7 +70,10 @@ LoggedResult run_logged(const LoggedCommand& c) {
   options.env = c_locale_environment();
   options.stdout_fd = out.write.get();
   options.stderr_fd = out.write.get();
-  options.die_with_parent = true;  // never outlive a killed kestrel
+  // Never outlive a killed kestrel, but leave the command time to clean up:
+  // mmdebstrap's root mode has /proc and /sys mounted in its chroot.
+  options.die_with_parent = true;
+  options.death_signal = SIGTERM;
   Child child = Child::spawn(options);
   out.write.reset();
 
@@ -81,14 +91,13 @@ LoggedResult run_logged(const LoggedCommand& c) {
     if (n < 0 && errno != EINTR) fail_errno("cannot wait for {}", c.argv[0]);
     if (c.signal_fd >= 0 && (fds[1].revents & POLLIN)) {
       if (int signo = pending_signal(c.signal_fd)) {
-        child.kill(SIGKILL);
-        child.kill_and_reap();
+        stop(child);
         throw Interrupted(signo);
       }
     }
     if (c.deadline.expired()) {
-      child.kill_and_reap();
-      fail("{} did not finish in time; killed it", c.argv[0]);
+      stop(child);
+      fail("{} did not finish in time; stopped it", c.argv[0]);
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t got = ::read(out.read.get(), buf, sizeof buf);

@@ -93,7 +93,7 @@ void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int d
   if (o.new_session) setsid();
   if (!o.drop_capabilities.empty()) drop_capabilities(o.drop_capabilities);
   if (o.die_with_parent) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_PDEATHSIG, o.death_signal);
     if (getppid() != parent) _exit(127);  // the parent died before the prctl
   }
 

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <csignal>
 #include <optional>
 #include <string>
 #include <utility>
@@ -29,6 +30,9 @@ struct SpawnOptions {
   // SIGKILL the child when we die, whatever the cause (SIGKILL included): for
   // helpers that must never outlive their owner, e.g. a template being built.
   bool die_with_parent = false;
+  // The signal it gets then: SIGTERM for a child that must clean up (mmdebstrap
+  // unmounts what it mounted in its chroot).
+  int death_signal = SIGKILL;
   std::filesystem::path cwd;  // empty: inherit
   // Capabilities (CAP_*) the child and everything it runs can never have:
   // dropped from its bounding and inheritable sets before exec. What matters
