@@ -73,6 +73,11 @@ expect_eq "image and template files after the runs" "$before" "$(sums)"
 "$KESTREL" image ls >"$work/ls"
 grep -Eq "^pg +$id +[0-9.]+ [MG]iB +[0-9]+ (s|min|h|d) +[0-9a-f]{12}" "$work/ls" || fail "odd image ls: $(cat "$work/ls")"
 start_kept_vm --image "$recipe"
+# exec reaches the image's root, its service running.
+out=$("$KESTREL" exec "$vm_name" 'test -S /var/run/postgresql/.s.PGSQL.5432 && . /etc/os-release && echo "$ID up"' -f "$vm_dir")
+expect_eq "exec in an image VM" "debian up" "$out"
+"$KESTREL" run -q --image "$recipe" --keep never -- /bin/sh -c 'exit 7' && status=0 || status=$?
+expect_eq "an image run's exit status" 7 "$status"
 "$KESTREL" image rm pg 2>"$work/rm" && fail "image rm removed an image in use"
 grep -q "image pg ($id) is in use by 1 running VM.*$vm_name" <(tr '\n' ' ' <"$work/rm") || fail "odd refusal: $(cat "$work/rm")"
 [ -f "$dir/disk.qcow2" ] || fail "the refused rm removed the disk"
