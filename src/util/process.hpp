@@ -6,8 +6,8 @@
 
 #include <sys/types.h>
 
-#include <filesystem>
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>

@@ -15,7 +15,14 @@ KESTREL_QEMU=/bin/false cmake --build "$proj/build" >"$work/build.log" 2>&1 ||
 # On the host there is no server: the test fails, so a pass below is the VM's.
 "$proj/build/pg_test" --gtest_filter=Postgres.AnswersAQuery >/dev/null 2>&1 && skip "a PostgreSQL server answers on this host"
 
+had_image=$("$KESTREL" image ls --json | python3 -c 'import json,sys; print(any(i["name"] == "pg" and i["current"] for i in json.load(sys.stdin)))')
 (cd "$proj/build" && ctest --output-on-failure -V) >"$work/ctest" 2>&1 || { cat "$work/ctest"; fail "ctest failed"; }
+# The first test built the image (unless it was built already), showing its stages.
+if [ "$had_image" = False ]; then
+  for stage in resolve download unpack image provision services; do
+    grep -q "kestrel: image pg: $stage done in" "$work/ctest" || fail "no '$stage' stage shown: $(cat "$work/ctest")"
+  done
+fi
 grep -q "100% tests passed, 0 tests failed out of 2" "$work/ctest" || fail "not both tests passed: $(cat "$work/ctest")"
 expect_eq "VMs booted (one per test)" 2 "$(grep -c ': kestrel: VM ' "$work/ctest" || true)"
 

@@ -65,6 +65,9 @@ root -rwsr-xr-x
 root -rw-r--r--
 service-ran" "$out"
 expect_eq "owner of what the run wrote" nobody "$(stat -c %U from-vm.txt)"
+as_nobody "$KESTREL" cache ls >"$work/cache-ls"
+grep -q "^images (1, .* MiB; " "$work/cache-ls" && grep -q "^  tiny  *$id  " "$work/cache-ls" ||
+  fail "cache ls does not show the image: $(cat "$work/cache-ls")"
 as_nobody "$KESTREL" image rm tiny >"$work/rm" 2>&1 || fail "image rm failed: $(cat "$work/rm")"
 [ -z "$(ls "$work/home/.cache/kestrel/images" | grep -v -e refs -e locks || true)" ] ||
   fail "images left: $(ls -la "$work/home/.cache/kestrel/images")"
