@@ -35,7 +35,7 @@ checks them and prints the one-time setup), makes an ext4 file system
 (fakeroot when not root) and a qcow2 disk, runs the recipe's `run` commands
 as root in a VM booted from it, then starts its services in a VM and saves
 its warm-start template. Progress is shown per stage (resolve, download,
-unpack, image, provision, services) with times and sizes. The image is named
+unpack, image, provision, services, snapshot) with times and sizes. The image is named
 by a hash of the recipe and the versions of the packages it got.
 
 --refresh builds the recipe again with the latest packages: a new image if

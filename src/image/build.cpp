@@ -7,6 +7,7 @@
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
 #include "deploy/teardown.hpp"
+#include "host/template_store.hpp"
 #include "image/host_check.hpp"
 #include "image/rootfs.hpp"
 #include "util/error.hpp"
@@ -223,14 +224,24 @@ void prepare_template(const ImageInfo& image, const BuildOptions& o) {
   host::DiskImage disk = disk_image(image);
   std::string names;
   for (const auto& s : disk.services) names += (names.empty() ? "" : ", ") + s.name;
-  progress.stage("services", names.empty() ? "none; booting the image for its warm-start template"
-                                           : "starting " + names +
-                                                 " in a VM of the image, waiting until ready, "
-                                                 "then the snapshot");
+  progress.stage("services", names.empty() ? "none; booting a VM of the image for its warm-start template"
+                                           : "starting " + names + " in a VM of the image, waiting until ready");
   ServiceVm vm("image-" + image.name, o, disk);
   vm.boot.warm = true;
   host::Machine machine = host::Machine::boot(vm.boot);
-  progress.done("saved in a warm-start template; runs start from it with the services running");
+  progress.done("");
+  // The template was saved on the way (or existed): what clones start from.
+  std::optional<host::TemplateInfo> newest;
+  for (auto& t : host::list_templates())
+    if (t.meta.is_object() && t.meta.value("image", "") == image.id &&
+        (!newest || t.meta.value("created", 0) > newest->meta.value("created", 0)))
+      newest = std::move(t);
+  if (newest && o.say)
+    o.say(
+        fmt::format("image {}: snapshot: warm-start template {} with the services running, {} on disk "
+                    "(memory, devices, frozen disk overlay; booted and saved in {:.1f} s)",
+                    image.name, newest->key.substr(0, 12), human_size(newest->disk_bytes),
+                    newest->meta.value("build_ms", int64_t{0}) / 1000.0));
 }
 
 }  // namespace kestrel::image
