@@ -152,7 +152,13 @@ json describe(const Recipe& r, const std::string& digest, const std::string& id,
 bool names_recipe(const std::string& value) { return value.find('/') != std::string::npos || value.ends_with(".toml"); }
 
 ImageInfo resolve_image(const std::string& value, const BuildOptions& o) {
-  if (names_recipe(value)) return ensure_image(load_recipe(value), o);
+  if (names_recipe(value)) {
+    bool built = false;
+    ImageInfo image = ensure_image(load_recipe(value), o, &built);
+    // As `image build` does: the run then starts from this template.
+    if (built) prepare_template(image, o);
+    return image;
+  }
   if (auto found = find_image(value)) return *found;
   fail(
       "no image named {} (`kestrel image ls` lists them); give its recipe's path instead (e.g. images/{}.toml), "

@@ -37,8 +37,9 @@ void prepare_template(const ImageInfo& image, const BuildOptions& options);
 // .toml) or the name or id of a built image.
 bool names_recipe(const std::string& value);
 
-// The image `value` names: a recipe's current image (built now if needed), or
-// a built image by name or id. Throws Error saying how to get one.
+// The image `value` names: a recipe's current image (built now if needed,
+// its template too), or a built image by name or id. Throws Error saying how
+// to get one.
 ImageInfo resolve_image(const std::string& value, const BuildOptions& options);
 
 }  // namespace kestrel::image
