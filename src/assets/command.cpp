@@ -17,8 +17,6 @@ extern char** environ;
 
 namespace kestrel::assets {
 
-namespace {
-
 std::vector<std::string> c_locale_environment() {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -29,8 +27,6 @@ std::vector<std::string> c_locale_environment() {
   env.emplace_back("LC_ALL=C");
   return env;
 }
-
-}  // namespace
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd, Deadline deadline) {
   Pipe out = make_pipe(), err = make_pipe();

@@ -16,6 +16,10 @@ struct CommandResult {
   std::string err;  // stderr
 };
 
+// Our environment with LC_ALL=C (and no LANGUAGE): helpers whose output we
+// parse speak English.
+std::vector<std::string> c_locale_environment();
+
 // Runs argv with stdin from /dev/null and LC_ALL=C (we parse the output),
 // in cwd if given. Throws Error if it cannot be started or the deadline
 // passes (the program is killed then). A non-zero exit is not an error here.

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include "config/toml_words.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -26,27 +27,6 @@ std::optional<std::filesystem::path> user_file_path(const GetEnv& getenv) {
 }
 
 namespace {
-
-int line_of(const toml::source_region& r) { return static_cast<int>(r.begin.line); }
-
-const char* toml_type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "a list";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a number";
-    case toml::node_type::boolean:
-      return "a boolean";
-    default:
-      return "a date or time";
-  }
-}
 
 // The node as a Value of the key's type, or nullopt when the TOML type does
 // not fit (the caller reports it).

@@ -142,16 +142,6 @@ int builder_pid(const std::string& key) {
 
 namespace {
 
-uint64_t blocks_used(const fs::path& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (const auto& file : fs::directory_iterator(dir, ec)) {
-    struct stat st;
-    if (::lstat(file.path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
-  }
-  return total;
-}
-
 constexpr std::string_view kBuildPrefix = ".build-", kTrashPrefix = ".trash-";
 
 }  // namespace
@@ -167,7 +157,7 @@ std::vector<TemplateInfo> list_templates() {
     info.key = name;
     if (auto text = read_file_if_exists(entry.path() / "template.json")) info.meta = json::parse(*text, nullptr, false);
     if (info.meta.is_discarded()) info.meta = nullptr;
-    info.disk_bytes = blocks_used(entry.path());
+    info.disk_bytes = blocks_in_dir(entry.path());
     out.push_back(std::move(info));
   }
   return out;
@@ -184,7 +174,7 @@ std::vector<TemplateInfo> list_template_builds() {
     info.key = name.substr(kBuildPrefix.size());
     info.state = is_locked(template_lock(info.key)) ? TemplateInfo::State::kBuilding : TemplateInfo::State::kAbandoned;
     if (info.state == TemplateInfo::State::kBuilding) info.builder_pid = builder_pid(info.key);
-    info.disk_bytes = blocks_used(entry.path());
+    info.disk_bytes = blocks_in_dir(entry.path());
     out.push_back(std::move(info));
   }
   return out;

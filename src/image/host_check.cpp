@@ -15,11 +15,8 @@ namespace kestrel::image {
 namespace {
 
 bool in_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':'))
-    if (::access((std::filesystem::path(dir.empty() ? "." : dir) / program).c_str(), X_OK) == 0) return true;
   // newuidmap lives in /usr/bin, but a minimal PATH may miss it.
-  return ::access(("/usr/bin/" + program).c_str(), X_OK) == 0;
+  return find_in_path(program) || ::access(("/usr/bin/" + program).c_str(), X_OK) == 0;
 }
 
 // mmdebstrap's unshare mode maps 65536 ids.

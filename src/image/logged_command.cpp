@@ -8,29 +8,17 @@
 
 #include <cerrno>
 
+#include "assets/command.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/io.hpp"
 #include "util/process.hpp"
-
-extern char** environ;
 
 namespace kestrel::image {
 
 namespace {
 
 constexpr size_t kTailLines = 40;
-
-std::vector<std::string> c_locale_environment() {
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string_view var(*e);
-    if (var.starts_with("LC_ALL=") || var.starts_with("LANGUAGE=")) continue;
-    env.emplace_back(var);
-  }
-  env.emplace_back("LC_ALL=C");
-  return env;
-}
 
 // Reads one pending signal from a non-blocking signalfd; 0 if none.
 int pending_signal(int signal_fd) {
@@ -67,7 +55,7 @@ LoggedResult run_logged(const LoggedCommand& c) {
   Pipe out = make_pipe();
   SpawnOptions options;
   options.argv = c.argv;
-  options.env = c_locale_environment();
+  options.env = assets::c_locale_environment();
   options.stdout_fd = out.write.get();
   options.stderr_fd = out.write.get();
   // Never outlive a killed kestrel, but leave the command time to clean up:

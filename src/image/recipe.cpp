@@ -15,6 +15,7 @@
 #include <span>
 #include <utility>
 
+#include "config/toml_words.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -103,26 +104,8 @@ std::string format_size(uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
-int line_of(const toml::source_region& r) { return static_cast<int>(r.begin.line); }
-
-const char* toml_type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "a list";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a number";
-    case toml::node_type::boolean:
-      return "a boolean";
-    default:
-      return "a date or time";
-  }
-}
+using config::line_of;
+using config::toml_type_name;
 
 std::string join_keys(std::span<const std::string_view> keys) {
   std::string out;

@@ -27,16 +27,6 @@ bool is_id(std::string_view s) {
   return s.size() == 16 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); });
 }
 
-uint64_t blocks_used(const fs::path& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (const auto& file : fs::directory_iterator(dir, ec)) {
-    struct stat st;
-    if (::lstat(file.path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
-  }
-  return total;
-}
-
 std::optional<std::string> read_ref(const std::string& digest) {
   try {
     auto text = read_file_if_exists(recipe_ref(digest));
@@ -70,7 +60,7 @@ ImageInfo read_image(const fs::path& dir) {
   info.name = info.meta.value("name", "");
   info.recipe_digest = info.meta.value("recipe_digest", "");
   info.created = info.meta.value("created", int64_t{0});
-  info.disk_bytes = blocks_used(dir);
+  info.disk_bytes = blocks_in_dir(dir);
   info.current = read_ref(info.recipe_digest) == info.id;
   return info;
 }

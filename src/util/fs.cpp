@@ -15,6 +15,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/io.hpp"
+#include "util/strings.hpp"
 
 namespace kestrel {
 
@@ -235,6 +236,25 @@ TempDir::~TempDir() {
   if (path_.empty()) return;
   std::error_code ec;
   fs::remove_all(path_, ec);
+}
+
+std::optional<std::string> find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
+    fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return std::nullopt;
+}
+
+uint64_t blocks_in_dir(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& file : fs::directory_iterator(dir, ec)) {
+    struct stat st;
+    if (::lstat(file.path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
 }
 
 }  // namespace kestrel

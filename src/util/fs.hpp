@@ -31,6 +31,14 @@ void make_dirs(const fs::path& path, mode_t mode = 0755);
 // rm -rf that never follows symlinks and tolerates a missing path.
 void remove_tree(const fs::path& path);
 
+// `name` looked up as an executable in $PATH (empty entries are "."; no
+// PATH: /usr/bin:/bin); nullopt if not found.
+std::optional<std::string> find_in_path(const std::string& name);
+
+// The disk space (allocated blocks) of the files directly in `dir`, for
+// listings of cache entries (sparse files count what they use).
+uint64_t blocks_in_dir(const fs::path& dir);
+
 // rm -rf for a tree that someone else may have written into (a guest):
 // - never follows a symlink (it removes the link) and checks that each
 //   directory it opens is the one it listed;

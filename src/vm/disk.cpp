@@ -7,7 +7,7 @@
 
 #include "assets/command.hpp"
 #include "util/error.hpp"
-#include "util/strings.hpp"
+#include "util/fs.hpp"
 
 namespace kestrel::vm {
 
@@ -16,11 +16,7 @@ using namespace std::chrono_literals;
 
 std::string find_qemu_img() {
   if (const char* env = std::getenv("KESTREL_QEMU_IMG"); env && *env) return env;
-  const char* path = std::getenv("PATH");
-  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
-    fs::path candidate = fs::path(dir.empty() ? "." : dir) / "qemu-img";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
+  if (auto found = find_in_path("qemu-img")) return *found;
   fail("qemu-img not found in PATH; install it: sudo apt-get install qemu-utils");
 }
 

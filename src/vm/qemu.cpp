@@ -111,11 +111,7 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
 
 std::string find_qemu() {
   if (const char* env = std::getenv("KESTREL_QEMU"); env && *env) return env;
-  const char* path = std::getenv("PATH");
-  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
-    fs::path candidate = fs::path(dir.empty() ? "." : dir) / "qemu-system-x86_64";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
+  if (auto found = find_in_path("qemu-system-x86_64")) return *found;
   fail("qemu-system-x86_64 not found in PATH; install it: sudo apt-get install qemu-system-x86");
 }
 
