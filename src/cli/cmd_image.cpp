@@ -39,7 +39,9 @@ unpack, image, provision, services, snapshot) with times and sizes. The image is
 by a hash of the recipe and the versions of the packages it got.
 
 --refresh builds the recipe again with the latest packages: a new image if
-any changed (the old one stays until nothing uses it; `kestrel gc` removes it).
+any changed. The old one is superseded, as is the image of a recipe file
+that was edited since: it stays until nothing uses it, and `kestrel gc`
+removes it then.
 )";
 
 int64_t now_seconds() {
@@ -112,7 +114,8 @@ int image_ls(bool json) {
       templates += (templates.empty() ? "" : " ") + t.filename().string().substr(0, 12);
     if (templates.empty()) templates = "-";
     std::printf("%-16s %-16s %10s %8s  %s%s\n", i.name.c_str(), i.id.c_str(), image::human_size(i.disk_bytes).c_str(),
-                age(i.created).c_str(), templates.c_str(), i.current ? "" : "  (superseded by --refresh)");
+                age(i.created).c_str(), templates.c_str(),
+                i.current ? "" : "  (superseded: `kestrel gc` removes it once unused)");
   }
   return 0;
 }

@@ -78,7 +78,8 @@ int cmd_gc(const Args& args) {
       "runs are never touched. Every other kestrel command does the same cheaply at start,\n"
       "except that it leaves a dead VM's directory until its time to live has passed.\n"
       "Prints one line per deployment: destroyed DIR (STATE).\n"
-      "It also removes images superseded by `kestrel image build --refresh` that no VM uses\n"
+      "It also removes superseded images (by `kestrel image build --refresh`, or by a newer\n"
+      "image of the same recipe file) that no VM uses\n"
       "(with their templates), and what builds that died left: removed image NAME (ID).\n",
       "kestrel gc");
   app.add_flag("--all", all, "also destroy kept deployments within their time to live");

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "assets/cache.hpp"
 #include "assets/file_stamp.hpp"
@@ -77,6 +78,13 @@ std::vector<ImageInfo> list_images() {
     }
   }
   std::sort(out.begin(), out.end(), [](const ImageInfo& a, const ImageInfo& b) { return a.created > b.created; });
+  // An image of a recipe file that has a newer image (the file was edited
+  // since) is superseded too, like one that --refresh replaced.
+  std::set<std::string> newer;
+  for (auto& i : out) {
+    std::string recipe = i.meta.value("recipe", "");
+    if (!recipe.empty() && !newer.insert(recipe).second) i.current = false;
+  }
   return out;
 }
 

@@ -43,7 +43,9 @@ struct ImageInfo {
   std::string recipe_digest;
   int64_t created = 0;      // unix seconds
   uint64_t disk_bytes = 0;  // blocks used by the directory
-  bool current = false;     // its recipe's ref names it (not superseded by --refresh)
+  // Its recipe's ref names it, and it is the newest image of its recipe file:
+  // not superseded by --refresh or by an edit of the recipe.
+  bool current = false;
 };
 
 ImageFiles image_files(const std::string& id);
