@@ -265,8 +265,8 @@ fs::path resolve_program(const std::string& program) {
 }  // namespace
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
-                     const host::SharePlan& shares, const std::optional<image::ImageInfo>& image, SignalFd& signals,
-                     deploy::Slot& slot, deploy::RunGuard& guard);
+                     bool image_program, const host::SharePlan& shares, const std::optional<image::ImageInfo>& image,
+                     SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard);
 
 int cmd_run(const Args& args) {
   RunOptions o;
@@ -294,9 +294,12 @@ int cmd_run(const Args& args) {
   fill_from_config(o, config);
   trace("configured");
 
+  // On an image, a program named without a directory, or in the system
+  // directories, is the image's: the guest finds it (docs/images.md).
+  const bool image_program = !o.image.empty() && host::is_image_program(o.command[0]);
   fs::path program;
   try {
-    program = resolve_program(o.command[0]);
+    program = image_program ? fs::path(o.command[0]) : resolve_program(o.command[0]);
   } catch (const ProgramError& e) {
     say(std::string("error: ") + e.what());
     return e.status();
@@ -306,7 +309,7 @@ int cmd_run(const Args& args) {
   std::vector<fs::path> trees;
   for (const auto& t : writes.trees) trees.push_back(t.path);
   host::SharePlan shares = host::plan_shares(o.shares, program, trees, o.image.empty());
-  if (o.list_on_host && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
+  if (o.list_on_host && !image_program && is_listing_invocation({o.command.begin() + 1, o.command.end()}))
     exec_on_host(program, o.command);
   std::string name = deploy::make_vm_name(o.name.empty() ? program.filename().string() : o.name);
 
@@ -353,7 +356,7 @@ int cmd_run(const Args& args) {
     for (const auto& line : host::describe_write_plan(writes)) say(line);
 
   try {
-    return run_in_vm(o, name, dep, program, shares, image, signals, slot, guard);
+    return run_in_vm(o, name, dep, program, image_program, shares, image, signals, slot, guard);
   } catch (const Interrupted& e) {
     // A signal while waiting for a slot or during boot: tear down, say how we died.
     say_interrupted(e.signo(), name);
@@ -362,8 +365,8 @@ int cmd_run(const Args& args) {
 }
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
-                     const host::SharePlan& shares, const std::optional<image::ImageInfo>& image, SignalFd& signals,
-                     deploy::Slot& slot, deploy::RunGuard& guard) {
+                     bool image_program, const host::SharePlan& shares, const std::optional<image::ImageInfo>& image,
+                     SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard) {
   int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.mem_mib);
   slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
     say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
@@ -502,7 +505,8 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     }
     machine.qemu().release();  // the VM outlives us
     slot.release();            // a kept VM idles; it does not count against the limit
-    auto copy = keep_program_copy(dep.dir(), program);
+    // The image's own programs are in its disk, which the VM keeps.
+    auto copy = image_program ? std::nullopt : keep_program_copy(dep.dir(), program);
     print_kept_message(name, dep.dir(), status != 0 ? std::optional<int>(status) : std::nullopt, copy);
   }
   return status;

@@ -49,6 +49,11 @@ bool in_system_dirs(const fs::path& p) {
 
 }  // namespace
 
+bool is_image_program(const std::string& given) {
+  if (given.find('/') == std::string::npos) return true;
+  return in_system_dirs(fs::absolute(given).lexically_normal());
+}
+
 SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& program,
                       const std::vector<fs::path>& write_trees, bool host_root) {
   struct Item {
@@ -70,7 +75,8 @@ SharePlan plan_shares(const std::vector<config::Share>& shares, const fs::path& 
   }
   // A program the guest would not see at its own path: its directory, read-only.
   fs::path dir = program.parent_path();
-  if (hidden_in_guest(program) || (!host_root && !in_system_dirs(program))) {
+  // (A relative program is found in the guest's PATH: nothing to share.)
+  if (program.is_absolute() && (hidden_in_guest(program) || (!host_root && !in_system_dirs(program)))) {
     if (reserved_in_guest(dir))
       fail("cannot run {} in a VM: the guest mounts its own file systems at /proc, /sys and /dev", program.string());
     bool covered =

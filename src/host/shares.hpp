@@ -43,6 +43,11 @@ constexpr size_t kMinShareDevices = 2;
 // The agent never mounts them.
 void pad_share_devices(std::vector<vm::Share>& devices, const std::filesystem::path& empty_dir);
 
+// True for a program an image run takes from the image, not the host: one
+// named without a directory (found in PATH in the guest) or one in the
+// image's system directories (/usr, /bin, /sbin, /lib*).
+bool is_image_program(const std::string& given);
+
 // True for paths the guest mounts its own file systems over, so that the
 // host's files there are not visible in the VM.
 bool hidden_in_guest(const std::filesystem::path& absolute);

@@ -89,4 +89,18 @@ TEST(Shares, ProgramHiddenByTheGuestsRunGetsItsDirectoryReadOnly) {
 }
 
 }  // namespace
+TEST(Shares, ImageProgramsComeFromTheImage) {
+  // A bare name is looked up in the guest's PATH; system directories are the image's.
+  EXPECT_TRUE(host::is_image_program("psql"));
+  EXPECT_TRUE(host::is_image_program("/usr/bin/psql"));
+  EXPECT_TRUE(host::is_image_program("/bin/sh"));
+  EXPECT_TRUE(host::is_image_program("/usr/lib/postgresql/15/bin/postgres"));
+  EXPECT_TRUE(host::is_image_program("/usr/../usr/bin/true"));
+  // Anything else is the host's file, shared with the VM.
+  EXPECT_FALSE(host::is_image_program("./build/pg_test"));
+  EXPECT_FALSE(host::is_image_program("/tmp/x/pg_test"));
+  EXPECT_FALSE(host::is_image_program("/usrx/bin/tool"));
+  EXPECT_FALSE(host::is_image_program("/usr/../tmp/tool"));
+}
+
 }  // namespace kestrel

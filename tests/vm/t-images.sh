@@ -78,6 +78,9 @@ out=$("$KESTREL" exec "$vm_name" 'test -S /var/run/postgresql/.s.PGSQL.5432 && .
 expect_eq "exec in an image VM" "debian up" "$out"
 "$KESTREL" run -q --image "$recipe" --keep never -- /bin/sh -c 'exit 7' && status=0 || status=$?
 expect_eq "an image run's exit status" 7 "$status"
+# A program named without a directory is the image's (the host needs none).
+"$KESTREL" run -q --image "$recipe" --keep never -- psql --version | grep -q '^psql (PostgreSQL)' ||
+  fail "the image's psql did not run"
 "$KESTREL" image rm pg 2>"$work/rm" && fail "image rm removed an image in use"
 grep -q "image pg ($id) is in use by 1 running VM.*$vm_name" <(tr '\n' ' ' <"$work/rm") || fail "odd refusal: $(cat "$work/rm")"
 [ -f "$dir/disk.qcow2" ] || fail "the refused rm removed the disk"
