@@ -105,6 +105,12 @@ your home directory itself, plus directories shared with --share PATH:rw.
 Files it makes there belong to you. Everything else it writes (its own file
 included, outside the trees) vanishes with the VM. --verbose shows the trees;
 --write-through none turns them off, --write-through PATH names them.
+With --image RECIPE|NAME (or `image =` in kestrel.toml) the VM's root is an
+image instead (docs/images.md): a Debian system built once from a recipe
+(images/pg.toml; the first run builds it, showing its stages), through a
+copy-on-write disk of this VM's own, with the recipe's services already
+running. The write-through trees and shares are mounted as above; a program
+named without a directory, or in /usr, /bin, /sbin or /lib*, is the image's.
 The program runs as root in the guest with the host's working directory and environment,
 except: HOSTNAME DISPLAY WAYLAND_DISPLAY XAUTHORITY XDG_RUNTIME_DIR
 XDG_SESSION_ID DBUS_SESSION_BUS_ADDRESS SSH_AUTH_SOCK SSH_AGENT_PID
