@@ -2,12 +2,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/config_options.hpp"
 #include "cli/parse.hpp"
 #include "cli/vm_options.hpp"
+#include "host/template_store.hpp"
 #include "image/build.hpp"
 #include "util/error.hpp"
 #include "util/signals.hpp"
@@ -44,12 +46,8 @@ that was edited since: it stays until nothing uses it, and `kestrel gc`
 removes it then.
 )";
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string age(int64_t created) {
-  int64_t s = std::max<int64_t>(0, now_seconds() - created);
+  int64_t s = std::max<int64_t>(0, unix_seconds() - created);
   if (s < 120) return std::to_string(s) + " s";
   if (s < 7200) return std::to_string(s / 60) + " min";
   if (s < 2 * 86400) return std::to_string(s / 3600) + " h";
@@ -86,11 +84,14 @@ int image_build(const std::string& recipe_path, bool refresh, const ConfigOption
 
 int image_ls(bool json) {
   auto images = image::list_images();
+  std::map<std::string, std::vector<std::string>> templates_of;  // image id -> template keys
+  for (const auto& t : host::list_templates())
+    if (t.meta.is_object() && t.meta.contains("image")) templates_of[t.meta.value("image", "")].push_back(t.key);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& i : images) {
       nlohmann::json templates = nlohmann::json::array();
-      for (const auto& t : image::image_templates(i.id)) templates.push_back(t.string());
+      for (const auto& key : templates_of[i.id]) templates.push_back((host::templates_dir() / key).string());
       out.push_back({{"name", i.name},
                      {"id", i.id},
                      {"dir", i.files.dir.string()},
@@ -110,8 +111,7 @@ int image_ls(bool json) {
   std::printf("%-16s %-16s %10s %8s  %s\n", "NAME", "ID", "SIZE", "AGE", "TEMPLATES");
   for (const auto& i : images) {
     std::string templates;
-    for (const auto& t : image::image_templates(i.id))
-      templates += (templates.empty() ? "" : " ") + t.filename().string().substr(0, 12);
+    for (const auto& key : templates_of[i.id]) templates += (templates.empty() ? "" : " ") + key.substr(0, 12);
     if (templates.empty()) templates = "-";
     std::printf("%-16s %-16s %10s %8s  %s%s\n", i.name.c_str(), i.id.c_str(), image::human_size(i.disk_bytes).c_str(),
                 age(i.created).c_str(), templates.c_str(),

@@ -44,18 +44,13 @@ namespace {
 // Filled from the configuration (config/keys.cpp: command line > KESTREL_*
 // environment > kestrel.toml > user file > defaults) and run's own options.
 struct RunOptions {
-  uint32_t mem_mib = 512;
-  uint32_t cpus = 1;
+  host::BootOptions vm;  // memory, CPUs, kernel, accelerator, warm (cli/vm_options.hpp)
   std::string name;
   std::string keep = "on-failure";
   bool quiet = false;
   bool debug = false;
-  bool cold = false;
   double timeout_s = 0;
-  std::string kernel;
-  std::string kernel_modules;
   int slots = 0;  // 0: automatic
-  std::string accel;
   bool list_on_host = true;
   host::EnvPolicy env;
   std::vector<config::Share> shares;
@@ -67,16 +62,11 @@ struct RunOptions {
 };
 
 void fill_from_config(RunOptions& o, const config::Config& c) {
-  o.mem_mib = static_cast<uint32_t>(c.count("memory"));
-  o.cpus = static_cast<uint32_t>(c.count("cpus"));
-  o.kernel = c.text("kernel");
-  o.kernel_modules = c.text("kernel_modules");
+  o.vm = boot_options(c);
   o.timeout_s = c.seconds("timeout");
   o.keep = c.text("keep");
   o.slots = static_cast<int>(c.count("slots"));
-  o.accel = c.text("accel");
   o.list_on_host = c.flag("list_on_host");
-  o.cold = !c.flag("warm");
   o.image = c.text("image");
   o.env.pass = c.list("env.pass");
   o.env.deny = c.list("env.deny");
@@ -373,21 +363,17 @@ int cmd_run(const Args& args) {
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
                      bool image_program, const host::SharePlan& shares, const std::optional<image::ImageInfo>& image,
                      SignalFd& signals, deploy::Slot& slot, deploy::RunGuard& guard) {
-  int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.mem_mib);
+  int slots = o.slots > 0 ? o.slots : deploy::default_slot_count(o.vm.mem_mib);
   slot = deploy::Slot::acquire(slots, &signals, [&](int n) {
     say(fmt::format("waiting for a free VM slot ({} in use; KESTREL_SLOTS sets how many)", n));
   });
 
-  host::BootOptions boot;
+  host::BootOptions boot = o.vm;
   boot.name = name;
   boot.paths = dep.vm_paths(name);
   // Before any QEMU: a runtime dir too deep for a socket path fails here, clearly.
   for (const auto& socket : {boot.paths.qmp(), boot.paths.serial(), boot.paths.agent(proto::kPortCount - 1)})
     check_socket_path(socket);
-  boot.mem_mib = o.mem_mib;
-  boot.cpus = o.cpus;
-  boot.kernel = kernel_spec(o.kernel, o.kernel_modules);
-  boot.accel_request = o.accel;
   boot.shares = shares.devices;
   // Held until the VM has booted: `image rm` leaves an image alone meanwhile.
   LockFile image_hold;
@@ -397,16 +383,9 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
     if (!image_hold.locked()) fail("image {} ({}) was removed meanwhile", image->name, image->id);
   }
   boot.debug = o.debug;
-  boot.warm = !o.cold;
   boot.signal_fd = signals.fd();
   if (!o.quiet) boot.notice = [](const std::string& line) { say(line); };
-  boot.on_launch = [&](int pid, vm::Accel accel, bool clone) {
-    dep.state().vms[0].pid = pid;
-    dep.state().vms[0].accel = vm::accel_name(accel);
-    dep.state().vms[0].start = clone ? "warm" : "cold";
-    dep.state().status = "running";
-    dep.save();
-  };
+  boot.on_launch = [&](int pid, vm::Accel accel, bool clone) { dep.note_launch(0, pid, vm::accel_name(accel), clone); };
   trace("slot acquired");
   // Once QEMU was launched, a failed VM keeps the directory: its logs say why.
   auto keep_logs = [&] {

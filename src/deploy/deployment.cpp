@@ -24,10 +24,6 @@ namespace kestrel::deploy {
 
 namespace {
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 fs::path ensure_private_dir(const fs::path& dir) {
   // QEMU's options name sockets in this directory, and kestrel finds a VM's
   // QEMU by them in /proc/PID/cmdline: keep those arguments unambiguous.
@@ -146,7 +142,7 @@ Deployment Deployment::create(const std::string& name) {
   d.runner_lock_ = LockFile::try_lock(d.runner_lock_file());
   if (!d.runner_lock_.locked()) fail("cannot lock {}: held by another process", d.runner_lock_file().string());
   d.dir_ = base / name;
-  d.state_.created = now_seconds();
+  d.state_.created = unix_seconds();
   d.state_.runner_pid = ::getpid();
   d.state_.updated = d.state_.created;
   write_file_atomic(tmp / "deployment.json", d.state_.to_json(), 0600);
@@ -170,8 +166,16 @@ Deployment Deployment::open(const fs::path& dir) {
   return d;
 }
 
+void Deployment::note_launch(size_t index, int pid, const std::string& accel, bool clone) {
+  state_.vms.at(index).pid = pid;
+  state_.vms.at(index).accel = accel;
+  state_.vms.at(index).start = clone ? "warm" : "cold";
+  state_.status = "running";
+  save();
+}
+
 void Deployment::save() {
-  state_.updated = now_seconds();
+  state_.updated = unix_seconds();
   write_file_atomic(state_file(), state_.to_json(), 0600);
 }
 

@@ -72,6 +72,10 @@ class Deployment {
   const State& state() const { return state_; }
   void save();  // atomically rewrites deployment.json
 
+  // Records that VM `index` was launched: its QEMU pid, accelerator
+  // ("kvm"/"tcg") and start ("warm" for a clone, else "cold"); status running.
+  void note_launch(size_t index, int pid, const std::string& accel, bool clone);
+
   // The runner's liveness marker: held while the runner process lives.
   void release_runner_lock() { runner_lock_.unlock(); }
 

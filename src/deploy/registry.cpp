@@ -17,13 +17,9 @@ namespace kestrel::deploy {
 
 namespace {
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 int64_t mtime_of(const fs::path& p) {
   struct stat st;
-  return ::stat(p.c_str(), &st) == 0 ? st.st_mtim.tv_sec : now_seconds();
+  return ::stat(p.c_str(), &st) == 0 ? st.st_mtim.tv_sec : unix_seconds();
 }
 
 }  // namespace
@@ -45,7 +41,7 @@ const char* liveness_name(Liveness l) {
 DeploymentInfo inspect(const fs::path& dir) {
   DeploymentInfo info;
   info.dir = dir;
-  int64_t now = now_seconds();
+  int64_t now = unix_seconds();
   try {
     Deployment d = Deployment::open(dir);
     info.state = d.state();
@@ -88,7 +84,7 @@ std::vector<DeploymentInfo> list_deployments() {
     if (name.empty() || name[0] == '.') {
       // A deployment being born (".new-NAME"); only a long-dead one is listed.
       if (name.rfind(".new-", 0) != 0) continue;
-      if (now_seconds() - mtime_of(entry.path()) < 60 || is_locked(entry.path() / "runner.lock")) continue;
+      if (unix_seconds() - mtime_of(entry.path()) < 60 || is_locked(entry.path() / "runner.lock")) continue;
     }
     // Only kestrel's own: anything else in the runtime dir is not listed and
     // never removed (docs/deployment-dir.md).
@@ -108,9 +104,9 @@ bool is_garbage(const DeploymentInfo& info, const GcPolicy& policy) {
       return true;
     case Liveness::kDead:
       if (!info.state) return info.age_seconds >= policy.grace_seconds;
-      return policy.all || policy.dead_at_once || now_seconds() - info.state->updated >= policy.keep_ttl_seconds;
+      return policy.all || policy.dead_at_once || unix_seconds() - info.state->updated >= policy.keep_ttl_seconds;
     case Liveness::kKept:
-      return policy.all || now_seconds() - info.state->updated >= policy.keep_ttl_seconds;
+      return policy.all || unix_seconds() - info.state->updated >= policy.keep_ttl_seconds;
   }
   return false;
 }

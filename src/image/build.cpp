@@ -24,10 +24,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // A deployment for a VM kestrel runs for itself (provisioning, a template),
 // so that `kestrel ls` shows it and gc cleans it up if we are killed.
 struct ServiceVm {
@@ -51,11 +47,7 @@ struct ServiceVm {
     boot.image = image;
     boot.shares.clear();
     boot.on_launch = [this](int pid, vm::Accel accel, bool clone) {
-      dep.state().vms[0].pid = pid;
-      dep.state().vms[0].accel = vm::accel_name(accel);
-      dep.state().vms[0].start = clone ? "warm" : "cold";
-      dep.state().status = "running";
-      dep.save();
+      dep.note_launch(0, pid, vm::accel_name(accel), clone);
     };
   }
 };
@@ -143,7 +135,7 @@ json describe(const Recipe& r, const std::string& digest, const std::string& id,
           {"requested", r.packages},
           {"packages", fs_.packages},
           {"services", services},
-          {"created", now_seconds()},
+          {"created", unix_seconds()},
           {"build_ms", ms.count()}};
 }
 

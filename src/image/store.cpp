@@ -13,7 +13,6 @@
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
-#include "util/random.hpp"
 
 namespace kestrel::image {
 
@@ -154,20 +153,6 @@ std::vector<fs::path> image_templates(const std::string& id) {
   return out;
 }
 
-namespace {
-
-// Removes `dir` once no run starts from it (they hold it shared while they boot).
-bool remove_image_dir(const fs::path& dir) {
-  LockFile lock = LockFile::lock_existing(dir, Deadline::after(0ms), LockFile::Mode::kExclusive);
-  if (!lock.locked()) return !fs::exists(dir);
-  fs::path aside = dir.parent_path() / (std::string(kTrashPrefix) + dir.filename().string() + "-" + random_hex(6));
-  if (::rename(dir.c_str(), aside.c_str()) != 0) fail_errno("cannot remove image {}", dir.string());
-  remove_tree(aside);
-  return true;
-}
-
-}  // namespace
-
 void remove_image(const ImageInfo& image) {
   auto users = image_users(image.id);
   if (!users.empty()) {
@@ -180,7 +165,9 @@ void remove_image(const ImageInfo& image) {
     if (host::remove_template(t, Deadline::after(2s)) == host::Removal::kInUse)
       fail("image {} ({}): a run is starting from its template {} right now; try again", image.name, image.id,
            t.string());
-  if (!remove_image_dir(image.files.dir))
+  // A run holds the image shared while it boots; the removal takes it
+  // exclusively and moves the directory aside first, as for templates.
+  if (host::remove_template(image.files.dir) == host::Removal::kInUse)
     fail("image {} ({}): a run is starting from it right now; try again", image.name, image.id);
   if (read_ref(image.recipe_digest) == image.id) {
     std::error_code ec;
@@ -210,7 +197,9 @@ ImageSweep sweep_images(bool all, const std::function<void(const ImageInfo&)>& o
       remove_tree(entry.path());
       ++out.builds_removed;
     } else if (name.starts_with(kTrashPrefix)) {
-      remove_tree(entry.path());
+      // An interrupted removal's leftover; its remover held it while alive.
+      LockFile lock = LockFile::lock_existing(entry.path(), Deadline::after(0ms), LockFile::Mode::kExclusive);
+      if (lock.locked()) remove_tree(entry.path());
     }
   }
   return out;

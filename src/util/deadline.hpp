@@ -7,6 +7,11 @@
 
 namespace kestrel {
 
+// Seconds since the epoch (for state files and ages).
+inline int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 class Deadline {
  public:
   using Clock = std::chrono::steady_clock;
