@@ -3,7 +3,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(cold-boot warm-start exec images)
+[ ${#benches[@]} -gt 0 ] || benches=(cold-boot warm-start exec images topology)
 for b in "${benches[@]}"; do
   echo "== $b"
   bash "$here/$b.sh"

@@ -1,5 +1,7 @@
-# Installation beyond the binaries (src/CMakeLists.txt) and the Debian package:
-#   <prefix>/share/cmake/Kestrel/   find_package(Kestrel) (KestrelConfig.cmake.in)
+# Installation beyond the binaries and the API's library and header
+# (src/CMakeLists.txt), and the Debian package:
+#   <prefix>/share/cmake/Kestrel/   find_package(Kestrel) (KestrelConfig.cmake.in),
+#                                   KestrelTargets*.cmake: Kestrel::kestrel (docs/api.md)
 #   <prefix>/share/doc/kestrel/     README, docs, examples
 # `cpack -G DEB` in the build directory makes kestrel_<version>_<arch>.deb;
 # library dependencies come from dpkg-shlibdeps, the programs kestrel runs
@@ -14,6 +16,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/KestrelConfigVersion.cmak
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/KestrelConfig.cmake ${PROJECT_BINARY_DIR}/KestrelConfigVersion.cmake
   DESTINATION ${KESTREL_CMAKE_DIR})
+install(EXPORT KestrelTargets NAMESPACE Kestrel:: DESTINATION ${KESTREL_CMAKE_DIR})
 install(FILES README.md ARCHITECTURE.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 install(DIRECTORY examples DESTINATION ${CMAKE_INSTALL_DOCDIR}
@@ -32,6 +35,10 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# libkestrel.so.0 (the API): a shlibs file for packages built against it, and
+# the ldconfig trigger that goes with it.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 # Programs kestrel runs: QEMU; a static busybox for the initramfs; apt-get
 # and apt-cache for `kestrel kernel fetch`.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "qemu-system-x86, busybox-static, apt")

@@ -1,5 +1,6 @@
 // Feeds arbitrary bytes to the frame decoder and every message decoder (SETUP
-// with its mount kinds, SERVICE with its readiness checks included), and
+// with its mount kinds, SERVICE with its readiness checks, NETWORK with its
+// validation included), and
 // the decoded frames to an ExecAssembler as the agent does. The decoders
 // must reject bad input with kestrel::Error, never crash, read out of bounds
 // or allocate without bound; what they accept must re-encode to an
@@ -44,6 +45,27 @@ void service(std::string_view payload) {
   }
 }
 
+// A NETWORK the decoder accepts is within its bounds; validate() rejects or
+// accepts it without crashing, and what it accepts has sane NICs and routes.
+void network(std::string_view payload) {
+  try {
+    NetworkRequest n = NetworkRequest::decode(payload);
+    if (n.nics.size() > kMaxNics || n.routes.size() > kMaxRoutes || n.hosts.size() > kMaxNetworkText ||
+        n.resolv_conf.size() > kMaxNetworkText)
+      __builtin_trap();
+    for (const auto& nic : n.nics)
+      if (nic.mac.size() > kMaxMacText || nic.prefix < 0 || nic.prefix > 255) __builtin_trap();
+    n.validate();
+    for (const auto& nic : n.nics) {
+      MacAddress mac = parse_mac(nic.mac);
+      if ((mac[0] & 1) || nic.prefix < 8 || nic.prefix > 30) __builtin_trap();
+    }
+    for (const auto& r : n.routes)
+      if (r.prefix < 0 || r.prefix > 32 || (r.destination & ~prefix_netmask(r.prefix)) != 0) __builtin_trap();
+  } catch (const kestrel::Error&) {
+  }
+}
+
 void decode_payload(const Frame& f) {
   switch (f.type) {
     case Type::kHello:
@@ -61,6 +83,10 @@ void decode_payload(const Frame& f) {
     case Type::kService:
       roundtrip<ServiceRequest>(f.payload);
       service(f.payload);
+      break;
+    case Type::kNetwork:
+      roundtrip<NetworkRequest>(f.payload);
+      network(f.payload);
       break;
     case Type::kExit:
       roundtrip<ExitStatus>(f.payload);
@@ -133,5 +159,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   roundtrip<ExitStatus>(input);
   roundtrip<ServiceRequest>(input);
   service(input);
+  roundtrip<NetworkRequest>(input);
+  network(input);
   return 0;
 }

@@ -1,7 +1,9 @@
-// Talks to the PostgreSQL server of the VM it runs in (127.0.0.1:5432).
+// Talks to the PostgreSQL server of the VM it runs in (127.0.0.1:5432), or
+// to the one PGHOST names (another node of a topology: examples/topology).
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -11,7 +13,10 @@ using Connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
 using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
 Connection connect() {
-  return Connection(PQconnectdb("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"), &PQfinish);
+  // libpq takes PGHOST itself when the connection string names no host.
+  std::string info = "port=5432 user=postgres dbname=postgres connect_timeout=5";
+  if (!std::getenv("PGHOST")) info += " host=127.0.0.1";
+  return Connection(PQconnectdb(info.c_str()), &PQfinish);
 }
 
 std::string query_value(PGconn* db, const char* sql) {

@@ -28,6 +28,8 @@ void mount_one(const char* source, const char* target, const char* fstype, unsig
     log_errorf("cannot mount {} on {}: {}", fstype, target, std::strerror(errno));
 }
 
+bool flag_value(std::string_view v) { return !(v.empty() || v == "0" || v == "no" || v == "off" || v == "false"); }
+
 }  // namespace
 
 BootParams parse_cmdline(std::string_view cmdline) {
@@ -42,8 +44,9 @@ BootParams parse_cmdline(std::string_view cmdline) {
     if (word.starts_with("kestrel.name=")) {
       p.name = std::string(word.substr(13));
     } else if (word.starts_with("kestrel.debug=")) {
-      std::string_view v = word.substr(14);
-      p.debug = !(v.empty() || v == "0" || v == "no" || v == "off" || v == "false");
+      p.debug = flag_value(word.substr(14));
+    } else if (word.starts_with("kestrel.net=")) {
+      p.net = flag_value(word.substr(12));
     }
   }
   return p;

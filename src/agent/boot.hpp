@@ -11,6 +11,7 @@ namespace kestrel::agent {
 struct BootParams {
   std::string name;    // kestrel.name=
   bool debug = false;  // kestrel.debug=1
+  bool net = false;    // kestrel.net=1: load load.net at boot (docs/guest.md)
 };
 
 BootParams parse_cmdline(std::string_view cmdline);

@@ -15,6 +15,7 @@
 #include "agent/console.hpp"
 #include "agent/log.hpp"
 #include "agent/modules.hpp"
+#include "agent/network.hpp"
 #include "agent/ports.hpp"
 #include "agent/server.hpp"
 #include "agent/services.hpp"
@@ -67,6 +68,9 @@ void run_as_init() {
     debugf("started");
 
     load_modules("/lib/modules");
+    // A topology's node (and its warm-start template): NICs probed now, not
+    // at the first NETWORK of each clone.
+    if (params.net) load_net_modules("/lib/modules");
     set_hostname(params.name);
     bring_up_loopback();
     debugf("modules loaded, hostname set");
@@ -93,6 +97,9 @@ void run_as_init() {
       return root;
     };
     options.before_exit = [written] { flush_dirs(*written); };
+    options.network = [](const proto::NetworkRequest& request, const std::string& root) {
+      apply_network(request, root);
+    };
     options.console = &shell;
     options.find_ports = [&finder] { return finder.find_new(); };
     AgentServer server(std::move(options));

@@ -1,6 +1,7 @@
-// Kernel modules from the initramfs: /lib/modules/load.order (at boot) and
-// load.disk (for a disk root) name them in dependency order (docs/guest.md);
-// each is loaded with finit_module(2).
+// Kernel modules from the initramfs: /lib/modules/load.order (at boot),
+// load.disk (for a disk root) and load.net (for NETWORK, or at boot with
+// kestrel.net=1) name them in dependency order (docs/guest.md); each is
+// loaded with finit_module(2).
 #pragma once
 
 #include <string>
@@ -12,7 +13,7 @@ namespace kestrel::agent {
 // File names, one per line; blank lines and '#' comments are skipped.
 std::vector<std::string> parse_load_order(std::string_view text);
 
-// Loads every module listed in dir/`list` (load.order, load.disk). Already
+// Loads every module listed in dir/`list` (load.order, load.disk, load.net). Already
 // loaded (or built in: EEXIST) is fine; other failures are logged and the
 // rest still load. A missing list is an empty one. Returns the failures, e.g.
 // "cannot load module ext4.ko: Invalid argument".

@@ -38,7 +38,7 @@ std::string AgentServer::hello_info() const {
 }
 
 proto::Hello AgentServer::greeting(uint32_t nonce) const {
-  return {proto::kVersion, nonce, {"exec", "pty", "setup", "services", "disk-root"}, hello_info()};
+  return {proto::kVersion, nonce, {"exec", "pty", "setup", "services", "disk-root", "network"}, hello_info()};
 }
 
 void AgentServer::protocol_error(Conn& c, const std::string& message) {
@@ -75,6 +75,9 @@ void AgentServer::handle_frame(Conn& c, proto::Frame& f) {
       return;
     case Type::kService:
       on_service(c, f);
+      return;
+    case Type::kNetwork:
+      on_network(c, f);
       return;
     case Type::kStdin:
       on_stdin(c, f);
@@ -176,6 +179,27 @@ void AgentServer::on_service(Conn& c, const proto::Frame& f) {
     std::string message = name.empty() ? fmt::format("cannot start a service: {}", e.what()) : e.what();
     log_error(message);
     c.wire.send(Type::kError, f.stream, proto::encode_text(message));
+    return;
+  }
+  c.wire.send(Type::kOk, f.stream, "");
+}
+
+void AgentServer::on_network(Conn& c, const proto::Frame& f) {
+  if (f.stream == 0) violation("NETWORK on stream 0");
+  debugf("{}: NETWORK", c.name);
+  try {
+    proto::NetworkRequest request;
+    try {
+      request = proto::NetworkRequest::decode(f.payload);
+    } catch (const Error& e) {
+      fail("cannot configure the network: {}", e.what());
+    }
+    if (!options_.network) fail("cannot configure the network: NETWORK is not supported by this agent");
+    // Blocks the loop while the NICs appear (up to 5 s, once per boot).
+    options_.network(request, root_);
+  } catch (const std::exception& e) {
+    log_error(e.what());
+    c.wire.send(Type::kError, f.stream, proto::encode_text(e.what()));
     return;
   }
   c.wire.send(Type::kOk, f.stream, "");

@@ -53,6 +53,11 @@ struct ServerOptions {
   // changed anything, Error to fail it (later SETUPs are refused then). Null:
   // SETUP is answered with ERROR.
   std::function<std::string(const proto::SetupRequest&, const std::string&)> setup;
+  // Carries out NETWORK in the current guest root (the second argument, ""
+  // for the agent's own). Throws Error with the message for the host's
+  // ERROR (agent/network.hpp). Null: NETWORK is answered with ERROR (the
+  // standalone agent leaves the host's network alone).
+  std::function<void(const proto::NetworkRequest&, const std::string&)> network;
   // Where SERVICE logs go, inside the guest root (agent/services.hpp).
   std::string service_logs = "/run/kestrel/services";
   // Runs after a program exits, before its EXIT is sent: flushes what it
@@ -142,6 +147,7 @@ class AgentServer {
   void on_hello(Conn& c, const proto::Frame& f);
   void on_setup(Conn& c, const proto::Frame& f);
   void on_service(Conn& c, const proto::Frame& f);
+  void on_network(Conn& c, const proto::Frame& f);
   void on_exec(Conn& c, proto::ExecAssembler::Request request);
   void on_stdin(Conn& c, proto::Frame& f);
   void on_signal(Conn& c, const proto::Frame& f);

@@ -2,7 +2,9 @@
 // cache_dir()/initramfs/<sha256>.cpio.
 #include "assets/initramfs.hpp"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,8 +36,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Part of the cache key: bump it whenever the layout written below changes.
-// 2: lib/modules/load.disk.
-constexpr std::string_view kFormat = "kestrel-initramfs-2";
+// 2: lib/modules/load.disk. 3: lib/modules/load.net.
+constexpr std::string_view kFormat = "kestrel-initramfs-3";
 
 void check_static(std::string_view bytes, const fs::path& path, std::string_view role) {
   if (!elf::is_elf64(bytes)) fail("{} ({}) is not a 64-bit ELF executable", path.string(), role);
@@ -70,7 +72,9 @@ struct Inputs {
   std::string busybox;
   std::vector<PlannedModule> modules;       // loaded at boot (load.order)
   std::vector<PlannedModule> disk_modules;  // loaded for a disk root (load.disk)
-  std::vector<std::string> module_files;    // their bytes as stored (maybe compressed), modules then disk_modules
+  std::vector<PlannedModule> net_modules;   // loaded for NICs (load.net)
+  // Their bytes as stored (maybe compressed): modules, disk_modules, net_modules.
+  std::vector<std::string> module_files;
 };
 
 // Writes the archive under a private temporary name and renames it to
@@ -104,16 +108,22 @@ LockFile write_cpio(const InitramfsInputs& in, const Inputs& data, const fs::pat
   cpio.add_file("init", data.agent, 0755);
   cpio.add_file("bin/busybox", data.busybox, 0755);
   for (const std::string& applet : applets) cpio.add_symlink("bin/" + applet, "busybox");
-  std::string load_order, load_disk;
-  for (size_t i = 0; i < data.modules.size() + data.disk_modules.size(); ++i) {
-    bool boot = i < data.modules.size();
-    const PlannedModule& m = boot ? data.modules[i] : data.disk_modules[i - data.modules.size()];
-    std::string file = m.name + ".ko";
-    cpio.add_file("lib/modules/" + file, decompress_if_compressed(data.module_files[i], m.path.string()), 0644);
-    (boot ? load_order : load_disk) += file + "\n";
+  // A module both the disk and the network need is carried once, listed in both.
+  std::set<std::string> carried;
+  size_t i = 0;
+  for (const auto& [list, modules] :
+       {std::pair{"load.order", &data.modules}, std::pair{"load.disk", &data.disk_modules},
+        std::pair{"load.net", &data.net_modules}}) {
+    std::string names;
+    for (const PlannedModule& m : *modules) {
+      std::string file = m.name + ".ko";
+      if (carried.insert(file).second)
+        cpio.add_file("lib/modules/" + file, decompress_if_compressed(data.module_files[i], m.path.string()), 0644);
+      ++i;
+      names += file + "\n";
+    }
+    cpio.add_file(std::string("lib/modules/") + list, names, 0644);
   }
-  cpio.add_file("lib/modules/load.order", load_order, 0644);
-  cpio.add_file("lib/modules/load.disk", load_disk, 0644);
   cpio.finish();
 
   if (::fchmod(hold.fd(), 0644) != 0) fail_errno("cannot chmod {}", temp);
@@ -167,9 +177,15 @@ const std::vector<std::string>& disk_modules() {
   return modules;
 }
 
+const std::vector<std::string>& net_modules() {
+  // Debian's virtio_net needs net_failover and failover: the closure has them.
+  static const std::vector<std::string> modules = {"virtio_net"};
+  return modules;
+}
+
 namespace {
 
-// A disk module this kernel lacks is remembered (cache_dir()/initramfs/plans/
+// A disk or network module this kernel lacks is remembered (cache_dir()/initramfs/plans/
 // missing-<sha256>.json), so that runs do not look for it again: a lookup
 // that fails parses every module in the tree. The note holds while the tree
 // looks unchanged: its directory (a flat tree, like a cached kernel's, gets a
@@ -210,11 +226,12 @@ void note_missing(const fs::path& dir, const std::string& name) {
   }
 }
 
-// The closure of `wanted` that `boot` lacks, in load order. A wanted module
-// that cannot be planned (missing, or a dependency of it missing) is left out
-// with all it alone needs: the agent reports it when it mounts a disk.
-std::vector<PlannedModule> plan_disk_modules(const fs::path& modules_dir, const std::vector<std::string>& wanted,
-                                             const std::vector<PlannedModule>& boot) {
+// The closure of `wanted` (the disk or the network modules) that `boot`
+// lacks, in load order. A wanted module that cannot be planned (missing, or a
+// dependency of it missing) is left out with all it alone needs: the agent
+// reports it when it mounts a disk (or finds too few NICs).
+std::vector<PlannedModule> plan_optional_modules(const fs::path& modules_dir, const std::vector<std::string>& wanted,
+                                                 const std::vector<PlannedModule>& boot) {
   if (modules_dir.empty()) return {};  // everything is built in
   fs::path dir = fs::absolute(modules_dir).lexically_normal();
   std::vector<std::string> present;
@@ -246,7 +263,7 @@ std::vector<PlannedModule> plan_disk_modules(const fs::path& modules_dir, const 
 // run; this remembers it per input identity (path, inode, size, mtime), so a
 // run only stats the inputs. Any change of an input makes a new entry.
 fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>& modules,
-                     const std::vector<PlannedModule>& disk) {
+                     const std::vector<PlannedModule>& disk, const std::vector<PlannedModule>& net) {
   nlohmann::json j = {{"format", kFormat},
                       {"agent", in.agent.string()},
                       {"agent_stamp", file_stamp(in.agent)},
@@ -254,6 +271,7 @@ fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>
                       {"busybox_stamp", file_stamp(in.busybox)}};
   for (const PlannedModule& m : modules) j["modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
   for (const PlannedModule& m : disk) j["disk_modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
+  for (const PlannedModule& m : net) j["net_modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
   return cache_dir() / "initramfs" / "by-stamp" / (sha256_hex(j.dump()) + ".path");
 }
 
@@ -263,8 +281,9 @@ InitramfsInUse use_initramfs(const InitramfsInputs& in) {
   // Removers (cache clear) hold an image's lock only to unlink it.
   auto wait = [] { return Deadline::after(std::chrono::seconds(2)); };
   std::vector<PlannedModule> planned = plan_modules(in.kernel.modules_dir, in.modules);
-  std::vector<PlannedModule> disk = plan_disk_modules(in.kernel.modules_dir, in.disk_modules, planned);
-  fs::path entry = stamp_entry(in, planned, disk);
+  std::vector<PlannedModule> disk = plan_optional_modules(in.kernel.modules_dir, in.disk_modules, planned);
+  std::vector<PlannedModule> net = plan_optional_modules(in.kernel.modules_dir, in.net_modules, planned);
+  fs::path entry = stamp_entry(in, planned, disk, net);
   if (auto known = read_file_if_exists(entry)) {
     fs::path path = *known;
     if (LockFile hold = LockFile::lock_existing(path, wait(), LockFile::Mode::kShared); hold.locked())
@@ -278,6 +297,7 @@ InitramfsInUse use_initramfs(const InitramfsInputs& in) {
   check_static(data.busybox, in.busybox, "busybox");
   data.modules = std::move(planned);
   data.disk_modules = std::move(disk);
+  data.net_modules = std::move(net);
 
   // The key covers every byte that goes into the archive. The applet list is
   // not hashed separately: it is a function of the busybox bytes.
@@ -292,6 +312,10 @@ InitramfsInUse use_initramfs(const InitramfsInputs& in) {
   for (const PlannedModule& m : data.disk_modules) {
     data.module_files.push_back(read_file(m.path));
     hash_field(key, "disk module " + m.name, data.module_files.back());
+  }
+  for (const PlannedModule& m : data.net_modules) {
+    data.module_files.push_back(read_file(m.path));
+    hash_field(key, "net module " + m.name, data.module_files.back());
   }
   fs::path dir = cache_dir() / "initramfs";
   fs::path path = dir / (key.hex_digest() + ".cpio");
@@ -340,24 +364,52 @@ ClearedFiles clear_initramfs_cache() {
   return out;
 }
 
+namespace {
+
+// The directory of the shared object this code was loaded from
+// (libkestrel.so, in a program using the C++ API: docs/api.md), resolved; ""
+// when it is part of the main program (the kestrel command).
+fs::path shared_object_dir() {
+  static const char marker = 0;
+  Dl_info info{};
+  link_map* map = nullptr;
+  if (::dladdr1(&marker, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0 || map == nullptr ||
+      map->l_name == nullptr || map->l_name[0] == '\0')
+    return {};
+  std::error_code ec;
+  fs::path path = fs::canonical(map->l_name, ec);
+  if (ec) return {};
+  return path.parent_path();
+}
+
+}  // namespace
+
+std::vector<fs::path> agent_candidates(const fs::path& library_dir, const fs::path& exe_dir) {
+  std::vector<fs::path> candidates;
+  if (!library_dir.empty()) {
+    candidates.push_back(library_dir / "kestrel-agent");  // build tree: build/src/libkestrel.so
+    candidates.push_back(library_dir / ".." / "libexec" / "kestrel" / "kestrel-agent");  // <prefix>/lib
+    // A multiarch libdir: <prefix>/lib/x86_64-linux-gnu.
+    if (library_dir.parent_path().filename().string().starts_with("lib"))
+      candidates.push_back(library_dir / ".." / ".." / "libexec" / "kestrel" / "kestrel-agent");
+  }
+  if (!exe_dir.empty()) {
+    candidates.push_back(exe_dir / "kestrel-agent");                                 // build tree: build/src/
+    candidates.push_back(exe_dir / ".." / "src" / "kestrel-agent");                  // tests in build/tests/
+    candidates.push_back(exe_dir / ".." / "libexec" / "kestrel" / "kestrel-agent");  // installed: <prefix>/bin/
+  }
+  candidates.push_back("/usr/local/libexec/kestrel/kestrel-agent");
+  candidates.push_back("/usr/libexec/kestrel/kestrel-agent");
+  for (fs::path& candidate : candidates) candidate = candidate.lexically_normal();
+  return candidates;
+}
+
 fs::path find_agent() {
   if (fs::path path = from_env("KESTREL_AGENT"); !path.empty()) return path;
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  std::vector<fs::path> candidates;
-  if (!ec) {
-    fs::path dir = exe.parent_path();
-    candidates = {
-        dir / "kestrel-agent",                                 // build tree: build/src/
-        dir / ".." / "src" / "kestrel-agent",                  // tests in build/tests/
-        dir / ".." / "libexec" / "kestrel" / "kestrel-agent",  // installed: <prefix>/bin/
-    };
-  }
-  candidates.push_back("/usr/local/libexec/kestrel/kestrel-agent");
-  candidates.push_back("/usr/libexec/kestrel/kestrel-agent");
   std::string looked;
-  for (const fs::path& candidate : candidates) {
-    fs::path path = candidate.lexically_normal();
+  for (const fs::path& path : agent_candidates(shared_object_dir(), ec ? fs::path() : exe.parent_path())) {
     if (is_executable_file(path)) return path;
     looked += (looked.empty() ? "" : ", ") + path.string();
   }

@@ -20,6 +20,10 @@ const std::vector<std::string>& default_modules();
 // kernel lacks (neither a module nor built in) is left out silently: the
 // agent says what is missing when it mounts the disk.
 const std::vector<std::string>& disk_modules();
+// Modules a topology's NICs need (virtio_net): handled like the disk
+// modules, listed in /lib/modules/load.net, which the agent loads at boot
+// with kestrel.net=1 or at the first NETWORK.
+const std::vector<std::string>& net_modules();
 
 struct InitramfsInputs {
   std::filesystem::path agent;    // static kestrel-agent
@@ -27,6 +31,7 @@ struct InitramfsInputs {
   Kernel kernel;
   std::vector<std::string> modules = default_modules();
   std::vector<std::string> disk_modules = assets::disk_modules();
+  std::vector<std::string> net_modules = assets::net_modules();
 };
 
 // Returns the path of the cached initramfs for these inputs, building it
@@ -52,9 +57,16 @@ struct ClearedFiles {
 };
 ClearedFiles clear_initramfs_cache();
 
-// Locates kestrel-agent: $KESTREL_AGENT, else next to the running kestrel
-// binary, else <prefix>/libexec/kestrel/kestrel-agent. Throws if absent.
+// Locates kestrel-agent: $KESTREL_AGENT, else the first of
+// agent_candidates() that is an executable file. Throws if there is none.
 std::filesystem::path find_agent();
+// Where find_agent looks, in order: beside the shared library this code is in
+// (libkestrel.so of the C++ API; library_dir "" when it is in the program
+// itself), in its build tree or its prefix's libexec/kestrel (also from a
+// multiarch libdir, <prefix>/lib/<triplet>); then the same beside the running
+// program (exe_dir, "" when unknown); then /usr/local and /usr's libexec/kestrel.
+std::vector<std::filesystem::path> agent_candidates(const std::filesystem::path& library_dir,
+                                                    const std::filesystem::path& exe_dir);
 // Locates a static busybox: $KESTREL_BUSYBOX, else /bin/busybox or
 // /usr/bin/busybox if statically linked. Throws naming `apt-get install
 // busybox-static` if none is found.

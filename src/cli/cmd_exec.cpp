@@ -127,6 +127,8 @@ int cmd_exec(const Args& all_args) {
   exec.argv = argv;
   const deploy::State& state = target.deployment.state();
   exec.env = state.env && !clean_env ? *state.env : host::default_exec_environment();
+  // A topology's nodes share one deployment: each is its own KESTREL_VM.
+  if (state.kind == "topology" && !clean_env) set_variable(exec.env, "KESTREL_VM=" + name);
   if (tty) set_variable(exec.env, "TERM=" + host_term());
   for (const auto& kv : env_overrides) set_variable(exec.env, kv);
   exec.cwd = !cwd.empty() ? cwd : state.cwd.value_or("/");

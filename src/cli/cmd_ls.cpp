@@ -1,4 +1,5 @@
 // kestrel ls [--json]
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,11 @@ std::string human_age(int64_t s) {
   return std::to_string(s / 86400) + "d";
 }
 
+// A topology node's state: running while its QEMU lives, else dead.
+const char* node_state(const deploy::DeploymentInfo& d, const deploy::VmRecord& vm) {
+  return std::find(d.live_pids.begin(), d.live_pids.end(), vm.pid) != d.live_pids.end() ? "running" : "dead";
+}
+
 }  // namespace
 
 int cmd_ls(const Args& args) {
@@ -28,7 +34,9 @@ int cmd_ls(const Args& args) {
       "List this user's deployments: VM names, state, age, directory, QEMU pids.\n\n"
       "States: running (its kestrel run is alive), kept (left running after the run for\n"
       "inspection), orphaned (its runner died; `kestrel gc` removes it), dead (its VMs are\n"
-      "gone, e.g. a failed run kept for its logs; `kestrel gc` removes the leftovers).\n",
+      "gone, e.g. a failed run kept for its logs; `kestrel gc` removes the leftovers).\n"
+      "A topology (kestrel up) is one deployment; its nodes follow on lines of their own:\n"
+      "name, running or dead, QEMU pid, the node's directory (console.log in it).\n",
       "kestrel ls");
   app.add_flag("--json", json, "print a JSON array of {dir, names, state, age_seconds, pids, exit_status, command}");
   if (!parse(app, args)) return 0;
@@ -45,6 +53,12 @@ int cmd_ls(const Args& args) {
       j["names"] = nlohmann::json::array();
       if (d.state) {
         for (const auto& vm : d.state->vms) j["names"].push_back(vm.name);
+        j["kind"] = d.state->kind;
+        if (d.state->kind == "topology") {
+          j["nodes"] = nlohmann::json::array();
+          for (const auto& vm : d.state->vms)
+            j["nodes"].push_back({{"name", vm.name}, {"pid", vm.pid}, {"state", node_state(d, vm)}});
+        }
         j["command"] = d.state->command;
         j["exit_status"] = d.state->exit_status ? nlohmann::json(*d.state->exit_status) : nlohmann::json();
       } else {
@@ -65,6 +79,12 @@ int cmd_ls(const Args& args) {
     for (int pid : d.live_pids) pids += (pids.empty() ? "" : ",") + std::to_string(pid);
     std::printf("%-28s %-9s %5s %-8s %s\n", names.empty() ? "-" : names.c_str(), deploy::liveness_name(d.liveness),
                 human_age(d.age_seconds).c_str(), pids.empty() ? "-" : pids.c_str(), d.dir.c_str());
+    // A topology's nodes, one line each: a node that died while the others
+    // run shows as dead (its console log is in DIR/NODE/console.log).
+    if (d.state && d.state->kind == "topology")
+      for (const auto& vm : d.state->vms)
+        std::printf("  %-26s %-9s %5s %-8s %s\n", vm.name.c_str(), node_state(d, vm), "",
+                    vm.pid > 0 ? std::to_string(vm.pid).c_str() : "-", (d.dir / vm.name).c_str());
   }
   return 0;
 }

@@ -24,6 +24,7 @@
 #include "host/write_through.hpp"
 #include "image/build.hpp"
 #include "proto/frame.hpp"
+#include "topology/cluster.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
@@ -57,7 +58,8 @@ struct RunOptions {
   std::vector<std::string> write_through;  // "auto" and paths; empty: none
   std::string write_through_origin;
   bool verbose = false;
-  std::string image;  // a recipe or a built image; "": the host's root
+  std::string image;           // a recipe or a built image; "": the host's root
+  std::string topology, node;  // --topology FILE --node NODE (docs/topologies.md)
   std::vector<std::string> command;
 };
 
@@ -258,6 +260,116 @@ fs::path resolve_program(const std::string& program) {
   throw ProgramError(kExitNotFound, fmt::format("cannot run {}: not found in PATH", program));
 }
 
+// How the program's run in the guest ended, its messages printed.
+struct ProgramResult {
+  enum class How { kFinished, kInterrupted, kVmGone, kAgentLost };
+  How how = How::kFinished;
+  int status = 0;  // the run's exit status
+};
+
+// Runs the program on `machine` with the run's environment and working
+// directory, streaming its output and forwarding stdin and signals.
+ProgramResult run_program(const RunOptions& o, const std::string& name, const fs::path& program, host::Machine& machine,
+                          const vm::VmPaths& paths, SignalFd& signals, const std::vector<std::string>& env,
+                          const std::string& cwd) {
+  proto::Exec exec;
+  exec.argv = o.command;
+  exec.argv[0] = program.string();
+  exec.env = env;
+  exec.cwd = cwd;
+  host::ExecIo io;
+  if (!::isatty(STDIN_FILENO)) {
+    exec.flags |= proto::kExecStdin;
+    io.stdin_fd = STDIN_FILENO;
+  }
+  io.signal_fd = signals.fd();
+  io.vm_pidfd = machine.qemu().pidfd();
+  if (o.timeout_s > 0) io.timeout = Deadline::after_seconds(o.timeout_s);
+  host::ExecOutcome outcome = machine.agent().exec(exec, io);
+  trace("program finished");
+
+  using Kind = host::ExecOutcome::Kind;
+  using How = ProgramResult::How;
+  switch (outcome.kind) {
+    case Kind::kExited:
+      return {How::kFinished, outcome.status.shell_status()};
+    case Kind::kStartFailed:
+      say("error: " + outcome.message);
+      return {How::kFinished,
+              outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec};
+    case Kind::kTimedOut:
+      say(fmt::format("error: {} ran past --timeout {} s and was killed", o.command[0], o.timeout_s));
+      return {How::kFinished, kExitTimeout};
+    case Kind::kInterrupted:
+      // Interrupted runs never keep their VM: the user asked us to stop.
+      say_interrupted(outcome.signo, name);
+      return {How::kInterrupted, 128 + outcome.signo};
+    case Kind::kVmGone: {
+      auto exit = host::explain_vm_exit(paths, machine.qemu().wait(Deadline::after(1s)));
+      say("error: " + host::describe_vm_failure(name, paths, "stopped while the program ran: " + exit));
+      return {How::kVmGone, kExitKestrel};
+    }
+    case Kind::kAgentLost:
+      say("error: " + host::describe_vm_failure(name, paths, "lost its agent: " + outcome.message));
+      return {How::kAgentLost, kExitKestrel};
+  }
+  return {How::kFinished, kExitKestrel};
+}
+
+const topology::NodeSpec& node_spec(const topology::Spec& spec, const std::string& node) {
+  std::string names;
+  for (const auto& n : spec.nodes) {
+    if (n.name == node) return n;
+    names += (names.empty() ? "" : ", ") + n.name;
+  }
+  fail("{} has no node named {} (its nodes: {})", spec.file.string(), node, names);
+}
+
+// run --topology FILE --node NODE: the topology comes up, the program runs
+// on the node, and the whole topology is kept or torn down as one VM would be.
+int run_on_topology(const RunOptions& o, const topology::Spec& spec, const topology::UpOptions& up,
+                    const fs::path& program, bool image_program, SignalFd& signals) {
+  topology::Cluster cluster = topology::Cluster::up(spec, up);
+  size_t index = cluster.index(o.node);
+  deploy::Deployment& dep = cluster.deployment();
+  dep.state().command = o.command;
+  dep.state().keep = o.keep;
+  dep.save();
+  std::vector<std::string> nodes;
+  for (const auto& n : spec.nodes) nodes.push_back(n.name);
+  if (!o.quiet)
+    say(fmt::format("topology {} up (nodes: {}), running on {}, deployment dir {}", dep.dir().filename().string(),
+                    join(nodes, ", "), o.node, dep.dir().string()));
+  std::vector<std::string> env = host::guest_environment(environ, o.env);
+  std::erase_if(env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
+  env.push_back("KESTREL_VM=" + o.node);
+  ProgramResult result =
+      run_program(o, o.node, program, cluster.machine(index), cluster.paths(index), signals, env, fs::current_path());
+  int status = result.status;
+  if (result.how == ProgramResult::How::kInterrupted) return status;  // the cluster is torn down
+  if (result.how == ProgramResult::How::kVmGone) {
+    cluster.fail_and_keep_logs(kExitKestrel);
+    return kExitKestrel;
+  }
+  bool keep = o.keep == "always" || (o.keep == "on-failure" && status != 0);
+  if (!keep) return status;
+  try {
+    cluster.keep();
+  } catch (const Error& e) {
+    say(std::string("warning: cannot keep topology ") + dep.dir().string() + ": " + e.what());
+    return status;
+  }
+  auto copy = image_program ? std::nullopt : keep_program_copy(dep.dir(), program);
+  if (status != 0)
+    say(fmt::format("test failed (exit status {}); topology {} remains running (nodes: {}), deployment dir {}", status,
+                    dep.dir().filename().string(), join(nodes, ", "), dep.dir().string()));
+  else
+    say(fmt::format("topology {} remains running (--keep always; nodes: {}), deployment dir {}",
+                    dep.dir().filename().string(), join(nodes, ", "), dep.dir().string()));
+  for (const auto& line : topology::describe_commands(self_command(), dep.dir(), nodes)) say(line);
+  if (copy) say(fmt::format("  program:  {} (a copy of the program as it ran)", copy->string()));
+  return status;
+}
 }  // namespace
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
@@ -272,6 +384,8 @@ int cmd_run(const Args& args) {
   app.add_flag("-q,--quiet", o.quiet, "do not print the VM name and deployment dir at start");
   app.add_flag("-v,--verbose", o.verbose, "say at start where the program's writes reach the host (and why)");
   app.add_flag("--debug", o.debug, "verbose guest kernel and agent output on the console log");
+  app.add_option("--topology", o.topology, "bring up this topology file and run PROGRAM on --node NODE of it");
+  app.add_option("--node", o.node, "the topology's node to run PROGRAM on (with --topology)");
   // PROGRAM and everything after it (or after "--") is the command, untouched.
   app.prefix_command();
   if (!parse(app, args)) return 0;
@@ -286,9 +400,15 @@ int cmd_run(const Args& args) {
         CLI::ExitCodes::ExtrasError);
   }
   if (o.command.empty()) throw CLI::RequiredError("PROGRAM");
+  if (o.topology.empty() != o.node.empty()) throw CLI::ValidationError("--topology FILE and --node NODE go together");
   config::Config config = load_config(config_options);
   fill_from_config(o, config);
   trace("configured");
+  std::optional<topology::Spec> spec;
+  if (!o.topology.empty()) {
+    spec = topology::load_spec(o.topology);
+    o.image = node_spec(*spec, o.node).image;  // the node's root, whatever the configuration says
+  }
 
   // On an image, a program named without a directory, or in the system
   // directories, is the image's: the guest finds it (docs/images.md).
@@ -312,6 +432,25 @@ int cmd_run(const Args& args) {
   // Signals arrive on a descriptor from here on; they are forwarded to the
   // program once it runs.
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+  if (spec) {
+    topology::UpOptions up;
+    up.vm = o.vm;
+    up.vm.debug = o.debug;
+    up.vm.signal_fd = signals.fd();
+    if (!o.quiet) up.vm.notice = [](const std::string& line) { say(line); };
+    up.say = up.vm.notice;
+    up.name = o.name;
+    up.extra_node = o.node;
+    up.extra_shares = o.shares;
+    up.extra_trees = trees;
+    if (!image_program) up.extra_program = program;
+    try {
+      return run_on_topology(o, *spec, up, program, image_program, signals);
+    } catch (const Interrupted& e) {
+      say(fmt::format("interrupted by signal {}: the topology was torn down", e.signo()));
+      return 128 + e.signo();
+    }
+  }
 
   // The image, built first if its recipe's is not (docs/images.md).
   std::optional<image::ImageInfo> image;
@@ -426,50 +565,20 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   host::note_on_console(boot.paths, fmt::format("set up as {}: {} mounts", name, setup.mounts.size()));
   trace("setup done");
 
-  proto::Exec exec;
-  exec.argv = o.command;
-  exec.argv[0] = program.string();
-  // What `kestrel exec` reuses (recorded at the start of the run).
-  exec.env = *dep.state().env;
-  exec.cwd = *dep.state().cwd;
-  host::ExecIo io;
-  if (!::isatty(STDIN_FILENO)) {
-    exec.flags |= proto::kExecStdin;
-    io.stdin_fd = STDIN_FILENO;
-  }
-  io.signal_fd = signals.fd();
-  io.vm_pidfd = machine.qemu().pidfd();
-  if (o.timeout_s > 0) io.timeout = Deadline::after_seconds(o.timeout_s);
-  host::ExecOutcome outcome = machine.agent().exec(exec, io);
-  trace("program finished");
-
-  using Kind = host::ExecOutcome::Kind;
-  int status = 0;
-  switch (outcome.kind) {
-    case Kind::kExited:
-      status = outcome.status.shell_status();
-      break;
-    case Kind::kStartFailed:
-      say("error: " + outcome.message);
-      status = outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec;
-      break;
-    case Kind::kTimedOut:
-      say(fmt::format("error: {} ran past --timeout {} s and was killed", o.command[0], o.timeout_s));
-      status = kExitTimeout;
-      break;
-    case Kind::kInterrupted:
-      // Interrupted runs never keep their VM: the user asked us to stop.
-      say_interrupted(outcome.signo, name);
-      return 128 + outcome.signo;
-    case Kind::kVmGone:
-      say("error: " + host::describe_vm_failure(name, boot.paths, "stopped while the program ran: " + vm_exit()));
+  ProgramResult result =
+      run_program(o, name, program, machine, boot.paths, signals, *dep.state().env, *dep.state().cwd);
+  int status = result.status;
+  switch (result.how) {
+    case ProgramResult::How::kInterrupted:
+      return status;
+    case ProgramResult::How::kVmGone:
       guard.keep_failed(kExitKestrel);
       return kExitKestrel;
-    case Kind::kAgentLost:
+    case ProgramResult::How::kAgentLost:
       // --keep never still keeps the logs the message points at.
       if (o.keep == "never") keep_logs();
-      say("error: " + host::describe_vm_failure(name, boot.paths, "lost its agent: " + outcome.message));
-      status = kExitKestrel;
+      break;
+    case ProgramResult::How::kFinished:
       break;
   }
 

@@ -145,6 +145,11 @@ void AgentClient::service(const proto::ServiceRequest& r, Deadline deadline, int
   request(Type::kService, r.encode(), Type::kOk, deadline, vm_pidfd, what.c_str(), false);
 }
 
+void AgentClient::network(const proto::NetworkRequest& r, Deadline deadline, int vm_pidfd) {
+  r.validate();
+  request(Type::kNetwork, r.encode(), Type::kOk, deadline, vm_pidfd, "network setup");
+}
+
 void AgentClient::ping(Deadline deadline) {
   proto::Frame f = request(Type::kPing, "ping", Type::kPong, deadline, -1, "ping");
   if (f.payload != "ping") fail("protocol error: PONG does not echo PING");

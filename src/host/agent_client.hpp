@@ -81,6 +81,13 @@ class AgentClient {
   // the last lines of its log.
   void service(const proto::ServiceRequest& request, Deadline deadline, int vm_pidfd = -1);
 
+  // NETWORK (docs/protocol.md, "Network"): configures the guest's NICs,
+  // routes, forwarding, /etc/hosts and /etc/resolv.conf. The request is
+  // checked (NetworkRequest::validate) before it is sent. The agent may wait
+  // up to 5 s for the NICs to appear (once per boot), so `deadline` should
+  // leave it that long and more. Throws like setup().
+  void network(const proto::NetworkRequest& request, Deadline deadline, int vm_pidfd = -1);
+
   // Round trip with a PING, for latency measurements and liveness.
   void ping(Deadline deadline);
 

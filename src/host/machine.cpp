@@ -110,6 +110,7 @@ BootPlan plan_boot(const BootOptions& o) {
   c.mem_mib = o.mem_mib;
   c.cpus = o.cpus;
   c.shares = o.shares;
+  c.nics = o.nics;
   if (o.image) c.disk = o.image->in_place ? o.image->base : c.paths.dir / "disk.qcow2";
   if (c.shares.size() < kMinShareDevices) {
     make_dirs(c.paths.empty_share(), 0700);

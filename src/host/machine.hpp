@@ -41,6 +41,7 @@ struct BootOptions {
   std::string accel_request;  // KESTREL_ACCEL: kvm | tcg | auto | ""
   std::vector<vm::Share> shares;
   std::optional<DiskImage> image;  // the guest root; nullopt: the host's root over 9p
+  std::vector<vm::Nic> nics;       // a topology node's links (docs/topologies.md)
   bool debug = false;
   // 0: the default for the accelerator (TCG 60 s, KVM 10 s).
   std::chrono::milliseconds boot_timeout{0};

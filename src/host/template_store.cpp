@@ -34,6 +34,13 @@ std::string canonical_argv(vm::VmConfig c, const std::string& qemu_binary) {
     share.read_only = false;
   }
   if (!c.disk.empty()) c.disk = "/KESTREL-VM/disk.qcow2";
+  // A NIC's backend and MAC are not in the state a clone loads (the agent
+  // sets each clone's MAC); only how many there are and their kinds count.
+  for (size_t k = 0; k < c.nics.size(); ++k) {
+    c.nics[k].local = "/KESTREL-VM/nic" + std::to_string(k) + ".sock";
+    c.nics[k].remote = "/KESTREL-VM/peer" + std::to_string(k) + ".sock";
+    c.nics[k].mac.clear();
+  }
   c.memory_file = "/KESTREL-TEMPLATE/memory";
   c.memory_shared = false;
   c.incoming = true;

@@ -42,6 +42,13 @@ vm::Accel save_new_template(BootPlan& plan, const TemplateFiles& build, const Bo
     share.read_only = true;
     make_dirs(share.path, 0700);
   }
+  // Nor are its NICs linked: their sockets are its own (left by the
+  // template's QEMU, they would keep a clone from binding the run's).
+  for (size_t k = 0; k < t.nics.size(); ++k) {
+    t.nics[k].local = empty / ("nic" + std::to_string(k) + ".sock");
+    t.nics[k].remote = empty / ("peer" + std::to_string(k) + ".sock");
+  }
+  make_dirs(empty, 0700);
   t.memory_file = build.memory();
   t.memory_shared = true;
   if (!t.disk.empty()) t.disk = build.disk();  // boot_cold makes it, an overlay of the image

@@ -104,27 +104,11 @@ std::string format_size(uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
+using config::in_file_order;
 using config::line_of;
 using config::toml_type_name;
 
-std::string join_keys(std::span<const std::string_view> keys) {
-  std::string out;
-  for (std::string_view k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
-  return out;
-}
-
 bool is_recipe_key(std::string_view key) { return std::ranges::find(kRecipeKeys, key) != std::end(kRecipeKeys); }
-
-// A table's entries in the order they appear in the file (toml++ keeps
-// them sorted by key), so that the first error reported is the first one a
-// reader meets.
-std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const toml::table& table) {
-  std::vector<std::pair<const toml::key*, const toml::node*>> out;
-  for (auto&& [key, node] : table) out.emplace_back(&key, &node);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const auto& a, const auto& b) { return a.first->source().begin < b.first->source().begin; });
-  return out;
-}
 
 struct Reader {
   std::string display;  // the recipe as it is named in messages
@@ -139,21 +123,7 @@ struct Reader {
 
   [[noreturn]] void unknown_key(const toml::key& key, std::span<const std::string_view> known,
                                 std::string_view where) const {
-    std::string name(key.str());
-    std::string message = fmt::format("unknown key '{}'{}", name, where);
-    std::string_view best;
-    size_t best_distance = 3;  // suggest only a near miss
-    for (std::string_view k : known) {
-      if (size_t d = edit_distance(name, k); d < best_distance) {
-        best = k;
-        best_distance = d;
-      }
-    }
-    if (!where.empty() && is_recipe_key(name))
-      message += fmt::format(" ('{}' is a top-level key: put it before the first [table])", name);
-    else if (!best.empty())
-      message += fmt::format(" (did you mean '{}'?)", best);
-    error_at(line_of(key.source()), fmt::format("{}; the keys are: {}", message, join_keys(known)));
+    error_at(line_of(key.source()), config::unknown_key_message(key.str(), known, where, kRecipeKeys));
   }
 
   std::string string_of(const toml::node& node, std::string_view key) const {

@@ -39,11 +39,13 @@ const char* type_name(Type type) {
       return "EXEC_MORE";
     case Type::kService:
       return "SERVICE";
+    case Type::kNetwork:
+      return "NETWORK";
   }
   return "?";
 }
 
-bool is_known_type(uint16_t type) { return type >= 1 && type <= 16; }
+bool is_known_type(uint16_t type) { return type >= 1 && type <= 17; }
 
 std::string encode_frame(Type type, uint32_t stream, std::string_view payload) {
   if (payload.size() > kMaxPayload)

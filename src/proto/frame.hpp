@@ -10,8 +10,8 @@
 namespace kestrel::proto {
 
 // docs/protocol.md, "Versioning": 2 added EXEC_MORE; 3 the disk root, repeated
-// SETUP and SERVICE.
-constexpr uint32_t kVersion = 3;
+// SETUP and SERVICE; 4 NETWORK.
+constexpr uint32_t kVersion = 4;
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxPayload = 1u << 20;
 // Bulk data (stdout, stdin, ...) is cut into frames of at most this size.
@@ -36,6 +36,7 @@ enum class Type : uint16_t {
   kPong = 14,
   kExecMore = 15,
   kService = 16,
+  kNetwork = 17,
 };
 
 const char* type_name(Type type);

@@ -1,5 +1,7 @@
 #include "proto/messages.hpp"
 
+#include <algorithm>
+
 #include "proto/wire.hpp"
 #include "util/error.hpp"
 
@@ -128,6 +130,155 @@ void ServiceRequest::validate() const {
     fail("service {}: {}", name, e.what());
   }
   if (timeout_ms == 0) fail("service {} has a timeout of 0 ms", name);
+}
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// A prefix as it goes on the wire (u8): one out of range stays out of range,
+// for the agent to refuse.
+uint8_t wire_prefix(int prefix) { return static_cast<uint8_t>(std::clamp(prefix, 0, 255)); }
+
+std::string format_mac(const MacAddress& mac) {
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+bool in_subnet(uint32_t address, uint32_t network_address, int prefix) {
+  uint32_t mask = prefix_netmask(prefix);
+  return (address & mask) == (network_address & mask);
+}
+
+}  // namespace
+
+MacAddress parse_mac(std::string_view text) {
+  MacAddress mac{};
+  bool good = text.size() == 17;
+  for (size_t i = 0; good && i < 6; ++i) {
+    int hi = hex_value(text[3 * i]), lo = hex_value(text[3 * i + 1]);
+    good = hi >= 0 && lo >= 0 && (i == 5 || text[3 * i + 2] == ':');
+    mac[i] = static_cast<uint8_t>(hi * 16 + lo);
+  }
+  if (!good)
+    fail("invalid MAC address '{}': expected six hex bytes separated by ':', e.g. 52:54:00:0a:01:02",
+         text.substr(0, 40));
+  return mac;
+}
+
+std::string format_ipv4(uint32_t a) {
+  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+}
+
+uint32_t prefix_netmask(int prefix) {
+  if (prefix <= 0) return 0;
+  if (prefix >= 32) return 0xffffffffu;
+  return ~((1u << (32 - prefix)) - 1);
+}
+
+std::string NetworkRequest::encode() const {
+  Writer w;
+  w.u32(static_cast<uint32_t>(nics.size()));
+  for (const Nic& n : nics) w.bytes(n.mac).u32(n.address).u8(wire_prefix(n.prefix));
+  w.u32(static_cast<uint32_t>(routes.size()));
+  for (const Route& r : routes) w.u32(r.destination).u8(wire_prefix(r.prefix)).u32(r.gateway);
+  w.u8(forward ? 1 : 0).bytes(hosts).bytes(resolv_conf);
+  return w.take();
+}
+
+NetworkRequest NetworkRequest::decode(std::string_view payload) {
+  Reader r(payload);
+  NetworkRequest n;
+  uint32_t count = r.count();
+  if (count > kMaxNics) fail("malformed NETWORK: {} NICs (at most {})", count, kMaxNics);
+  for (uint32_t i = 0; i < count; ++i) {
+    Nic nic;
+    nic.mac = r.bytes();
+    if (nic.mac.size() > kMaxMacText)
+      fail("malformed NETWORK: MAC address of {} bytes (at most {})", nic.mac.size(), kMaxMacText);
+    nic.address = r.u32();
+    nic.prefix = r.u8();
+    n.nics.push_back(std::move(nic));
+  }
+  count = r.count();
+  if (count > kMaxRoutes) fail("malformed NETWORK: {} routes (at most {})", count, kMaxRoutes);
+  for (uint32_t i = 0; i < count; ++i) {
+    Route route;
+    route.destination = r.u32();
+    route.prefix = r.u8();
+    route.gateway = r.u32();
+    n.routes.push_back(route);
+  }
+  uint8_t forward = r.u8();
+  if (forward > 1) fail("malformed NETWORK: forward is {}", forward);
+  n.forward = forward == 1;
+  n.hosts = r.bytes();
+  n.resolv_conf = r.bytes();
+  r.finish();
+  if (n.hosts.size() > kMaxNetworkText)
+    fail("malformed NETWORK: hosts of {} bytes (at most {})", n.hosts.size(), kMaxNetworkText);
+  if (n.resolv_conf.size() > kMaxNetworkText)
+    fail("malformed NETWORK: resolv_conf of {} bytes (at most {})", n.resolv_conf.size(), kMaxNetworkText);
+  return n;
+}
+
+void NetworkRequest::validate() const {
+  auto invalid = [](const std::string& why) { return Error("invalid NETWORK: " + why); };
+  if (nics.size() > kMaxNics) throw invalid(fmt::format("{} NICs (at most {})", nics.size(), kMaxNics));
+  if (routes.size() > kMaxRoutes) throw invalid(fmt::format("{} routes (at most {})", routes.size(), kMaxRoutes));
+  std::vector<MacAddress> macs;
+  for (size_t i = 0; i < nics.size(); ++i) {
+    const Nic& n = nics[i];
+    MacAddress mac;
+    try {
+      mac = parse_mac(n.mac);
+    } catch (const Error& e) {
+      throw invalid(fmt::format("NIC {}: {}", i, e.what()));
+    }
+    if (mac[0] & 1)
+      throw invalid(fmt::format(
+          "NIC {}: MAC address {} is a multicast address (the lowest bit of its first byte is set)", i, n.mac));
+    if (mac == MacAddress{}) throw invalid(fmt::format("NIC {}: MAC address {} is all zero", i, n.mac));
+    if (n.prefix < 8 || n.prefix > 30)
+      throw invalid(fmt::format("NIC {}: prefix length {} is out of range (8 to 30)", i, n.prefix));
+    uint32_t host = n.address & ~prefix_netmask(n.prefix);
+    std::string address = fmt::format("{}/{}", format_ipv4(n.address), n.prefix);
+    if (host == 0) throw invalid(fmt::format("NIC {}: {} is the network address of its subnet", i, address));
+    if (host == ~prefix_netmask(n.prefix))
+      throw invalid(fmt::format("NIC {}: {} is the broadcast address of its subnet", i, address));
+    for (size_t j = 0; j < i; ++j) {
+      if (macs[j] == mac)
+        throw invalid(fmt::format("NIC {} has the MAC address of NIC {} ({})", i, j, format_mac(mac)));
+      if (nics[j].address == n.address)
+        throw invalid(fmt::format("NIC {} has the address of NIC {} ({})", i, j, format_ipv4(n.address)));
+    }
+    macs.push_back(mac);
+  }
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const Route& r = routes[i];
+    if (r.prefix < 0 || r.prefix > 32)
+      throw invalid(fmt::format("route {}: prefix length {} is out of range (0 to 32)", i, r.prefix));
+    std::string subnet = fmt::format("{}/{}", format_ipv4(r.destination), r.prefix);
+    uint32_t network = r.destination & prefix_netmask(r.prefix);
+    if (network != r.destination)
+      throw invalid(fmt::format("route {}: {} has address bits set past its prefix (the subnet is {}/{})", i, subnet,
+                                format_ipv4(network), r.prefix));
+    bool on_link =
+        std::any_of(nics.begin(), nics.end(), [&](const Nic& n) { return in_subnet(r.gateway, n.address, n.prefix); });
+    if (!on_link)
+      throw invalid(fmt::format("route {}: the gateway {} of {} is in the subnet of none of the NICs", i,
+                                format_ipv4(r.gateway), subnet));
+  }
+  auto check_text = [&](const char* name, const std::string& text) {
+    if (text.size() > kMaxNetworkText) throw invalid(fmt::format("{} is longer than {} bytes", name, kMaxNetworkText));
+    if (text.find('\0') != std::string::npos) throw invalid(fmt::format("{} contains a NUL byte", name));
+  };
+  check_text("hosts", hosts);
+  check_text("resolv_conf", resolv_conf);
 }
 
 std::string Exec::encode() const {

@@ -2,6 +2,7 @@
 // layout with encode() and a static decode() that throws on malformed input.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -70,6 +71,54 @@ struct ServiceRequest {
   static ServiceRequest decode(std::string_view payload);
   // Throws Error naming what is wrong with a field (both sides call it: the
   // host before it sends, the agent before it starts anything).
+  void validate() const;
+};
+
+// Bounds of a NETWORK (docs/protocol.md, "Network").
+constexpr size_t kMaxNics = 16;
+constexpr size_t kMaxRoutes = 256;
+constexpr size_t kMaxMacText = 17;             // "52:54:00:0a:01:02"
+constexpr size_t kMaxNetworkText = 64 * 1024;  // hosts, resolv_conf
+
+// A MAC address as six bytes.
+using MacAddress = std::array<uint8_t, 6>;
+
+// "52:54:00:0a:01:02" (either case) as six bytes. Throws Error saying what is
+// wrong; the address may still be unusable (multicast, all zero).
+MacAddress parse_mac(std::string_view text);
+// An IPv4 address in host byte order (10.1.2.3 is 0x0a010203) as "10.1.2.3".
+std::string format_ipv4(uint32_t address);
+// The netmask of a prefix length 0..32, host byte order: 24 is 0xffffff00.
+uint32_t prefix_netmask(int prefix);
+
+// NETWORK: the network of one node of a topology (docs/protocol.md,
+// "Network"). Addresses are in host byte order (10.1.2.3 is 0x0a010203).
+struct NetworkRequest {
+  struct Nic {
+    std::string mac;       // set on the interface: "52:54:00:0a:01:02"
+    uint32_t address = 0;  // IPv4
+    int prefix = 24;       // 8..30
+  };
+  struct Route {
+    uint32_t destination = 0;  // a subnet: no bit set past the prefix
+    int prefix = 0;            // 0..32; 0.0.0.0/0 is the default route
+    uint32_t gateway = 0;      // in the subnet of one of `nics`
+  };
+
+  // NIC k configures the guest's k-th virtio-net interface in the order of
+  // the PCI addresses of their devices.
+  std::vector<Nic> nics;
+  std::vector<Route> routes;
+  bool forward = false;     // /proc/sys/net/ipv4/ip_forward
+  std::string hosts;        // the guest root's /etc/hosts; "" leaves it alone
+  std::string resolv_conf;  // likewise /etc/resolv.conf
+
+  std::string encode() const;
+  // Checks the framing and the size bounds only; validate() the rest.
+  static NetworkRequest decode(std::string_view payload);
+  // Throws Error "invalid NETWORK: ..." naming the NIC or route that breaks
+  // a rule (both sides call it: the host before it sends, the agent before
+  // it changes anything).
   void validate() const;
 };
 

@@ -11,6 +11,8 @@ std::string_view trim(std::string_view s);
 // Quotes a word for a POSIX shell only when it needs quoting.
 std::string shell_quote(std::string_view word);
 std::string shell_join(const std::vector<std::string>& words);
+// The words with `separator` between them: join({"a", "b"}, ", ") == "a, b".
+std::string join(const std::vector<std::string>& words, std::string_view separator);
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);
 

@@ -41,6 +41,9 @@ std::string kernel_cmdline(const VmConfig& c) {
   // NAME true` about halved). Throwaway test VMs do not need ASLR; KVM keeps it.
   if (c.accel == Accel::kTcg) line += " norandmaps";
   line += c.debug ? " loglevel=7 kestrel.debug=1" : " quiet";
+  // The agent loads virtio_net at boot, so that a template's clones resume
+  // with their NICs probed (docs/guest.md).
+  if (!c.nics.empty()) line += " kestrel.net=1";
   // A warm-start clone resumes the template's memory, kernel command line
   // included, so a template (and its clones) boot under a neutral name
   // instead of the first run's; each clone learns its own from SETUP.
@@ -57,6 +60,8 @@ std::string opt_value(std::string_view value) {
   }
   return out;
 }
+
+std::string nic_id(size_t index) { return "nic" + std::to_string(index); }
 
 std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   const VmPaths& p = c.paths;
@@ -103,6 +108,20 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
              {"-drive",
               "file=" + opt_value(c.disk.string()) + ",format=qcow2,if=none,id=drive0,node-name=disk0,discard=unmap",
               "-device", "virtio-blk-pci,drive=drive0"});
+  }
+  for (size_t k = 0; k < c.nics.size(); ++k) {
+    const Nic& nic = c.nics[k];
+    std::string netdev = "net" + std::to_string(k);
+    if (nic.kind == Nic::Kind::kUser) {
+      a.insert(a.end(), {"-netdev", "user,id=" + netdev});
+    } else {
+      a.insert(a.end(),
+               {"-netdev", "dgram,id=" + netdev + ",local.type=unix,local.path=" + opt_value(nic.local.string()) +
+                               ",remote.type=unix,remote.path=" + opt_value(nic.remote.string())});
+    }
+    std::string device = "virtio-net-pci,netdev=" + netdev + ",id=" + nic_id(k);
+    if (!nic.mac.empty()) device += ",mac=" + nic.mac;
+    a.insert(a.end(), {"-device", device});
   }
   a.insert(a.end(), {"-device", "virtio-rng-pci"});
   if (c.incoming) a.insert(a.end(), {"-incoming", "defer"});

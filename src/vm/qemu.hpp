@@ -18,6 +18,19 @@ struct Share {
   bool read_only = false;
 };
 
+// A virtio-net NIC (topologies, docs/topologies.md). QEMU puts the NICs on
+// the PCI bus after the other devices, in this order; the guest agent takes
+// them in the order of their PCI addresses (NETWORK, docs/protocol.md).
+struct Nic {
+  enum class Kind { kDgram, kUser };
+  Kind kind = Kind::kDgram;
+  // kDgram: a point-to-point link over two unix datagram sockets, this end's
+  // and the peer's (either may start first; the backend is not part of the
+  // device state a clone loads, so clones take their own paths).
+  std::filesystem::path local, remote;
+  std::string mac;  // "" for QEMU's default; the agent sets the planned one anyway
+};
+
 struct VmConfig {
   std::string name;
   VmPaths paths;
@@ -30,7 +43,8 @@ struct VmConfig {
   // A virtio-blk disk (qcow2), the guest root of an image run
   // (docs/images.md); empty: none. Each VM writes to its own overlay file.
   std::filesystem::path disk;
-  bool debug = false;  // kestrel.debug=1, kernel messages not quieted
+  std::vector<Nic> nics;  // device ids nic0, nic1, ... (QMP set_link names them)
+  bool debug = false;     // kestrel.debug=1, kernel messages not quieted
   // Guest RAM in a file instead of anonymous memory (warm starts,
   // docs/warm-starts.md): shared for a template being built (the guest's
   // memory ends up in the file), private copy-on-write for a clone.
@@ -45,6 +59,9 @@ std::string kernel_cmdline(const VmConfig& config);
 // A value inside a QEMU option list (`-chardev socket,path=VALUE,...`): QEMU
 // reads ",," as a literal comma, so a path with commas cannot add options.
 std::string opt_value(std::string_view value);
+
+// The QMP/QEMU id of NIC `index`: "nic0", ...
+std::string nic_id(size_t index);
 
 // The full argv, argv[0] = the QEMU binary.
 std::vector<std::string> qemu_argv(const VmConfig& config, const std::string& qemu_binary);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "agent/network.hpp"
 #include "agent/server.hpp"
 #include "agent/setup.hpp"
 #include "proto/exec_frames.hpp"
@@ -219,7 +220,7 @@ std::string greeting_info(ServerProcess& server) {
   for (;;) {
     proto::Hello h = proto::Hello::decode(server.next(0).payload);
     if (h.nonce != 77) continue;
-    EXPECT_EQ(h.capabilities, (std::vector<std::string>{"exec", "pty", "setup", "services", "disk-root"}));
+    EXPECT_EQ(h.capabilities, (std::vector<std::string>{"exec", "pty", "setup", "services", "disk-root", "network"}));
     return h.info;
   }
 }
@@ -298,6 +299,44 @@ TEST(AgentServer, FailingOrMalformedServiceIsAnErrorOnItsStream) {
   EXPECT_NE(proto::decode_text(server.next(3).payload).find("invalid service name '../x'"), std::string::npos);
   server.send(Type::kPing, 4, "p");
   EXPECT_EQ(server.next(4).type, Type::kPong);
+}
+
+// ---- NETWORK --------------------------------------------------------------
+
+// OK, or the ERROR's message.
+std::string network(ServerProcess& server, uint32_t stream, std::string_view payload) {
+  server.send(Type::kNetwork, stream, payload);
+  Frame f = server.next(stream);
+  if (f.type == Type::kOk) return "OK";
+  EXPECT_EQ(f.type, Type::kError);
+  return proto::decode_text(f.payload);
+}
+
+TEST(AgentServer, NetworkIsAnsweredOnItsStream) {
+  ServerProcess server([](ServerOptions& o) {
+    o.network = [](const proto::NetworkRequest& request, const std::string& root) {
+      if (request.forward) throw InvalidNetwork(fmt::format("refused in root '{}'", root));
+    };
+  });
+  proto::NetworkRequest request;
+  EXPECT_EQ(network(server, 1, request.encode()), "OK");
+  request.forward = true;
+  EXPECT_EQ(network(server, 2, request.encode()), "refused in root ''");
+  std::string malformed = network(server, 3, "junk");
+  EXPECT_NE(malformed.find("cannot configure the network: malformed message"), std::string::npos) << malformed;
+  // The connection goes on.
+  EXPECT_EQ(network(server, 4, proto::NetworkRequest{}.encode()), "OK");
+  // On stream 0: a protocol error.
+  server.send(Type::kNetwork, 0, proto::NetworkRequest{}.encode());
+  Frame f = server.next(0);
+  ASSERT_EQ(f.type, Type::kError);
+  EXPECT_EQ(proto::decode_text(f.payload), "protocol error: NETWORK on stream 0");
+}
+
+TEST(AgentServer, AgentWithoutNetworkRefusesIt) {
+  ServerProcess server;
+  EXPECT_EQ(network(server, 1, proto::NetworkRequest{}.encode()),
+            "cannot configure the network: NETWORK is not supported by this agent");
 }
 
 TEST(PlanMounts, DiskRootThenItsPseudoFileSystemsThenShares) {

@@ -121,6 +121,9 @@ TEST_F(InitramfsTest, LayoutFollowsTheGuestContract) {
   // This kernel has none of the disk modules: none to load for a disk root.
   ASSERT_TRUE(cpio.contains("lib/modules/load.disk"));
   EXPECT_EQ(cpio["lib/modules/load.disk"].data, "");
+  // Nor virtio_net: none to load for NICs.
+  ASSERT_TRUE(cpio.contains("lib/modules/load.net"));
+  EXPECT_EQ(cpio["lib/modules/load.net"].data, "");
 }
 
 // The disk modules' closure, less the boot closure and what is built in, is
@@ -149,6 +152,33 @@ TEST_F(InitramfsTest, DiskModulesAreListedApart) {
   EXPECT_NE(ensure_initramfs(in), before);
 }
 
+// The network modules' closure (Debian's virtio_net needs net_failover,
+// which needs failover), less the boot closure, is listed in load.net; a
+// module the disk needs too is carried once and listed in both.
+TEST_F(InitramfsTest, NetModulesAreListedApart) {
+  write("modules/kernel/virtio_net.ko", make_module("virtio_net", {"virtio_ring", "virtio", "net_failover"}));
+  write("modules/kernel/net_failover.ko", make_module("net_failover", {"failover"}));
+  write("modules/kernel/failover.ko.xz", testing::compress(make_module("failover", {}), ARCHIVE_FILTER_XZ));
+  write("modules/kernel/virtio_blk.ko", make_module("virtio_blk", {"virtio", "virtio_ring", "failover"}));
+  InitramfsInputs in = inputs();
+  EXPECT_EQ(in.net_modules, (std::vector<std::string>{"virtio_net"}));
+  fs::path path = ensure_initramfs(in);
+  auto cpio = read_cpio(path);
+  EXPECT_EQ(cpio["lib/modules/load.order"].data, "virtio_ring.ko\nvirtio.ko\nvirtio_console.ko\nvirtio_rng.ko\n");
+  EXPECT_EQ(cpio["lib/modules/load.disk"].data, "failover.ko\nvirtio_blk.ko\n");
+  EXPECT_EQ(cpio["lib/modules/load.net"].data, "failover.ko\nnet_failover.ko\nvirtio_net.ko\n");
+  EXPECT_EQ(cpio["lib/modules/load.net"].perm, 0644u);
+  EXPECT_EQ(cpio["lib/modules/failover.ko"].data, make_module("failover", {}));  // decompressed
+  EXPECT_EQ(cpio["lib/modules/virtio_net.ko"].data,
+            make_module("virtio_net", {"virtio_ring", "virtio", "net_failover"}));
+
+  // The content hash covers them: one byte of a network module, a new image.
+  std::string module = make_module("net_failover", {"failover"});
+  module[module.size() - 1] ^= 1;
+  write("modules/kernel/net_failover.ko", module);
+  EXPECT_NE(ensure_initramfs(in), path);
+}
+
 // A kernel without a disk module (a custom one) still gets an initramfs; the
 // agent says what is missing when it mounts a disk. Runs remember the
 // absence until the modules directory changes.
@@ -162,7 +192,7 @@ TEST_F(InitramfsTest, MissingDiskModuleIsLeftOut) {
   size_t notes = 0;
   for (const auto& e : fs::directory_iterator(cache_.path() / "initramfs" / "plans"))
     notes += e.path().filename().string().starts_with("missing-");
-  EXPECT_EQ(notes, 2u);  // ext4, crc32c_generic
+  EXPECT_EQ(notes, 3u);  // ext4, crc32c_generic, virtio_net
   EXPECT_EQ(read_cpio(ensure_initramfs(in))["lib/modules/load.disk"].data, "virtio_blk.ko\n");
 
   // A module arrives (the directory changes): it is found.
@@ -263,6 +293,27 @@ TEST(FindAgent, HonoursEnvironment) {
   }
   testing::ScopedEnv env("KESTREL_AGENT", (dir.path() / "nope").string());
   EXPECT_THROW(find_agent(), Error);
+}
+
+TEST(FindAgent, LooksBesideTheApiLibraryFirst) {
+  using Paths = std::vector<fs::path>;
+  const Paths system = {"/usr/local/libexec/kestrel/kestrel-agent", "/usr/libexec/kestrel/kestrel-agent"};
+  auto with_system = [&](Paths paths) {
+    paths.insert(paths.end(), system.begin(), system.end());
+    return paths;
+  };
+  // The kestrel command: the code is in the program, not in libkestrel.so.
+  EXPECT_EQ(agent_candidates("", "/opt/k/bin"), with_system({"/opt/k/bin/kestrel-agent", "/opt/k/src/kestrel-agent",
+                                                             "/opt/k/libexec/kestrel/kestrel-agent"}));
+  // A test harness in its own build tree, linked to an installed libkestrel.so.
+  EXPECT_EQ(
+      agent_candidates("/opt/k/lib", "/home/u/t/build"),
+      with_system({"/opt/k/lib/kestrel-agent", "/opt/k/libexec/kestrel/kestrel-agent", "/home/u/t/build/kestrel-agent",
+                   "/home/u/t/src/kestrel-agent", "/home/u/t/libexec/kestrel/kestrel-agent"}));
+  // A multiarch libdir (the .deb with prefix /usr), no program path.
+  EXPECT_EQ(agent_candidates("/usr/lib/x86_64-linux-gnu", ""),
+            with_system({"/usr/lib/x86_64-linux-gnu/kestrel-agent", "/usr/lib/libexec/kestrel/kestrel-agent",
+                         "/usr/libexec/kestrel/kestrel-agent"}));
 }
 
 TEST(FindAgent, FindsTheBuildTreeAgent) {

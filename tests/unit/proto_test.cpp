@@ -323,13 +323,16 @@ TEST(ExecAssembler, MalformedExecFailsTheRequestOnly) {
   EXPECT_EQ(a.offer(Frame{Type::kPing, 4, ""}), ExecAssembler::Offer::kNotMine);
 }
 
-TEST(Frame, VersionThreeKnowsService) {
-  EXPECT_EQ(kVersion, 3u);
+TEST(Frame, VersionFourKnowsNetwork) {
+  EXPECT_EQ(kVersion, 4u);
   EXPECT_TRUE(is_known_type(static_cast<uint16_t>(Type::kExecMore)));
   EXPECT_STREQ(type_name(Type::kExecMore), "EXEC_MORE");
   EXPECT_TRUE(is_known_type(16));
   EXPECT_STREQ(type_name(Type::kService), "SERVICE");
-  EXPECT_FALSE(is_known_type(17));
+  EXPECT_TRUE(is_known_type(17));
+  EXPECT_EQ(static_cast<uint16_t>(Type::kNetwork), 17);
+  EXPECT_STREQ(type_name(Type::kNetwork), "NETWORK");
+  EXPECT_FALSE(is_known_type(18));
 }
 
 TEST(Messages, SetupWithADiskRootRoundTrips) {
@@ -433,6 +436,200 @@ TEST(Messages, ReadinessForms) {
   EXPECT_NO_THROW(parse_readiness("unix:/" + std::string(106, 's')));
   EXPECT_THROW(parse_readiness("unix:/" + std::string(107, 's')), Error);
   EXPECT_THROW(parse_readiness(std::string("unix:/a\0b", 9)), Error);
+}
+
+// ---- NETWORK ---------------------------------------------------------------
+
+constexpr uint32_t ip(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return a << 24 | b << 16 | c << 8 | d; }
+
+// A router between two links, with a default route through the first.
+NetworkRequest router() {
+  NetworkRequest n;
+  n.nics = {{"52:54:00:0a:01:01", ip(10, 1, 0, 1), 24}, {"52:54:00:0A:02:01", ip(10, 2, 0, 1), 30}};
+  n.routes = {{ip(10, 3, 0, 0), 16, ip(10, 2, 0, 2)}, {0, 0, ip(10, 1, 0, 254)}};
+  n.forward = true;
+  n.hosts = "127.0.0.1 localhost\n10.1.0.1 router\n";
+  n.resolv_conf = "nameserver 10.0.2.3\n";
+  return n;
+}
+
+std::string problem(const NetworkRequest& n) {
+  try {
+    n.validate();
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+TEST(Messages, NetworkWireLayout) {
+  NetworkRequest n;
+  n.nics = {{"52:54:00:0a:01:02", ip(10, 1, 2, 3), 24}};
+  n.routes = {{ip(10, 9, 0, 0), 16, ip(10, 1, 2, 1)}};
+  n.forward = true;
+  n.hosts = "h";
+  // Addresses are u32 values, first octet most significant, little-endian on the wire.
+  std::string want = Writer()
+                         .u32(1)
+                         .bytes("52:54:00:0a:01:02")
+                         .u32(0x0a010203)
+                         .u8(24)
+                         .u32(1)
+                         .u32(0x0a090000)
+                         .u8(16)
+                         .u32(0x0a010201)
+                         .u8(1)
+                         .bytes("h")
+                         .bytes("")
+                         .take();
+  EXPECT_EQ(n.encode(), want);
+  EXPECT_EQ(n.encode().substr(4 + 4 + 17, 4), std::string("\x03\x02\x01\x0a", 4));
+}
+
+TEST(Messages, NetworkRoundTrip) {
+  NetworkRequest n = router();
+  NetworkRequest d = NetworkRequest::decode(n.encode());
+  ASSERT_EQ(d.nics.size(), 2u);
+  EXPECT_EQ(d.nics[1].mac, "52:54:00:0A:02:01");
+  EXPECT_EQ(d.nics[1].address, ip(10, 2, 0, 1));
+  EXPECT_EQ(d.nics[1].prefix, 30);
+  ASSERT_EQ(d.routes.size(), 2u);
+  EXPECT_EQ(d.routes[0].destination, ip(10, 3, 0, 0));
+  EXPECT_EQ(d.routes[0].prefix, 16);
+  EXPECT_EQ(d.routes[0].gateway, ip(10, 2, 0, 2));
+  EXPECT_EQ(d.routes[1].prefix, 0);
+  EXPECT_TRUE(d.forward);
+  EXPECT_EQ(d.hosts, n.hosts);
+  EXPECT_EQ(d.resolv_conf, n.resolv_conf);
+  EXPECT_EQ(d.encode(), n.encode());
+  EXPECT_EQ(problem(d), "");
+  // The empty request is valid: nothing to configure but lo and forwarding.
+  NetworkRequest empty = NetworkRequest::decode(NetworkRequest{}.encode());
+  EXPECT_TRUE(empty.nics.empty() && empty.routes.empty() && !empty.forward);
+  EXPECT_EQ(problem(empty), "");
+}
+
+TEST(Messages, MalformedNetworkIsRejected) {
+  std::string good = router().encode();
+  EXPECT_THROW(NetworkRequest::decode(good + "z"), Error);
+  EXPECT_THROW(NetworkRequest::decode(good.substr(0, good.size() - 1)), Error);
+  EXPECT_THROW(NetworkRequest::decode(""), Error);
+  auto nics = [](size_t count, std::string mac = "52:54:00:00:00:01") {
+    Writer w;
+    w.u32(static_cast<uint32_t>(count));
+    for (size_t i = 0; i < count; ++i) w.bytes(mac).u32(ip(10, 0, 0, 1)).u8(24);
+    return w.u32(0).u8(0).bytes("").bytes("").take();
+  };
+  EXPECT_NO_THROW(NetworkRequest::decode(nics(kMaxNics)));
+  EXPECT_THROW(NetworkRequest::decode(nics(kMaxNics + 1)), Error);
+  EXPECT_THROW(NetworkRequest::decode(nics(1, "52:54:00:00:00:01:")), Error);  // 18 bytes
+  auto routes = [](size_t count) {
+    Writer w;
+    w.u32(0).u32(static_cast<uint32_t>(count));
+    for (size_t i = 0; i < count; ++i) w.u32(0).u8(0).u32(0);
+    return w.u8(0).bytes("").bytes("").take();
+  };
+  EXPECT_NO_THROW(NetworkRequest::decode(routes(kMaxRoutes)));
+  EXPECT_THROW(NetworkRequest::decode(routes(kMaxRoutes + 1)), Error);
+  auto tail = [](uint8_t forward, std::string hosts, std::string resolv) {
+    return Writer().u32(0).u32(0).u8(forward).bytes(hosts).bytes(resolv).take();
+  };
+  EXPECT_NO_THROW(NetworkRequest::decode(tail(1, "", "")));
+  EXPECT_THROW(NetworkRequest::decode(tail(2, "", "")), Error);
+  EXPECT_NO_THROW(
+      NetworkRequest::decode(tail(0, std::string(kMaxNetworkText, 'h'), std::string(kMaxNetworkText, 'r'))));
+  EXPECT_THROW(NetworkRequest::decode(tail(0, std::string(kMaxNetworkText + 1, 'h'), "")), Error);
+  EXPECT_THROW(NetworkRequest::decode(tail(0, "", std::string(kMaxNetworkText + 1, 'r'))), Error);
+  // A count that cannot fit is refused before anything is allocated.
+  EXPECT_THROW(NetworkRequest::decode(Writer().u32(0xffffffff).take()), Error);
+}
+
+TEST(Messages, NetworkValidation) {
+  auto with_nic = [](std::string mac, uint32_t address, int prefix) {
+    NetworkRequest n;
+    n.nics = {{std::move(mac), address, prefix}};
+    return n;
+  };
+  EXPECT_EQ(problem(with_nic("52:54:00:ab:CD:ef", ip(10, 0, 0, 1), 8)), "");
+  EXPECT_EQ(problem(with_nic("02:00:00:00:00:01", ip(192, 168, 7, 2), 30)), "");
+  for (const char* mac : {"", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:01", "52-54-00-ab-cd-ef", "52:54:00:ab:cd:eg",
+                          "5254.00ab.cdef", "52:54:00:ab:cd:e", " 52:54:00:ab:cd:e"}) {
+    EXPECT_NE(problem(with_nic(mac, ip(10, 0, 0, 1), 24)).find("NIC 0: invalid MAC address"), std::string::npos) << mac;
+  }
+  EXPECT_EQ(problem(with_nic("01:00:5e:00:00:01", ip(10, 0, 0, 1), 24)),
+            "invalid NETWORK: NIC 0: MAC address 01:00:5e:00:00:01 is a multicast address (the lowest bit of its "
+            "first byte is set)");
+  EXPECT_NE(problem(with_nic("00:00:00:00:00:00", ip(10, 0, 0, 1), 24)).find("all zero"), std::string::npos);
+  for (int prefix : {-1, 0, 7, 31, 32, 200}) {
+    EXPECT_EQ(problem(with_nic("52:54:00:00:00:01", ip(10, 0, 0, 1), prefix)),
+              fmt::format("invalid NETWORK: NIC 0: prefix length {} is out of range (8 to 30)", prefix));
+  }
+  EXPECT_EQ(problem(with_nic("52:54:00:00:00:01", ip(10, 1, 0, 0), 24)),
+            "invalid NETWORK: NIC 0: 10.1.0.0/24 is the network address of its subnet");
+  EXPECT_EQ(problem(with_nic("52:54:00:00:00:01", ip(10, 1, 0, 3), 30)),
+            "invalid NETWORK: NIC 0: 10.1.0.3/30 is the broadcast address of its subnet");
+
+  NetworkRequest n = router();
+  n.nics[1].mac = "52:54:00:0a:01:01";
+  EXPECT_EQ(problem(n), "invalid NETWORK: NIC 1 has the MAC address of NIC 0 (52:54:00:0a:01:01)");
+  n = router();
+  n.nics[1].mac = "52:54:00:0A:01:01";  // the same, in capitals
+  EXPECT_NE(problem(n).find("has the MAC address of NIC 0"), std::string::npos);
+  n = router();
+  n.nics[1].address = n.nics[0].address;
+  n.nics[1].prefix = 24;
+  EXPECT_EQ(problem(n), "invalid NETWORK: NIC 1 has the address of NIC 0 (10.1.0.1)");
+
+  n = router();
+  n.routes[0].prefix = 33;
+  EXPECT_EQ(problem(n), "invalid NETWORK: route 0: prefix length 33 is out of range (0 to 32)");
+  n = router();
+  n.routes[0].destination = ip(10, 3, 2, 1);
+  EXPECT_EQ(problem(n),
+            "invalid NETWORK: route 0: 10.3.2.1/16 has address bits set past its prefix (the subnet is 10.3.0.0/16)");
+  n = router();
+  n.routes[0] = {ip(10, 3, 2, 1), 32, ip(10, 2, 0, 2)};  // a host route
+  EXPECT_EQ(problem(n), "");
+  n.routes[1].gateway = ip(10, 9, 0, 1);
+  EXPECT_EQ(problem(n),
+            "invalid NETWORK: route 1: the gateway 10.9.0.1 of 0.0.0.0/0 is in the subnet of none of the NICs");
+  n = router();
+  n.nics.clear();
+  EXPECT_NE(problem(n).find("route 0: the gateway 10.2.0.2 of 10.3.0.0/16 is in the subnet of none"),
+            std::string::npos);
+
+  n = router();
+  n.hosts = std::string("a\0b", 3);
+  EXPECT_EQ(problem(n), "invalid NETWORK: hosts contains a NUL byte");
+  n = router();
+  n.resolv_conf = std::string(kMaxNetworkText + 1, 'r');
+  EXPECT_EQ(problem(n), "invalid NETWORK: resolv_conf is longer than 65536 bytes");
+  n = router();
+  n.nics.resize(kMaxNics + 1, n.nics[0]);
+  EXPECT_EQ(problem(n), "invalid NETWORK: 17 NICs (at most 16)");
+}
+
+TEST(Messages, NetworkPrefixOutOfRangeStaysInvalidOnTheWire) {
+  NetworkRequest n = router();
+  n.nics[0].prefix = 300;
+  n.routes[0].prefix = -4;
+  NetworkRequest d = NetworkRequest::decode(n.encode());
+  EXPECT_EQ(d.nics[0].prefix, 255);
+  EXPECT_EQ(d.routes[0].prefix, 0);
+  EXPECT_NE(problem(d), "");
+}
+
+TEST(Messages, AddressHelpers) {
+  EXPECT_EQ(format_ipv4(ip(10, 1, 2, 3)), "10.1.2.3");
+  EXPECT_EQ(format_ipv4(0), "0.0.0.0");
+  EXPECT_EQ(format_ipv4(0xffffffff), "255.255.255.255");
+  EXPECT_EQ(prefix_netmask(0), 0u);
+  EXPECT_EQ(prefix_netmask(8), 0xff000000u);
+  EXPECT_EQ(prefix_netmask(24), 0xffffff00u);
+  EXPECT_EQ(prefix_netmask(30), 0xfffffffcu);
+  EXPECT_EQ(prefix_netmask(32), 0xffffffffu);
+  EXPECT_EQ(parse_mac("52:54:00:Ab:cD:ef"), (MacAddress{0x52, 0x54, 0x00, 0xab, 0xcd, 0xef}));
+  EXPECT_THROW(parse_mac("52:54:00:ab:cd:ef "), Error);
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
-# `cmake --install` puts kestrel, its agent, the CMake module and the docs in
-# a prefix; the installed kestrel runs a VM with its own agent; every command
-# has its --help; find_package(Kestrel) makes CTest run tests through it.
+# `cmake --install` puts kestrel, its agent, the API (header, library), the
+# CMake module and the docs in a prefix; the installed kestrel runs a VM with
+# its own agent; every command has its --help; find_package(Kestrel) makes
+# CTest run tests through it.
 source "$(dirname "$0")/lib.sh"
 
 prefix=$work/prefix
 cmake --install "$KESTREL_BUILD_DIR" --prefix "$prefix" >"$work/install.log" 2>&1 ||
   { cat "$work/install.log"; fail "cmake --install failed"; }
+libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$KESTREL_BUILD_DIR/CMakeCache.txt")
 for f in bin/kestrel libexec/kestrel/kestrel-agent share/cmake/Kestrel/KestrelConfig.cmake \
+  include/kestrel/kestrel.hpp "${libdir:-lib}/libkestrel.so" "${libdir:-lib}/libkestrel.so.0" \
+  share/cmake/Kestrel/KestrelTargets.cmake \
   share/doc/kestrel/README.md share/doc/kestrel/docs/config.md share/doc/kestrel/examples/rust/Cargo.toml; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done

@@ -1,0 +1,68 @@
+// NETWORK (docs/protocol.md, "Network"; docs/guest.md, "Network"): the
+// network of one node of a topology, applied with ioctls, sysfs and procfs
+// (no tool of the guest's, no netlink library).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "proto/messages.hpp"
+#include "util/error.hpp"
+
+namespace kestrel::agent {
+
+// How long a NETWORK waits for its NICs after loading load.net: virtio_net
+// registers them asynchronously as it probes the devices.
+constexpr int kNicWaitMs = 5000;
+
+struct NetworkPaths {
+  std::string class_net = "/sys/class/net";
+  std::string modules = "/lib/modules";  // holds load.net (docs/guest.md)
+  std::string ip_forward = "/proc/sys/net/ipv4/ip_forward";
+  int nic_wait_ms = kNicWaitMs;
+};
+
+// A NETWORK refused before it changed anything (an invalid request, too few
+// NICs): later ones may still succeed.
+class InvalidNetwork : public Error {
+ public:
+  using Error::Error;
+};
+
+// A network interface and the PCI address of its device ("0000:00:05.0").
+struct NetInterface {
+  std::string name;
+  std::string pci;
+  bool operator==(const NetInterface&) const = default;
+};
+
+// The interfaces in NIC order: by PCI address (domain, bus, device and
+// function as numbers), then by name; addresses that are not PCI addresses
+// ("a000000.virtio_mmio") after those that are, in text order.
+std::vector<NetInterface> order_nics(std::vector<NetInterface> interfaces);
+
+// The virtio-net interfaces under `class_net` (those whose device/driver
+// links to "virtio_net"), in NIC order. The PCI address is the name of the
+// directory holding the device's real path (.../0000:00:05.0/virtio3).
+std::vector<NetInterface> virtio_net_interfaces(const std::string& class_net = "/sys/class/net");
+
+// Loads the modules in `dir`/load.net once per process (at boot with
+// kestrel.net=1, else on the first NETWORK). Returns the failures of that
+// one time, e.g. "cannot load module virtio_net.ko: ...".
+const std::vector<std::string>& load_net_modules(const std::string& dir = "/lib/modules");
+
+// Writes request.hosts as /etc/hosts and request.resolv_conf as
+// /etc/resolv.conf of `root` ("" for the agent's own), each unless empty:
+// a new file (mode 0644) renamed over the old one, so a symlink there is
+// replaced, never written through. Paths resolve as in the guest root
+// (openat2 RESOLVE_IN_ROOT: an absolute symlink stays inside it, and no
+// chroot is needed); /etc is made if missing. Throws Error.
+void write_network_files(const proto::NetworkRequest& request, const std::string& root);
+
+// Carries out NETWORK in the guest root `root` ("" for the agent's own):
+// validates it, loads load.net and waits for the NICs, then configures lo,
+// the NICs, the routes, forwarding and the files. Throws InvalidNetwork
+// when nothing was changed, Error naming the step that failed otherwise.
+void apply_network(const proto::NetworkRequest& request, const std::string& root, const NetworkPaths& paths = {});
+
+}  // namespace kestrel::agent

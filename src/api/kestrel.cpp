@@ -1,0 +1,246 @@
+// The C++ API (include/kestrel/kestrel.hpp, docs/api.md) over the library's
+// own calls: topology::Cluster (as `kestrel up`/`run --topology`) and the
+// agent client (as `kestrel exec`).
+#include "kestrel/kestrel.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <mutex>
+
+#include "cli/vm_options.hpp"
+#include "config/config.hpp"
+#include "config/keys.hpp"
+#include "deploy/teardown.hpp"
+#include "host/environment.hpp"
+#include "host/shares.hpp"
+#include "host/write_through.hpp"
+#include "image/build.hpp"
+#include "topology/cluster.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+#include "util/fs.hpp"
+
+extern char** environ;
+
+namespace kestrel {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+void say(const std::string& line) {
+  std::fprintf(stderr, "kestrel: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+topology::UpOptions up_options() {
+  topology::UpOptions o;
+  o.vm = cli::boot_options(config::Config::load());
+  o.vm.notice = say;
+  o.say = say;
+  return o;
+}
+
+topology::Spec to_spec(const TopologyDefinition& d) {
+  topology::Spec spec;
+  spec.name = d.name;
+  for (const auto& n : d.nodes) {
+    topology::NodeSpec node;
+    node.name = n.name;
+    node.image = n.image;
+    if (!n.image.empty() && image::names_recipe(n.image)) node.image = fs::absolute(n.image).lexically_normal();
+    node.memory_mib = n.memory_mib;
+    node.cpus = n.cpus;
+    for (const auto& share : n.shares) node.shares.push_back(topology::normalize_share(share, fs::current_path()));
+    node.forward = n.forward;
+    node.uplink = n.uplink;
+    spec.nodes.push_back(std::move(node));
+  }
+  for (const auto& l : d.links) {
+    topology::LinkSpec link;
+    link.a = l.a;
+    link.b = l.b;
+    if (l.address_a.empty() != l.address_b.empty()) fail("link {}-{}: give both addresses or neither", l.a, l.b);
+    if (!l.address_a.empty()) {
+      link.addr_a = topology::parse_address(l.address_a);
+      link.addr_b = topology::parse_address(l.address_b);
+    }
+    spec.links.push_back(std::move(link));
+  }
+  topology::check_spec(spec);
+  return spec;
+}
+
+// A file only in memory that collects a program's output.
+class Capture {
+ public:
+  Capture() : fd_(::memfd_create("kestrel-output", MFD_CLOEXEC)) {
+    if (!fd_) fail_errno("cannot create a memory file for output");
+  }
+  int fd() const { return fd_.get(); }
+  std::string text() const {
+    std::string out;
+    char buf[65536];
+    for (off_t at = 0;;) {
+      ssize_t n = ::pread(fd_.get(), buf, sizeof buf, at);
+      if (n < 0) fail_errno("cannot read captured output");
+      if (n == 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+      at += n;
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+ExecResult exec_on(host::AgentClient& agent, int vm_pidfd, const std::string& node, const vm::VmPaths& paths,
+                   proto::Exec exec, std::chrono::milliseconds timeout) {
+  Capture out, err;
+  host::ExecIo io;
+  io.stdout_fd = out.fd();
+  io.stderr_fd = err.fd();
+  io.vm_pidfd = vm_pidfd;
+  if (timeout.count() > 0) io.timeout = Deadline::after(timeout);
+  host::ExecOutcome outcome = agent.exec(exec, io);
+  ExecResult result;
+  using Kind = host::ExecOutcome::Kind;
+  switch (outcome.kind) {
+    case Kind::kExited:
+      result.status = outcome.status.shell_status();
+      break;
+    case Kind::kStartFailed:
+      result.status = outcome.message.find("No such file") != std::string::npos ? 127 : 126;
+      result.err = outcome.message + "\n";
+      break;
+    case Kind::kTimedOut:
+      result.status = 124;
+      break;
+    case Kind::kInterrupted:
+      result.status = 128 + outcome.signo;
+      break;
+    case Kind::kVmGone:
+      fail("{}", host::describe_vm_failure(node, paths, "stopped while the command ran"));
+    case Kind::kAgentLost:
+      fail("{}", host::describe_vm_failure(node, paths, "lost its agent: " + outcome.message));
+  }
+  result.out = out.text() + result.out;
+  result.err = err.text() + result.err;
+  return result;
+}
+
+fs::path resolve_on_host(const std::string& program) {
+  if (program.find('/') != std::string::npos) return fs::absolute(program).lexically_normal();
+  if (auto found = find_in_path(program)) return *found;
+  fail("cannot run {}: not found in PATH", program);
+}
+
+}  // namespace
+
+struct Topology::Impl {
+  explicit Impl(topology::Cluster c) : cluster(std::move(c)) {}
+  topology::Cluster cluster;
+  std::mutex exec_mutex;  // one exec at a time per node's agent connection
+  bool down = false;
+};
+
+Topology::Topology(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Topology::Topology(Topology&&) noexcept = default;
+Topology& Topology::operator=(Topology&&) noexcept = default;
+Topology::~Topology() = default;  // the cluster tears down unless kept
+
+Topology Topology::up(const fs::path& file) {
+  topology::Spec spec = topology::load_spec(file);
+  return Topology(std::make_unique<Impl>(topology::Cluster::up(spec, up_options())));
+}
+
+Topology Topology::up(const TopologyDefinition& definition) {
+  topology::Spec spec = to_spec(definition);
+  return Topology(std::make_unique<Impl>(topology::Cluster::up(spec, up_options())));
+}
+
+const fs::path& Topology::dir() const { return impl_->cluster.dir(); }
+
+std::vector<std::string> Topology::nodes() const {
+  std::vector<std::string> names;
+  for (const auto& n : impl_->cluster.spec().nodes) names.push_back(n.name);
+  return names;
+}
+
+ExecResult Topology::exec(const std::string& node, const std::string& command, std::chrono::milliseconds timeout) {
+  return exec(node, std::vector<std::string>{"/bin/sh", "-c", command}, timeout);
+}
+
+ExecResult Topology::exec(const std::string& node, const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout) {
+  if (argv.empty()) fail("exec on {}: the command is empty", node);
+  if (impl_->down) fail("exec on {}: the topology is down", node);
+  size_t i = impl_->cluster.index(node);
+  proto::Exec exec;
+  exec.argv = argv;
+  exec.env = host::default_exec_environment();
+  exec.env.push_back("KESTREL_VM=" + node);
+  exec.cwd = "/";
+  std::lock_guard lock(impl_->exec_mutex);
+  host::Machine& m = impl_->cluster.machine(i);
+  return exec_on(m.agent(), m.qemu().pidfd(), node, impl_->cluster.paths(i), exec, timeout);
+}
+
+void Topology::link(const std::string& a, const std::string& b, bool up) { topology::set_link(dir(), a, b, up); }
+
+std::string Topology::address(const std::string& node, const std::string& peer) const {
+  size_t i = impl_->cluster.index(node);
+  const auto& nics = impl_->cluster.network()[i].nics;
+  for (const auto& nic : nics)
+    if (peer.empty() || nic.peer == peer) return nic.address.ip_str();
+  if (peer.empty()) fail("node {} has no network interface", node);
+  fail("node {} has no link with {}", node, peer);
+}
+
+void Topology::keep() { impl_->cluster.keep(); }
+
+void Topology::down() {
+  if (!impl_ || impl_->down) return;
+  impl_->down = true;
+  topology::Cluster gone = std::move(impl_->cluster);
+}
+
+ExecResult run(const std::vector<std::string>& argv, const VmOptions& options) {
+  if (argv.empty()) fail("run: the command is empty");
+  topology::Spec spec;
+  spec.name = fs::path(argv[0]).filename().string();
+  topology::NodeSpec node;
+  node.name = "vm";
+  node.image = options.image;
+  if (!node.image.empty() && image::names_recipe(node.image)) node.image = fs::absolute(node.image).lexically_normal();
+  node.memory_mib = options.memory_mib;
+  node.cpus = options.cpus;
+  spec.nodes.push_back(node);
+  topology::UpOptions o = up_options();
+  o.name = spec.name;
+  bool image_program = !options.image.empty() && host::is_image_program(argv[0]);
+  fs::path program = image_program ? fs::path(argv[0]) : resolve_on_host(argv[0]);
+  o.extra_node = "vm";
+  for (const auto& share : options.shares)
+    o.extra_shares.push_back(config::parse_share(topology::normalize_share(share, fs::current_path())));
+  if (!image_program) {
+    o.extra_program = program;
+    host::WritePlan writes =
+        host::plan_write_through({{"auto"}, "kestrel::run", fs::current_path(), program, host::user_home()});
+    for (const auto& t : writes.trees) o.extra_trees.push_back(t.path);
+  }
+  topology::check_spec(spec);
+  topology::Cluster cluster = topology::Cluster::up(spec, o);
+  proto::Exec exec;
+  exec.argv = argv;
+  exec.argv[0] = program.string();
+  exec.env = host::guest_environment(environ);
+  exec.env.push_back("KESTREL_VM=" + cluster.dir().filename().string());
+  exec.cwd = fs::current_path().string();
+  host::Machine& m = cluster.machine(0);
+  return exec_on(m.agent(), m.qemu().pidfd(), "vm", cluster.paths(0), exec, options.timeout);
+}
+
+}  // namespace kestrel
