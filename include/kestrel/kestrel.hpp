@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,11 @@ class KESTREL_API Topology {
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   ExecResult exec(const std::string& node, const std::vector<std::string>& argv,
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  // exec(node, {"ls", "/"}): a braced list is an argv, never a command line.
+  ExecResult exec(const std::string& node, std::initializer_list<std::string> argv,
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    return exec(node, std::vector<std::string>(argv), timeout);
+  }
 
   // Takes the link between two nodes down (both ends lose carrier) or up.
   void link(const std::string& a, const std::string& b, bool up);

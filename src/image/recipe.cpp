@@ -12,7 +12,6 @@
 #include <cmath>
 #include <map>
 #include <optional>
-#include <span>
 #include <utility>
 
 #include "config/toml_words.hpp"
@@ -110,41 +109,12 @@ using config::toml_type_name;
 
 bool is_recipe_key(std::string_view key) { return std::ranges::find(kRecipeKeys, key) != std::end(kRecipeKeys); }
 
-struct Reader {
-  std::string display;  // the recipe as it is named in messages
-  fs::path dir;         // the recipe's directory (absolute): the base of relative `files`
+// Reads a recipe's TOML into a Recipe.
+struct Reader : config::TomlReader {
+  fs::path dir;  // the recipe's directory (absolute): the base of relative `files`
 
-  [[noreturn]] void error_at(int line, std::string_view message) const {
-    throw Error(fmt::format("{}:{}: {}", display, line, message));
-  }
-  [[noreturn]] void error_at(const toml::node& node, std::string_view message) const {
-    error_at(line_of(node.source()), message);
-  }
-
-  [[noreturn]] void unknown_key(const toml::key& key, std::span<const std::string_view> known,
-                                std::string_view where) const {
-    error_at(line_of(key.source()), config::unknown_key_message(key.str(), known, where, kRecipeKeys));
-  }
-
-  std::string string_of(const toml::node& node, std::string_view key) const {
-    if (auto s = node.as_string()) return s->get();
-    error_at(node, fmt::format("`{}` must be a string, not {}", key, toml_type_name(node.type())));
-  }
-
-  // Each item of a list of strings with its node (for the line of an error).
-  std::vector<std::pair<std::string, const toml::node*>> strings_of(const toml::node& node,
-                                                                    std::string_view key) const {
-    auto array = node.as_array();
-    if (!array) error_at(node, fmt::format("`{}` must be a list of strings, not {}", key, toml_type_name(node.type())));
-    std::vector<std::pair<std::string, const toml::node*>> out;
-    for (const toml::node& item : *array) {
-      auto s = item.as_string();
-      if (!s)
-        error_at(item, fmt::format("`{}` must be a list of strings, not hold {}", key, toml_type_name(item.type())));
-      out.emplace_back(s->get(), &item);
-    }
-    return out;
-  }
+  Reader(const fs::path& file, fs::path recipe_dir)
+      : TomlReader(file.string(), kRecipeKeys), dir(std::move(recipe_dir)) {}
 
   uint64_t size_of(const toml::node& node) const {
     std::optional<uint64_t> bytes;
@@ -210,15 +180,12 @@ struct Reader {
   }
 
   std::vector<ServiceSpec> services_of(const toml::node& node) const {
-    auto array = node.as_array();
-    if (!array || !std::ranges::all_of(*array, [](const toml::node& n) { return n.is_table(); }))
-      error_at(node, "`service` must be a list of tables: write each service as a [[service]] table");
     std::vector<ServiceSpec> services;
     std::map<std::string, int> line_of_name;
-    for (const toml::node& item : *array) {
-      services.push_back(service_of(*item.as_table()));
+    for (const toml::table* table : tables_of(node, "service")) {
+      services.push_back(service_of(*table));
       const ServiceSpec& s = services.back();
-      int line = line_of((*item.as_table())["name"].node()->source());
+      int line = line_of((*table)["name"].node()->source());
       if (auto [it, fresh] = line_of_name.emplace(s.name, line); !fresh)
         error_at(line, fmt::format("service '{}' is already defined on line {}", s.name, it->second));
     }
@@ -226,13 +193,7 @@ struct Reader {
   }
 
   ServiceSpec service_of(const toml::table& table) const {
-    const toml::node* fields[std::size(kServiceKeys)] = {};
-    for (auto [key, value] : in_file_order(table)) {
-      auto known = std::ranges::find(kServiceKeys, key->str());
-      if (known == std::end(kServiceKeys)) unknown_key(*key, kServiceKeys, " in [[service]]");
-      fields[known - std::begin(kServiceKeys)] = value;
-    }
-    auto [name_node, command_node, ready_node, timeout_node] = fields;
+    auto [name_node, command_node, ready_node, timeout_node] = fields_of(table, kServiceKeys, " in [[service]]");
     if (!name_node) error_at(table, "[[service]] has no `name`");
     ServiceSpec s;
     s.name = string_of(*name_node, "name");
@@ -320,13 +281,8 @@ Recipe parse_recipe(std::string_view text, const fs::path& file, const fs::path&
   // No mirror: mmdebstrap's own choice, which for a Debian release adds its
   // -updates and -security suites (a mirror given here is used alone).
   recipe.mirror = "";
-  Reader reader{file.string(), recipe.path.parent_path()};
-  toml::table root;
-  try {
-    root = toml::parse(text, file.string());
-  } catch (const toml::parse_error& e) {
-    reader.error_at(line_of(e.source()), e.description());
-  }
+  Reader reader(file, recipe.path.parent_path());
+  toml::table root = reader.parse(text);
 
   bool have_name = false, have_suite = false;
   for (auto [key, node] : in_file_order(root)) {
@@ -371,13 +327,13 @@ Recipe parse_recipe(std::string_view text, const fs::path& file, const fs::path&
     recipe.name = file.stem().string();
     if (!valid_name(recipe.name))
       fail("{}: the file's name '{}' is not a valid image name ([a-z0-9][a-z0-9._-]{{0,62}}): set `name`",
-           reader.display, recipe.name);
+           reader.display(), recipe.name);
   }
   if (!have_suite) {
     try {
       recipe.suite = host_suite(os_release);
     } catch (const Error& e) {
-      fail("{}: {}", reader.display, e.what());
+      fail("{}: {}", reader.display(), e.what());
     }
   }
   return recipe;

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <charconv>
 #include <map>
-#include <span>
 #include <variant>
 
 #include "config/keys.hpp"
@@ -21,7 +20,6 @@ namespace {
 
 using config::in_file_order;
 using config::line_of;
-using config::toml_type_name;
 
 // The keys a topology file knows, in the order the format lists them; an
 // unknown key's error lists them.
@@ -284,69 +282,20 @@ class Checker {
 };
 
 // Reads a topology file's TOML into a Spec; check_spec does the rest.
-struct Reader {
-  std::string display;  // the file as it is named in messages
-  fs::path dir;         // the file's directory (absolute): the base of relative paths
+struct Reader : config::TomlReader {
+  fs::path dir;  // the file's directory (absolute): the base of relative paths
 
-  [[noreturn]] void error_at(int line, std::string_view message) const {
-    throw Error(fmt::format("{}:{}: {}", display, line, message));
-  }
-  [[noreturn]] void error_at(const toml::node& node, std::string_view message) const {
-    error_at(line_of(node.source()), message);
-  }
+  Reader(const fs::path& file, fs::path file_dir) : TomlReader(file.string(), kTopKeys), dir(std::move(file_dir)) {}
 
-  [[noreturn]] void unknown_key(const toml::key& key, std::span<const std::string_view> known,
-                                std::string_view where) const {
-    error_at(line_of(key.source()), config::unknown_key_message(key.str(), known, where, kTopKeys));
-  }
-
-  std::string string_of(const toml::node& node, std::string_view key) const {
-    if (auto s = node.as_string()) return s->get();
-    error_at(node, fmt::format("`{}` must be a string, not {}", key, toml_type_name(node.type())));
-  }
-
-  bool bool_of(const toml::node& node, std::string_view key) const {
-    if (auto b = node.as_boolean()) return b->get();
-    error_at(node, fmt::format("`{}` must be true or false, not {}", key, toml_type_name(node.type())));
-  }
-
-  int64_t integer_of(const toml::node& node, std::string_view key) const {
-    if (auto i = node.as_integer()) return i->get();
-    error_at(node, fmt::format("`{}` must be an integer, not {}", key, toml_type_name(node.type())));
-  }
-
-  // Each item of a list of strings with its node (for the line of an error).
-  std::vector<std::pair<std::string, const toml::node*>> strings_of(const toml::node& node,
-                                                                    std::string_view key) const {
-    auto array = node.as_array();
-    if (!array) error_at(node, fmt::format("`{}` must be a list of strings, not {}", key, toml_type_name(node.type())));
-    std::vector<std::pair<std::string, const toml::node*>> out;
-    for (const toml::node& item : *array) {
-      auto s = item.as_string();
-      if (!s)
-        error_at(item, fmt::format("`{}` must be a list of strings, not hold {}", key, toml_type_name(item.type())));
-      out.emplace_back(s->get(), &item);
-    }
-    return out;
-  }
-
-  std::vector<const toml::table*> tables_of(const toml::node& node, std::string_view key) const {
-    auto array = node.as_array();
-    if (!array || !std::ranges::all_of(*array, [](const toml::node& n) { return n.is_table(); }))
-      error_at(node, fmt::format("`{0}` must be a list of tables: write each {0} as a [[{0}]] table", key));
-    std::vector<const toml::table*> out;
-    for (const toml::node& item : *array) out.push_back(item.as_table());
-    return out;
+  // The topology's `name`.
+  std::string name_of(const toml::node& node) const {
+    std::string name = string_of(node, "name");
+    if (!valid_name(name)) error_at(node, fmt::format("name \"{}\" must match [a-z0-9][a-z0-9-]{{0,31}}", name));
+    return name;
   }
 
   NodeSpec node_of(const toml::table& table) const {
-    const toml::node* fields[std::size(kNodeKeys)] = {};
-    for (auto [key, value] : in_file_order(table)) {
-      auto known = std::ranges::find(kNodeKeys, key->str());
-      if (known == std::end(kNodeKeys)) unknown_key(*key, kNodeKeys, " in [[node]]");
-      fields[known - std::begin(kNodeKeys)] = value;
-    }
-    auto [name, image, memory, cpus, share, forward, uplink] = fields;
+    auto [name, image, memory, cpus, share, forward, uplink] = fields_of(table, kNodeKeys, " in [[node]]");
     NodeSpec n;
     n.line = line_of(table.source());
     if (!name) error_at(table, "[[node]] has no `name`");
@@ -378,13 +327,7 @@ struct Reader {
   }
 
   LinkSpec link_of(const toml::table& table) const {
-    const toml::node* fields[std::size(kLinkKeys)] = {};
-    for (auto [key, value] : in_file_order(table)) {
-      auto known = std::ranges::find(kLinkKeys, key->str());
-      if (known == std::end(kLinkKeys)) unknown_key(*key, kLinkKeys, " in [[link]]");
-      fields[known - std::begin(kLinkKeys)] = value;
-    }
-    auto [nodes, addresses] = fields;
+    auto [nodes, addresses] = fields_of(table, kLinkKeys, " in [[link]]");
     LinkSpec l;
     l.line = line_of(table.source());
     if (!nodes) error_at(table, "[[link]] has no `nodes`");
@@ -401,16 +344,6 @@ struct Reader {
       checked(*texts[1].second, [&] { l.addr_b = parse_address(texts[1].first); });
     }
     return l;
-  }
-
-  // Runs a check; its Error gets the node's line.
-  template <typename F>
-  void checked(const toml::node& node, F&& check) const {
-    try {
-      check();
-    } catch (const Error& e) {
-      error_at(node, e.what());
-    }
   }
 };
 
@@ -483,20 +416,13 @@ Address parse_address(const std::string& text) {
 Spec parse_spec(const std::string& text, const fs::path& file) {
   Spec spec;
   spec.file = fs::absolute(file).lexically_normal();
-  Reader reader{file.string(), spec.file.parent_path()};
-  toml::table root;
-  try {
-    root = toml::parse(text, file.string());
-  } catch (const toml::parse_error& e) {
-    reader.error_at(line_of(e.source()), e.description());
-  }
+  Reader reader(file, spec.file.parent_path());
+  toml::table root = reader.parse(text);
   bool have_name = false;
   for (auto [key, node] : in_file_order(root)) {
     std::string_view k = key->str();
     if (k == "name") {
-      spec.name = reader.string_of(*node, k);
-      if (!valid_name(spec.name))
-        reader.error_at(*node, fmt::format("name \"{}\" must match [a-z0-9][a-z0-9-]{{0,31}}", spec.name));
+      spec.name = reader.name_of(*node);
       have_name = true;
     } else if (k == "node") {
       for (const toml::table* table : reader.tables_of(*node, k)) spec.nodes.push_back(reader.node_of(*table));
@@ -507,7 +433,7 @@ Spec parse_spec(const std::string& text, const fs::path& file) {
     }
   }
   if (!have_name) spec.name = name_from_stem(file);
-  Checker(spec, reader.display).run();
+  Checker(spec, reader.display()).run();
   return spec;
 }
 
