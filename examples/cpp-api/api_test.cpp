@@ -104,7 +104,14 @@ TEST(Topology, TwoNodesTalk) {
   if (HasFailure()) {
     topology.keep();
     std::fprintf(stderr, "kept: kestrel exec client 'CMD' -f %s\n", topology.dir().c_str());
+    return;
   }
+  // down() takes it all away at once (the destructor would too).
+  std::filesystem::path dir = topology.dir();
+  topology.down();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_THROW(topology.exec("client", "true"), std::runtime_error);
+  topology.down();  // harmless
 }
 
 TEST(Run, StatusAndOutput) {

@@ -140,8 +140,16 @@ fs::path resolve_on_host(const std::string& program) {
 }  // namespace
 
 struct Topology::Impl {
-  explicit Impl(topology::Cluster c) : cluster(std::move(c)) {}
+  explicit Impl(topology::Cluster c) : cluster(std::move(c)), dir(cluster.dir()) {
+    for (const auto& n : cluster.spec().nodes) nodes.push_back(n.name);
+  }
+  // Throws once the topology is down (`what` names the call).
+  void check_up(const char* what) const {
+    if (down) fail("{}: the topology in {} is down", what, dir.string());
+  }
   topology::Cluster cluster;
+  fs::path dir;  // kept after down()
+  std::vector<std::string> nodes;
   std::mutex exec_mutex;  // one exec at a time per node's agent connection
   bool down = false;
 };
@@ -161,13 +169,9 @@ Topology Topology::up(const TopologyDefinition& definition) {
   return Topology(std::make_unique<Impl>(topology::Cluster::up(spec, up_options())));
 }
 
-const fs::path& Topology::dir() const { return impl_->cluster.dir(); }
+const fs::path& Topology::dir() const { return impl_->dir; }
 
-std::vector<std::string> Topology::nodes() const {
-  std::vector<std::string> names;
-  for (const auto& n : impl_->cluster.spec().nodes) names.push_back(n.name);
-  return names;
-}
+std::vector<std::string> Topology::nodes() const { return impl_->nodes; }
 
 ExecResult Topology::exec(const std::string& node, const std::string& command, std::chrono::milliseconds timeout) {
   return exec(node, std::vector<std::string>{"/bin/sh", "-c", command}, timeout);
@@ -176,7 +180,7 @@ ExecResult Topology::exec(const std::string& node, const std::string& command, s
 ExecResult Topology::exec(const std::string& node, const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout) {
   if (argv.empty()) fail("exec on {}: the command is empty", node);
-  if (impl_->down) fail("exec on {}: the topology is down", node);
+  impl_->check_up("exec");
   size_t i = impl_->cluster.index(node);
   proto::Exec exec;
   exec.argv = argv;
@@ -188,9 +192,13 @@ ExecResult Topology::exec(const std::string& node, const std::vector<std::string
   return exec_on(m.agent(), m.qemu().pidfd(), node, impl_->cluster.paths(i), exec, timeout);
 }
 
-void Topology::link(const std::string& a, const std::string& b, bool up) { topology::set_link(dir(), a, b, up); }
+void Topology::link(const std::string& a, const std::string& b, bool up) {
+  impl_->check_up("link");
+  topology::set_link(dir(), a, b, up);
+}
 
 std::string Topology::address(const std::string& node, const std::string& peer) const {
+  impl_->check_up("address");
   size_t i = impl_->cluster.index(node);
   const auto& nics = impl_->cluster.network()[i].nics;
   for (const auto& nic : nics)
@@ -199,7 +207,10 @@ std::string Topology::address(const std::string& node, const std::string& peer) 
   fail("node {} has no link with {}", node, peer);
 }
 
-void Topology::keep() { impl_->cluster.keep(); }
+void Topology::keep() {
+  impl_->check_up("keep");
+  impl_->cluster.keep();
+}
 
 void Topology::down() {
   if (!impl_ || impl_->down) return;

@@ -24,7 +24,9 @@ int cmd_destroy(const Args& args) {
       "status 1), for -f DIR and NAME alike; nothing is destroyed then. No root needed.\n"
       "Prints one line per deployment: destroyed DIR (STATE).\n\n"
       "  kestrel destroy -f DIR      the deployment in DIR\n"
-      "  kestrel destroy NAME...     the deployments holding these VMs\n"
+      "  kestrel destroy NAME...     the deployments holding these VMs (a topology's node\n"
+      "                              names the whole topology; a name that two deployments\n"
+      "                              have is refused: use -f DIR)\n"
       "  kestrel destroy --all       every deployment of this user, running ones included\n",
       "kestrel destroy");
   app.add_option("-f,--dir", dirs, "a deployment directory (repeatable)");
@@ -49,14 +51,20 @@ int cmd_destroy(const Args& args) {
   std::vector<deploy::DeploymentInfo> deployments;
   if (all || !names.empty()) deployments = deploy::list_deployments();
   for (const auto& name : names) {
-    auto it = std::find_if(deployments.begin(), deployments.end(), [&](const deploy::DeploymentInfo& d) {
-      return d.state && std::any_of(d.state->vms.begin(), d.state->vms.end(),
-                                    [&](const deploy::VmRecord& vm) { return vm.name == name; });
-    });
-    if (it == deployments.end()) {
+    std::vector<std::filesystem::path> holders;
+    for (const auto& d : deployments)
+      if (d.state && std::any_of(d.state->vms.begin(), d.state->vms.end(),
+                                 [&](const deploy::VmRecord& vm) { return vm.name == name; }))
+        holders.push_back(d.dir);
+    if (holders.empty()) {
       problem("no such deployment: no VM is named " + name + " (see `kestrel ls`)");
+    } else if (holders.size() > 1) {
+      // Topologies name their VMs after their nodes: two copies share names.
+      std::string where;
+      for (const auto& h : holders) where += (where.empty() ? "" : ", ") + h.string();
+      problem(fmt::format("{} deployments have a VM named {} ({}): name one with -f DIR", holders.size(), name, where));
     } else {
-      targets.push_back(it->dir);
+      targets.push_back(holders.front());
     }
   }
   if (!problems.empty()) throw Error(problems);

@@ -189,6 +189,8 @@ std::vector<TemplateInfo> list_template_builds() {
 
 void mark_template_used(const TemplateFiles& t) { ::utimensat(AT_FDCWD, t.meta().c_str(), nullptr, 0); }
 
+constexpr int64_t kRecentlyUsedSeconds = 3600;
+
 void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& except) {
   struct Used {
     fs::path dir;
@@ -208,7 +210,10 @@ void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& ex
   for (size_t i = 0; i < all.size(); ++i) {
     if (all[i].dir == except) continue;
     bool old = now - all[i].used > std::chrono::duration_cast<std::chrono::seconds>(max_age).count();
-    if (i < keep && !old) continue;
+    // One used within the hour is in use: by the runs of a test suite, by a
+    // topology's other nodes (each configuration its own template).
+    bool recent = now - all[i].used < kRecentlyUsedSeconds;
+    if ((i < keep || recent) && !old) continue;
     try {
       LockFile lock = LockFile::try_lock(template_lock(all[i].key));
       if (lock.locked()) remove_template(all[i].dir);  // else: being rebuilt right now

@@ -96,7 +96,8 @@ std::vector<TemplateInfo> list_template_builds();
 void mark_template_used(const TemplateFiles& t);
 
 // Keeps the cache bounded: removes templates unused for `max_age` and, beyond
-// the `keep` most recently used ones, the rest, and abandoned builds.
+// the `keep` most recently used ones, the rest unless used within the last
+// hour, and abandoned builds.
 // Templates being built or in use are skipped, and so is `except`.
 void prune_templates(size_t keep, std::chrono::hours max_age, const fs::path& except);
 

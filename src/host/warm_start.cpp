@@ -130,7 +130,7 @@ std::optional<TemplateInUse> build_template(BootPlan& plan, const std::string& k
     description["image_name"] = o.image->name;
   }
   TemplateInUse t = publish_template(key, description);
-  prune_templates(8, std::chrono::hours(24 * 14), t.files.dir);
+  prune_templates(16, std::chrono::hours(24 * 14), t.files.dir);
   return t;
 }
 

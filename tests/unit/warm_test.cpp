@@ -172,6 +172,19 @@ TEST_F(WarmTest, PruningKeepsTheMostRecentlyUsed) {
   EXPECT_TRUE(fs::exists(all[3].dir));  // too old, but spared
 }
 
+// Templates used within the hour stay, however many: a test suite's or a
+// topology's configurations are in use together.
+TEST_F(WarmTest, PruningSparesTemplatesUsedWithinTheHour) {
+  std::vector<TemplateFiles> all;
+  for (char c : std::string("ghi")) all.push_back(publish(std::string(64, c)));
+  struct timespec two_hours_ago[2] = {{::time(nullptr) - 7200, 0}, {::time(nullptr) - 7200, 0}};
+  ::utimensat(AT_FDCWD, all[2].meta().c_str(), two_hours_ago, 0);
+  prune_templates(1, std::chrono::hours(24), fs::path());
+  EXPECT_TRUE(fs::exists(all[0].dir));
+  EXPECT_TRUE(fs::exists(all[1].dir));
+  EXPECT_FALSE(fs::exists(all[2].dir));  // beyond `keep` and not used lately
+}
+
 TEST_F(WarmTest, LockFilesOfGoneTemplatesAreRemoved) {
   TemplateFiles kept = publish(std::string(64, 'a'));
   { LockFile l = LockFile::try_lock(template_lock(std::string(64, 'a'))); }

@@ -44,6 +44,11 @@ for d in "$dir1" "$dir2"; do
   ping_b "$d" || fail "a cannot ping b in $d: $(cat "$work/ping")"
 done
 
+# Node names repeat across copies: destroy by name refuses to guess.
+"$KESTREL" destroy a 2>"$work/err" && fail "destroy of an ambiguous name went ahead"
+grep -q "2 deployments have a VM named a (.*): name one with -f DIR" "$work/err" || fail "odd message: $(cat "$work/err")"
+[ -d "$dir1" ] && [ -d "$dir2" ] || fail "an ambiguous destroy removed something"
+
 # The link control: down makes the ping fail, up makes it pass again; the
 # other copy is not affected.
 "$KESTREL" link a r down -f "$dir1"
