@@ -202,7 +202,9 @@ worker() {
   export KESTREL_RUNTIME_DIR=$work/rt$w
   RANDOM=$((seed + w))
   for ((i = w; i < iterations; i += workers)); do
-    fault=${faults[(i + RANDOM % 2) % ${#faults[@]}]}
+    # Every fault gets its share of the iterations (a random pick starved one
+    # now and then); the seed shifts which iteration (and worker) gets which.
+    fault=${faults[(i + seed) % ${#faults[@]}]}
     delay=$((RANDOM % 3000))
     echo "worker $w iteration $i: $fault after $delay ms"
     ( iteration "$fault" "$delay" "$work/run.$i.err" ) ||
