@@ -18,10 +18,11 @@ kernel_dir() { dirname "$("$KESTREL" kernel ls | head -1 | cut -f2)"; }
 
 # Builds the initramfs a person would write by hand for the same job: busybox
 # as init, the virtio/9p modules loaded with insmod, the host's root mounted
-# over 9p, the command run there, power off. Prints its path.
+# over 9p, the command run there, power off. Prints its path. A second
+# argument takes the modules from that kernel directory instead of the newest
+# cached kernel's (a kernel without modules: none are loaded).
 make_raw_initramfs() {
-  local out=$1 kdir
-  kdir=$(kernel_dir)
+  local out=$1 kdir=${2:-$(kernel_dir)}
   local root=$out.d
   rm -rf "$root"
   mkdir -p "$root"/{bin,dev,proc,sys,mnt,m}
@@ -47,12 +48,13 @@ INIT
   rm -rf "$root"
 }
 
-# One raw cold boot to a finished command; prints seconds.
+# One raw cold boot to a finished command; prints seconds. A third argument
+# boots that vmlinux instead of the newest cached kernel's.
 raw_boot() {
-  local cpio=$1 log=$2 start
+  local cpio=$1 log=$2 vmlinux=${3:-$(kernel_dir)/vmlinux} start
   start=$(now)
   qemu-system-x86_64 -M pc -accel tcg -cpu max -m 512 -nodefaults -no-user-config -display none -no-reboot \
-    -kernel "$(kernel_dir)/vmlinux" -initrd "$cpio" -append "console=ttyS0 quiet panic=-1" \
+    -kernel "$vmlinux" -initrd "$cpio" -append "console=ttyS0 quiet panic=-1" \
     -serial "file:$log" \
     -fsdev local,id=root,path=/,readonly=on,security_model=none,multidevs=remap \
     -device virtio-9p-pci,fsdev=root,mount_tag=root </dev/null

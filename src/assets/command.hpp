@@ -2,7 +2,9 @@
 // capturing what it prints.
 #pragma once
 
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,33 @@ std::vector<std::string> c_locale_environment();
 // in cwd if given. Throws Error if it cannot be started or the deadline
 // passes (the program is killed then). A non-zero exit is not an error here.
 CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd, Deadline deadline);
+
+// A long step whose output is a stream of lines (a kernel's make, apt-get
+// download): each line goes to a log file and to a callback as it comes, the
+// last lines are kept for an error message, and a signal on `signal_fd`
+// stops it (SIGTERM to its process group, SIGKILL after 10 s) and throws
+// Interrupted. stdin is /dev/null, stdout and stderr are one stream.
+struct StreamedCommand {
+  std::vector<std::string> argv;
+  std::filesystem::path cwd;                             // empty: ours
+  std::vector<std::string> env;                          // empty: c_locale_environment()
+  std::filesystem::path log;                             // appended to; empty: none
+  std::function<void(const std::string& line)> on_line;  // each line as it comes
+  int signal_fd = -1;                                    // a non-blocking signalfd, or -1
+  Deadline deadline = Deadline::never();
+};
+
+struct StreamedResult {
+  int status = 0;                // as a shell reports it
+  std::deque<std::string> tail;  // the last 40 lines of its output
+  // The last `lines` of them, one per line.
+  std::string tail_text(size_t lines) const;
+};
+
+// Runs the command to its end. Throws Error if it cannot start or runs past
+// its deadline (it is stopped then), Interrupted on a signal; a non-zero exit
+// is not an error here.
+StreamedResult run_streamed(const StreamedCommand& command);
 
 // "apt-get: E: …" style summary of a failed command for an error message:
 // its last non-empty stderr lines (or stdout, if stderr is empty).

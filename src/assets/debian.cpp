@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "assets/apt.hpp"
 #include "assets/command.hpp"
 #include "assets/deb.hpp"
 #include "assets/elf.hpp"
@@ -59,28 +60,11 @@ std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<d
 
 // ---- apt ---------------------------------------------------------------
 
-struct Package {
-  std::string name;     // linux-image-6.1.0-56-amd64
-  std::string version;  // 6.1.192-2, if apt-cache said
-  uint64_t size = 0;    // of the .deb, if apt-cache said
-};
-
-CommandResult run_apt(const std::vector<std::string>& argv, const fs::path& cwd, std::chrono::minutes limit) {
-  try {
-    return run_command(argv, cwd, Deadline::after(limit));
-  } catch (const Error& e) {
-    fail(
-        "{} (kestrel fetches kernels with apt, as on Debian and Ubuntu; or pass a kernel "
-        "with --kernel)",
-        e.what());
-  }
-}
-
-Package resolve_package() {
+AptPackage resolve_package() {
   std::vector<std::string> argv = {"apt-cache", "depends", std::string(kMetaPackage)};
   CommandResult r = run_apt(argv, {}, std::chrono::minutes(2));
   if (r.status != 0) fail("cannot resolve {}: {}", kMetaPackage, command_failure(argv, r));
-  Package p;
+  AptPackage p;
   for (const std::string& line : split(r.out, '\n')) {
     std::string_view l = trim(line);
     if (l.starts_with("|")) l.remove_prefix(1);
@@ -98,43 +82,18 @@ Package resolve_package() {
         kMetaPackage, kMetaPackage);
 
   // Version and size, for the progress line; not essential.
-  argv = {"apt-cache", "show", "--no-all-versions", p.name};
-  r = run_apt(argv, {}, std::chrono::minutes(2));
-  if (r.status == 0) {
-    for (const std::string& line : split(r.out, '\n')) {
-      if (line.starts_with("Version: ")) p.version = trim(std::string_view(line).substr(9));
-      if (line.starts_with("Size: ")) p.size = std::strtoull(line.c_str() + 6, nullptr, 10);
-      if (trim(line).empty()) break;  // only the first record
-    }
-  }
+  AptPackage candidate = apt_candidate(p.name);
+  p.version = candidate.version;
+  p.size = candidate.size;
   return p;
 }
 
-// Drops apt's note that, as root, it could not drop privileges to _apt for a
-// directory _apt cannot write: harmless, and about to be deleted anyway.
-std::string without_sandbox_noise(std::string_view err) {
-  std::string out;
-  for (const std::string& line : split(err, '\n')) {
-    if (line.find("unsandboxed as root") != std::string::npos) continue;
-    if (trim(line).empty()) continue;
-    out += line + "\n";
-  }
-  return out;
-}
-
-fs::path download(const Package& p, const fs::path& dir) {
+fs::path download(const AptPackage& p, const fs::path& dir) {
   std::vector<std::string> argv = {"apt-get", "download", p.name};
   CommandResult r = run_apt(argv, dir, std::chrono::minutes(30));
   r.err = without_sandbox_noise(r.err);
-  if (r.status != 0)
-    fail(
-        "cannot download {}: {}\n(if apt cannot find it, its package lists may be stale: run "
-        "`apt-get update` as root)",
-        p.name, command_failure(argv, r));
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".deb" && e.path().filename().string().starts_with(p.name + "_")) return e.path();
-  }
-  fail("`apt-get download {}` succeeded but left no .deb in {}", p.name, dir.string());
+  if (r.status != 0) fail("cannot download {}: {}\n{}", p.name, command_failure(argv, r), kAptStaleHint);
+  return downloaded_deb(dir, p.name);
 }
 
 // ---- the package's contents --------------------------------------------
@@ -273,26 +232,11 @@ void write_file(const fs::path& path, std::string_view data, mode_t mode = 0644)
   write_all(fd.get(), data, path.c_str());
 }
 
-// Replaces (or creates) `final_dir` with `staged`, atomically for readers.
-void install_dir(TempDir& staged, const fs::path& final_dir) {
-  if (::chmod(staged.path().c_str(), 0755) != 0) fail_errno("cannot chmod {}", staged.path().string());
-  std::error_code ec;
-  fs::path old;
-  if (fs::exists(final_dir, ec)) {
-    old = final_dir.parent_path() / (".old-" + final_dir.filename().string() + "-" + random_hex(8));
-    if (::rename(final_dir.c_str(), old.c_str()) != 0) fail_errno("cannot move {} aside", final_dir.string());
-  }
-  if (::rename(staged.path().c_str(), final_dir.c_str()) != 0)
-    fail_errno("cannot rename {} to {}", staged.path().string(), final_dir.string());
-  staged.keep();
-  if (!old.empty()) remove_tree(old);
-}
-
 }  // namespace
 
 Kernel fetch_debian_kernel(const Progress& progress, bool force) {
   auto start = Clock::now();
-  Package package = resolve_package();
+  AptPackage package = resolve_package();
   progress(fmt::format("resolving {} → {}{}", kMetaPackage, package.name,
                        package.version.empty() ? "" : " " + package.version));
   std::string release = package.name.substr(kImagePrefix.size());
@@ -382,7 +326,7 @@ Kernel fetch_debian_kernel(const Progress& progress, bool force) {
   write_file(staged.path() / "kernel.json", kernel_record_json(record));
   double extract_seconds = seconds_since(extract_start);
 
-  install_dir(staged, final_dir);
+  install_kernel_dir(staged, final_dir);
   progress(fmt::format("cached in {} (extracted in {:.1f} s, {:.1f} s in all)", final_dir.string(), extract_seconds,
                        seconds_since(start)));
   return cached_kernel(final_dir, record);

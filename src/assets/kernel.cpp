@@ -122,19 +122,37 @@ std::string cached_names(const std::vector<Kernel>& kernels) {
 
 std::vector<Kernel> list_cached_kernels() {
   fs::path dir = kernels_dir();
-  std::vector<Kernel> kernels;
+  struct Entry {
+    Kernel kernel;
+    int64_t built;
+  };
+  std::vector<Entry> entries;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::string name = it->path().filename().string();
-    if (name.starts_with(".") || !it->is_directory(ec)) continue;  // temp dirs, the lock
+    if (name.starts_with(".") || !it->is_directory(ec)) continue;  // temp dirs, builds, locks
     std::optional<KernelRecord> record = read_kernel_record(it->path());
     if (!record || record->release != name) continue;
     Kernel k = cached_kernel(it->path(), *record);
-    if (fs::is_regular_file(k.image, ec)) kernels.push_back(std::move(k));
+    if (fs::is_regular_file(k.image, ec)) entries.push_back({std::move(k), record->built});
   }
   if (ec) fail("cannot list {}: {}", dir.string(), ec.message());
-  std::sort(kernels.begin(), kernels.end(),
-            [](const Kernel& a, const Kernel& b) { return compare_versions(a.release, b.release) > 0; });
+  // Debian's first (the default is the first of them), then the lean ones;
+  // among lean kernels of one version the latest built (from the fragment
+  // in use, as a rule) comes first.
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.kernel.lean != b.kernel.lean) return !a.kernel.lean;
+    if (a.kernel.lean) {
+      std::string_view va = a.kernel.release, vb = b.kernel.release;
+      va = va.substr(0, va.find("-lean-"));
+      vb = vb.substr(0, vb.find("-lean-"));
+      if (int c = compare_versions(va, vb)) return c > 0;
+      if (a.built != b.built) return a.built > b.built;
+    }
+    return compare_versions(a.kernel.release, b.kernel.release) > 0;
+  });
+  std::vector<Kernel> kernels;
+  for (Entry& e : entries) kernels.push_back(std::move(e.kernel));
   return kernels;
 }
 
@@ -143,12 +161,22 @@ Kernel resolve_kernel(const KernelSpec& spec) {
   if (!spec.modules_dir.empty())
     fail("a kernel modules directory ({}) needs the kernel image it belongs to", spec.modules_dir.string());
   std::vector<Kernel> kernels = list_cached_kernels();
+  if (spec.release == kLeanKernel) {
+    for (const Kernel& k : kernels)
+      if (k.lean) return k;
+    fail("no lean kernel built in {}; run `kestrel kernel build` (docs/kernels.md)", kernels_dir().string());
+  }
   if (kernels.empty()) fail("no guest kernel in {}; {}", kernels_dir().string(), fetch_hint());
-  if (spec.release.empty()) return kernels.front();
+  if (spec.release.empty()) {
+    if (!kernels.front().lean) return kernels.front();
+    fail("no Debian kernel in {}; {}, or pass `--kernel lean` for the lean kernel built here ({})",
+         kernels_dir().string(), fetch_hint(), kernels.front().release);
+  }
   for (const Kernel& k : kernels)
     if (k.release == spec.release) return k;
   fail("kernel {} is not in {} (cached: {}); {}", spec.release, kernels_dir().string(), cached_names(kernels),
-       "run `kestrel kernel fetch` for Debian's current one, or pass a kernel image");
+       "run `kestrel kernel fetch` for Debian's current one, `kestrel kernel build` for a lean one, or pass a "
+       "kernel image");
 }
 
 }  // namespace kestrel::assets

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kestrel::assets {
@@ -17,7 +18,10 @@ struct Kernel {
   // Directory holding the module files (*.ko, possibly compressed, in any
   // subdirectory layout); empty when the kernel needs no modules.
   std::filesystem::path modules_dir;
-  std::string source;  // "debian:linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb" or "user"
+  // "debian:linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb", "lean:linux-source-6.1_6.1.192-2_all.deb"
+  // or "user"
+  std::string source;
+  bool lean = false;  // built by `kestrel kernel build` (docs/kernels.md)
 };
 
 // Progress lines ("downloading …", "extracting …") go through this callback.
@@ -30,19 +34,26 @@ using Progress = std::function<void(const std::string& line)>;
 // cached release is not downloaded again unless `force`.
 Kernel fetch_debian_kernel(const Progress& progress, bool force = false);
 
-// Kernels in the cache, newest release first.
+// Kernels in the cache: Debian's, newest release first (the first is the
+// default), then the lean ones, the newest release and the latest built first
+// (the first is `--kernel lean`).
 std::vector<Kernel> list_cached_kernels();
 
-// What the user asked for: nothing (the newest cached kernel), a release name
-// in the cache, or a path to a vmlinux/bzImage plus optional modules dir.
+// The release name that stands for the newest lean kernel (`--kernel lean`,
+// `kernel = "lean"`).
+inline constexpr std::string_view kLeanKernel = "lean";
+
+// What the user asked for: nothing (the newest cached Debian kernel), a
+// release name in the cache, "lean" (the newest lean kernel: `kestrel kernel
+// build`), or a path to a vmlinux/bzImage plus optional modules dir.
 struct KernelSpec {
-  std::string release;                // empty: newest cached
+  std::string release;                // empty: newest cached Debian kernel; "lean"
   std::filesystem::path image;        // non-empty: user kernel
   std::filesystem::path modules_dir;  // with image: where its modules are
 };
 
-// Throws Error naming the command that fixes it ("run `kestrel kernel fetch`")
-// when nothing suitable is found.
+// Throws Error naming the command that fixes it ("run `kestrel kernel fetch`",
+// "run `kestrel kernel build`") when nothing suitable is found.
 Kernel resolve_kernel(const KernelSpec& spec);
 
 }  // namespace kestrel::assets

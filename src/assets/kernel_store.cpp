@@ -1,10 +1,14 @@
 #include "assets/kernel_store.hpp"
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "assets/cache.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/random.hpp"
 
 namespace kestrel::assets {
 
@@ -21,14 +25,14 @@ std::string kernel_record_json(const KernelRecord& record) {
   json modules = json::array();
   for (const KernelRecord::Module& m : record.modules)
     modules.push_back({{"name", m.name}, {"file", m.file}, {"depends", m.depends}});
-  json j = {{"format", kKernelRecordFormat},
-            {"release", record.release},
-            {"package", record.package},
-            {"version", record.version},
-            {"deb", record.deb},
-            {"image", record.image},
-            {"pvh", record.pvh},
-            {"modules", modules}};
+  json j = {{"format", kKernelRecordFormat}, {"release", record.release}, {"kind", record.kind},
+            {"package", record.package},     {"version", record.version}, {"deb", record.deb},
+            {"image", record.image},         {"pvh", record.pvh},         {"modules", modules}};
+  if (record.kind == "lean") {
+    j["key"] = record.key;
+    j["compiler"] = record.compiler;
+    j["built"] = record.built;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -45,6 +49,7 @@ std::optional<KernelRecord> read_kernel_record(const fs::path& dir) {
     if (j.at("format").get<int>() != kKernelRecordFormat) return std::nullopt;
     KernelRecord r;
     r.release = j.at("release").get<std::string>();
+    r.kind = j.value("kind", "debian");
     r.package = j.value("package", "");
     r.version = j.value("version", "");
     r.deb = j.value("deb", "");
@@ -54,7 +59,10 @@ std::optional<KernelRecord> read_kernel_record(const fs::path& dir) {
     for (const json& m : j.value("modules", json::array()))
       r.modules.push_back({m.at("name").get<std::string>(), m.at("file").get<std::string>(),
                            m.value("depends", std::vector<std::string>{})});
-    if (r.release.empty()) return std::nullopt;
+    r.key = j.value("key", "");
+    r.compiler = j.value("compiler", "");
+    r.built = j.value("built", int64_t{0});
+    if (r.release.empty() || (r.kind != "debian" && r.kind != "lean")) return std::nullopt;
     return r;
   } catch (const json::exception&) {
     return std::nullopt;
@@ -67,8 +75,23 @@ Kernel cached_kernel(const fs::path& dir, const KernelRecord& record) {
   k.image = dir / record.image;
   k.pvh = record.pvh;
   k.modules_dir = dir / "modules";
-  k.source = "debian:" + record.deb;
+  k.lean = record.kind == "lean";
+  k.source = (k.lean ? "lean:" : "debian:") + record.deb;
   return k;
+}
+
+void install_kernel_dir(TempDir& staged, const fs::path& final_dir) {
+  if (::chmod(staged.path().c_str(), 0755) != 0) fail_errno("cannot chmod {}", staged.path().string());
+  std::error_code ec;
+  fs::path old;
+  if (fs::exists(final_dir, ec)) {
+    old = final_dir.parent_path() / (".old-" + final_dir.filename().string() + "-" + random_hex(8));
+    if (::rename(final_dir.c_str(), old.c_str()) != 0) fail_errno("cannot move {} aside", final_dir.string());
+  }
+  if (::rename(staged.path().c_str(), final_dir.c_str()) != 0)
+    fail_errno("cannot rename {} to {}", staged.path().string(), final_dir.string());
+  staged.keep();
+  if (!old.empty()) remove_tree(old);
 }
 
 int compare_versions(std::string_view a, std::string_view b) {

@@ -35,8 +35,9 @@ std::vector<std::string> load_order(const std::vector<std::string>& wanted, cons
         return;
       }
       std::string needed_by = path.empty() ? "" : fmt::format(" (needed by {})", path.back());
-      fail("kernel module {}{} is not {} and not built into the kernel (modules.builtin)", name, needed_by,
-           lookup.where);
+      throw MissingModule(fmt::format("kernel module {}{} is not {} and not built into the kernel (modules.builtin)",
+                                      name, needed_by, lookup.where),
+                          name, path);
     }
     state[name] = State::kVisiting;
     path.push_back(name);

@@ -13,8 +13,26 @@
 #include <vector>
 
 #include "assets/modinfo.hpp"
+#include "util/error.hpp"
 
 namespace kestrel::assets {
+
+// A module that is neither in the modules directory nor built in: what
+// load_order throws, so that a boot can say which feature of the kernel is
+// missing (assets/kernel_config.hpp) rather than which file.
+class MissingModule : public Error {
+ public:
+  MissingModule(const std::string& message, std::string module, std::vector<std::string> chain)
+      : Error(message), module_(std::move(module)), chain_(std::move(chain)) {}
+  const std::string& module() const { return module_; }
+  // The modules that led to it, outermost (the one asked for) first; empty
+  // when it was asked for itself.
+  const std::vector<std::string>& chain() const { return chain_; }
+
+ private:
+  std::string module_;
+  std::vector<std::string> chain_;
+};
 
 // How load_order finds out about modules.
 struct ModuleLookup {
@@ -30,8 +48,9 @@ struct ModuleLookup {
 };
 
 // The closure of `wanted` in dependency order (deterministic: wanted in the
-// given order, each module's dependencies in their listed order). Throws Error
-// naming a module that is missing, and who needed it, or a dependency cycle.
+// given order, each module's dependencies in their listed order). Throws
+// MissingModule naming a module that is missing, and who needed it, or Error
+// for a dependency cycle.
 std::vector<std::string> load_order(const std::vector<std::string>& wanted, const ModuleLookup& lookup);
 
 // A directory tree of module files (e.g. /lib/modules/$(uname -r), or the
@@ -56,6 +75,9 @@ class ModuleTree {
 
   // The module called `name` (normalized), or nullptr.
   const Module* find(const std::string& name);
+  // Whether a file is named after module `name` (normalized): a cheap guess
+  // at find(), which reads nothing.
+  bool has_file_for(const std::string& name) const { return by_file_name_.contains(name); }
 
   // load_order() over this tree, as modules.
   std::vector<const Module*> resolve(const std::vector<std::string>& wanted);

@@ -10,8 +10,11 @@
 #include "assets/cache.hpp"
 #include "assets/initramfs.hpp"
 #include "assets/kernel.hpp"
+#include "assets/kernel_config.hpp"
+#include "assets/modules.hpp"
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
+#include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/registry.hpp"
@@ -35,6 +38,13 @@ unprivileged: uidmap, subordinate ids, fakeroot), and the configuration: every f
 and KESTREL_* variable whose value is invalid is reported. Each problem is
 printed with the command that fixes it.
 
+With --kernel, checks only that kernel, without booting it: that kestrel can
+read and boot the image (PVH or bzImage), where its configuration comes from
+(config-RELEASE beside it, CONFIG_IKCONFIG, a build tree's .config, else its
+modules), each feature kestrel needs (9p, the virtio console, overlay, ...;
+disks for images, virtio-net for topologies) with the options that give it,
+and how kestrel adapts its flags to it (docs/guest.md, "Kernels of your own").
+
 Exit status: 0 when nothing is wrong (warnings allowed), 1 otherwise.
 )";
 
@@ -46,9 +56,13 @@ struct Finding {
   std::string fix;  // a command, or what to do; empty when nothing is needed
 };
 
+using Findings = std::vector<std::pair<const char*, Finding>>;
+
 struct Check {
   const char* name;
   std::function<Finding(const config::Config*)> run;
+  // Instead of run: a check that reports several lines (the kernel's).
+  std::function<void(const config::Config*, Findings&)> run_many = nullptr;
 };
 
 Finding ok(std::string detail) { return {Verdict::kOk, std::move(detail), ""}; }
@@ -87,21 +101,100 @@ Finding check_guest_files(const config::Config*) {
   }
 }
 
-Finding check_kernel(const config::Config* c) {
-  assets::KernelSpec spec;
-  std::string kernel = c ? c->text("kernel") : "";
-  if (kernel.find('/') != std::string::npos) {
-    spec.image = kernel;
-    spec.modules_dir = c->text("kernel_modules");
-  } else {
-    spec.release = kernel;
-  }
+std::string image_kind(const assets::Kernel& k, const assets::KernelSpec& spec) {
+  std::string kind;
+  if (spec.image.empty())
+    kind = k.pvh ? "cached, booted through its PVH entry" : "cached, a bzImage without a PVH entry (boots slower)";
+  else if (k.image != fs::absolute(spec.image).lexically_normal())
+    kind = "a bzImage, booted as its vmlinux through the PVH entry (extracted to " + k.image.string() + ")";
+  else
+    kind = k.pvh ? "an ELF vmlinux with a PVH entry" : "a bzImage without a PVH entry (QEMU boots it the slower way)";
+  std::string modules = k.modules_dir.empty() ? "no modules directory" : "modules in " + k.modules_dir.string();
+  return kind + "; " + modules;
+}
+
+// Where a kernel's configuration could come from.
+std::string config_fix(const assets::KernelSpec& spec) {
+  if (spec.image.empty()) return "kestrel kernel fetch --force  (a fresh fetch keeps the package's config)";
+  return "put the kernel's .config beside it as config-RELEASE (as /boot has it), or build it with CONFIG_IKCONFIG=y";
+}
+
+// The kernel a run would boot (or the one --kernel names): whether kestrel
+// can boot it and whether it has what kestrel needs. `detailed`: a line per
+// feature; else the features that are fine share the config line.
+void check_kernel(const assets::KernelSpec& spec, bool detailed, Findings& out) {
+  assets::Kernel k;
   try {
-    assets::Kernel k = assets::resolve_kernel(spec);
-    return ok(fmt::format("{} ({})", k.release, k.image.string()));
+    k = assets::resolve_kernel(spec);
   } catch (const Error& e) {
-    return problem(e.what(), "kestrel kernel fetch");
+    out.emplace_back("kernel", problem(e.what(), spec.image.empty() ? "kestrel kernel fetch"
+                                                                    : "pass a bzImage (e.g. /boot/vmlinuz-RELEASE, "
+                                                                      "arch/x86/boot/bzImage) or a vmlinux with a "
+                                                                      "PVH entry (CONFIG_PVH=y)"));
+    return;
   }
+  out.emplace_back("kernel",
+                   ok(fmt::format("{} ({}): {}", k.release, spec.image.empty() ? k.image.string() : spec.image.string(),
+                                  image_kind(k, spec))));
+
+  assets::KernelConfig config = assets::find_kernel_config(k, spec.image, /*thorough=*/true);
+  assets::ModuleTree tree(k.modules_dir);
+  std::vector<assets::FeatureState> features = assets::check_features(config, k, &tree);
+  std::vector<std::string> fine;
+  Findings feature_lines;
+  for (const assets::FeatureState& f : features) {
+    bool optional = f.feature->need != assets::Need::kBoot;
+    std::string who = f.feature->need == assets::Need::kDisk      ? "only images need it"
+                      : f.feature->need == assets::Need::kNetwork ? "only topologies need it"
+                                                                  : "";
+    std::string line = fmt::format("{}: {}", f.feature->what, f.detail);
+    switch (f.verdict) {
+      case assets::FeatureState::Verdict::kOk:
+        fine.push_back(f.feature->check);
+        if (detailed) feature_lines.emplace_back(f.feature->check, ok(line));
+        break;
+      case assets::FeatureState::Verdict::kMissing:
+        if (optional)
+          feature_lines.emplace_back(f.feature->check, warn(line + " (" + who + ")", assets::feature_fix(f, k)));
+        else
+          feature_lines.emplace_back(f.feature->check, problem(line, assets::feature_fix(f, k)));
+        break;
+      case assets::FeatureState::Verdict::kUnknown:
+        if (detailed) feature_lines.emplace_back(f.feature->check, warn(line, config_fix(spec)));
+        break;
+    }
+  }
+
+  std::string have = fine.empty() ? "" : fmt::format("; has {}", fmt::join(fine, ", "));
+  switch (config.source) {
+    case assets::ConfigSource::kFile:
+    case assets::ConfigSource::kEmbedded:
+      out.emplace_back("kconfig", ok(config.where + (detailed ? "" : have)));
+      break;
+    case assets::ConfigSource::kModules:
+      out.emplace_back("kconfig", warn(fmt::format("no configuration found; guessed from {} (module options only){}",
+                                                   config.where, detailed ? "" : have),
+                                       config_fix(spec)));
+      break;
+    case assets::ConfigSource::kNone:
+      out.emplace_back("kconfig", warn("no configuration found (no config-RELEASE beside it, no CONFIG_IKCONFIG, "
+                                       "no modules directory): kestrel cannot check it before it boots",
+                                       config_fix(spec)));
+      break;
+  }
+  out.insert(out.end(), feature_lines.begin(), feature_lines.end());
+
+  char mpparse = config.state("X86_MPPARSE");
+  if (mpparse == 'n')
+    out.emplace_back("apic", ok("CONFIG_X86_MPPARSE is not set: kestrel boots it without pci=noacpi (which would "
+                                "disable its local APIC: one CPU whatever --cpus says)"));
+  else if (detailed && mpparse == '?')
+    out.emplace_back("apic", warn("cannot tell whether it has CONFIG_X86_MPPARSE: kestrel boots it with pci=noacpi, "
+                                  "which gives a kernel without it one CPU",
+                                  config_fix(spec)));
+  else if (detailed)
+    out.emplace_back("apic", ok("CONFIG_X86_MPPARSE=y: kestrel boots it with pci=noacpi (PCI interrupts routed by "
+                                "the BIOS table, faster under TCG)"));
 }
 
 bool cpu_has_virtualization() {
@@ -228,16 +321,53 @@ Finding check_config(const config::Config* c) {
   return ok(fmt::format("project file {}, user file {}", project, user));
 }
 
+void check_configured_kernel(const config::Config* c, Findings& out) {
+  check_kernel(kernel_spec(c ? c->text("kernel") : "", c ? c->text("kernel_modules") : ""), /*detailed=*/false, out);
+}
+
+struct Counts {
+  int problems = 0;
+  int warnings = 0;
+};
+
+Counts print_findings(const Findings& findings) {
+  Counts n;
+  for (const auto& [name, f] : findings) {
+    const char* mark = f.verdict == Verdict::kOk ? "ok" : f.verdict == Verdict::kWarn ? "warn" : "FAIL";
+    std::printf("%-5s %-8s %s\n", mark, name, f.detail.c_str());
+    if (!f.fix.empty()) std::printf("%-14s fix: %s\n", "", f.fix.c_str());
+    n.problems += f.verdict == Verdict::kFail;
+    n.warnings += f.verdict == Verdict::kWarn;
+  }
+  return n;
+}
+
 }  // namespace
 
 int cmd_doctor(const Args& args) {
   CLI::App app(kDoctorHelp, "kestrel doctor");
+  std::string kernel, kernel_modules;
+  app.add_option("--kernel", kernel,
+                 "check only this kernel, without booting it: a path to a bzImage or vmlinux, or a cached release");
+  app.add_option("--kernel-modules", kernel_modules, "the directory of its modules (with --kernel)");
   if (!parse(app, args)) return 0;
+
+  if (!kernel.empty() || !kernel_modules.empty()) {
+    Findings findings;
+    check_kernel(kernel_spec(kernel, kernel_modules), /*detailed=*/true, findings);
+    Counts n = print_findings(findings);
+    if (n.problems)
+      std::printf("\n%d problem(s), %d warning(s): kestrel cannot run VMs with this kernel until they are fixed.\n",
+                  n.problems, n.warnings);
+    else
+      std::printf("\nthis kernel can run kestrel's VMs: %d warning(s).\n", n.warnings);
+    return n.problems ? 1 : 0;
+  }
 
   // Every bad setting is reported, not only the first: the others are
   // skipped and the checks below see what a run would get without them.
   std::optional<config::Config> config;
-  std::vector<std::pair<const char*, Finding>> findings;
+  Findings findings;
   try {
     std::vector<std::string> bad;
     config = config::Config::load_lenient(bad);
@@ -253,32 +383,29 @@ int cmd_doctor(const Args& args) {
   }
   const config::Config* c = config ? &*config : nullptr;
   const std::vector<Check> checks = {
-      {"qemu", check_qemu},           {"guest", check_guest_files}, {"kernel", check_kernel}, {"accel", check_accel},
-      {"runtime", check_runtime_dir}, {"cache", check_cache_dir},   {"warm", check_warm},     {"slots", check_slots},
-      {"ttl", check_keep_ttl},        {"images", check_images},
+      {"qemu", check_qemu},     {"guest", check_guest_files},   {"kernel", nullptr, check_configured_kernel},
+      {"accel", check_accel},   {"runtime", check_runtime_dir}, {"cache", check_cache_dir},
+      {"warm", check_warm},     {"slots", check_slots},         {"ttl", check_keep_ttl},
+      {"images", check_images},
   };
   for (const Check& check : checks) {
     try {
-      findings.emplace_back(check.name, check.run(c));
+      if (check.run_many)
+        check.run_many(c, findings);
+      else
+        findings.emplace_back(check.name, check.run(c));
     } catch (const Error& e) {
       findings.emplace_back(check.name, problem(e.what(), ""));
     }
   }
 
-  int problems = 0, warnings = 0;
-  for (const auto& [name, f] : findings) {
-    const char* mark = f.verdict == Verdict::kOk ? "ok" : f.verdict == Verdict::kWarn ? "warn" : "FAIL";
-    std::printf("%-5s %-8s %s\n", mark, name, f.detail.c_str());
-    if (!f.fix.empty()) std::printf("%-14s fix: %s\n", "", f.fix.c_str());
-    problems += f.verdict == Verdict::kFail;
-    warnings += f.verdict == Verdict::kWarn;
-  }
-  if (problems)
-    std::printf("\n%d problem(s), %d warning(s): kestrel run will not work until the problems are fixed.\n", problems,
-                warnings);
+  Counts n = print_findings(findings);
+  if (n.problems)
+    std::printf("\n%d problem(s), %d warning(s): kestrel run will not work until the problems are fixed.\n", n.problems,
+                n.warnings);
   else
-    std::printf("\nready: %d warning(s).\n", warnings);
-  return problems ? 1 : 0;
+    std::printf("\nready: %d warning(s).\n", n.warnings);
+  return n.problems ? 1 : 0;
 }
 
 }  // namespace kestrel::cli

@@ -20,6 +20,7 @@ host::BootOptions boot_options(const config::Config& c) {
   b.mem_mib = static_cast<uint32_t>(c.count("memory"));
   b.cpus = static_cast<uint32_t>(c.count("cpus"));
   b.kernel = kernel_spec(c.text("kernel"), c.text("kernel_modules"));
+  b.kernel_args = c.text("kernel_args");
   b.accel_request = c.text("accel");
   b.warm = c.flag("warm");
   return b;

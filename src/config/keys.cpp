@@ -45,6 +45,15 @@ const std::vector<Key>& keys() {
        .option = "--kernel-modules",
        .help = "directory of modules for a kernel given as a path",
        .path_like = true},
+      {.name = "kernel_args",
+       .type = Type::kText,
+       .fallback = "",
+       .env = "KESTREL_KERNEL_ARGS",
+       .option = "--append",
+       .help = "arguments for the guest kernel's command line, added after kestrel's own (so a parameter given "
+               "again here wins; docs/guest.md, \"Kernel command line\", says what kestrel's are for); the whole "
+               "line must fit in Linux's 2047 bytes",
+       .max = 2048},
       {.name = "timeout",
        .type = Type::kSeconds,
        .fallback = "0",
@@ -284,6 +293,15 @@ Value check_value(const Key& key, Value value, const std::string& base_dir) {
     }
     case Type::kText: {
       auto& v = std::get<std::string>(value);
+      // A bounded text (kernel_args) is one line: a NUL or a line break would
+      // end or split what it goes into.
+      if (key.max > 0) {
+        if (v.find('\0') != std::string::npos) fail("the value has a NUL byte: expected {}", describe_type(key));
+        if (v.find_first_of("\r\n") != std::string::npos)
+          fail("the value has a line break: expected {}", describe_type(key));
+        if (v.size() > static_cast<size_t>(key.max))
+          fail("the value is {} bytes long: expected {}", v.size(), describe_type(key));
+      }
       // A path is relative to the file that gives it; so is a recipe named
       // without a directory ("pg.toml").
       if (key.path_like && (v.find('/') != std::string::npos || v.ends_with(".toml"))) v = absolute_from(v, base_dir);
@@ -375,6 +393,7 @@ std::string describe_type(const Key& key) {
     case Type::kSeconds:
       return fmt::format("a number of seconds from {} to {}", key.min, key.max);
     case Type::kText:
+      if (key.max > 0) return fmt::format("a string of one line, at most {} bytes", key.max);
       return key.path_like ? "a string (a name or a path)" : "a string";
     case Type::kChoice: {
       auto choices = split(key.choices, '|');
@@ -401,7 +420,7 @@ std::string value_placeholder(const Key& key) {
     case Type::kSeconds:
       return "SECONDS";
     case Type::kText:
-      return key.path_like ? "NAME|PATH" : "TEXT";
+      return key.path_like ? "NAME|PATH" : key.max > 0 ? "ARGS" : "TEXT";  // kernel_args: --append ARGS
     case Type::kChoice:
       return key.choices;
     case Type::kSwitch:

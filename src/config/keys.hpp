@@ -36,7 +36,7 @@ struct Key {
   const char* env;       // KESTREL_... variable
   const char* option;    // `kestrel run` option ("" if none)
   const char* help;      // one line
-  int64_t min = 0;       // kCount and kSeconds bounds
+  int64_t min = 0;       // kCount and kSeconds bounds; a kText with a max is one line of at most max bytes
   int64_t max = 0;
   const char* choices = "";  // kChoice: "a|b|c"
   // The run option is a flag that sets this value (e.g. --list-in-vm sets

@@ -43,7 +43,10 @@ struct Booted {
 };
 
 // Resolves the kernel, the initramfs (built once per content), QEMU and the
-// accelerator, and fills in the VM configuration.
+// accelerator, and fills in the VM configuration, its kernel flags adapted to
+// the kernel's configuration (pci=noacpi only with CONFIG_X86_MPPARSE, said
+// once as a notice) and the user's kernel arguments. Throws naming what the
+// kernel lacks (assets/kernel_config.hpp) when it cannot run kestrel's guest.
 BootPlan plan_boot(const BootOptions& options);
 
 // Boots `config` from scratch and waits for the agent. When KVM was chosen

@@ -5,8 +5,12 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <mutex>
+#include <set>
 
 #include "assets/initramfs.hpp"
+#include "assets/kernel_config.hpp"
+#include "assets/modules.hpp"
 #include "host/boot_plan.hpp"
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
@@ -76,17 +80,61 @@ void kvm_did_not_boot(BootPlan& p, const vm::VmConfig& config, const BootOptions
   p.config.accel = vm::Accel::kTcg;
 }
 
+// Says `line` once per process: a topology's nodes and an image's build and
+// run each plan a boot of the same kernel.
+void notice_once(const BootOptions& o, const std::string& line) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  if (!o.notice) return;
+  {
+    std::lock_guard lock(mutex);
+    if (!said.insert(line).second) return;
+  }
+  o.notice(line);
+}
+
+// What the kernel lacks of what this VM needs, as one message ("" if nothing
+// or if its configuration is unknown). `cheap_first`: for every run, first
+// take =m options on trust; only where something seems missing look at the
+// modules directory (modules built apart from the kernel count).
+std::string kernel_lacks(const assets::Kernel& kernel, const BootOptions& o, const assets::KernelConfig& config,
+                         bool cheap_first) {
+  if (config.source == assets::ConfigSource::kNone) return "";
+  assets::Needs needs{.disk = o.image.has_value(), .network = !o.nics.empty()};
+  if (cheap_first &&
+      assets::lacks_message(kernel, o.kernel.image, assets::check_features(config, kernel, nullptr), needs).empty())
+    return "";
+  assets::ModuleTree tree(kernel.modules_dir);
+  return assets::lacks_message(kernel, o.kernel.image, assets::check_features(config, kernel, &tree), needs);
+}
+
 }  // namespace
 
 BootPlan plan_boot(const BootOptions& o) {
   BootPlan p;
   assets::Kernel kernel = assets::resolve_kernel(o.kernel);
+  // What the kernel's configuration says (when kestrel can find it cheaply):
+  // a feature it lacks stops the run here, with what to do about it, rather
+  // than as a guest that never greets.
+  assets::KernelConfig kernel_config = assets::find_kernel_config(kernel, o.kernel.image, /*thorough=*/false);
+  if (std::string lacks = kernel_lacks(kernel, o, kernel_config, /*cheap_first=*/true); !lacks.empty())
+    throw Error(lacks);
   trace("kernel resolved");
   assets::InitramfsInputs inputs;
   inputs.agent = assets::find_agent();
   inputs.busybox = assets::find_busybox();
   inputs.kernel = kernel;
-  assets::InitramfsInUse initramfs = assets::use_initramfs(inputs);
+  assets::InitramfsInUse initramfs;
+  try {
+    initramfs = assets::use_initramfs(inputs);
+  } catch (const assets::MissingModule&) {
+    // Which feature that module gives, and what else is missing: a closer
+    // look at the kernel's configuration (or its modules, without one).
+    std::string lacks =
+        kernel_lacks(kernel, o, assets::find_kernel_config(kernel, o.kernel.image, /*thorough=*/true), false);
+    if (lacks.empty()) throw;
+    throw Error(lacks);
+  }
   trace("initramfs ready");
   p.qemu = vm::find_qemu();
   p.kernel_release = kernel.release;
@@ -118,7 +166,14 @@ BootPlan plan_boot(const BootOptions& o) {
   }
   c.debug = o.debug;
   c.accel = p.decision.accel;
+  c.kernel_args = o.kernel_args;
+  c.pci_noacpi = assets::keeps_pci_noacpi(kernel_config);
+  if (!c.pci_noacpi)
+    notice_once(o, fmt::format("kernel {} lacks CONFIG_X86_MPPARSE: booting without pci=noacpi (which would "
+                               "disable its local APIC)",
+                               assets::kernel_display_name(kernel, o.kernel.image)));
   vm::check_cpus(c);  // before a template build or a boot is tried
+  vm::check_kernel_cmdline(c);
   return p;
 }
 

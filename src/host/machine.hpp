@@ -38,6 +38,8 @@ struct BootOptions {
   uint32_t mem_mib = 512;
   uint32_t cpus = 1;
   assets::KernelSpec kernel;
+  // Added to the kernel command line after kestrel's own (kernel_args, --append).
+  std::string kernel_args;
   std::string accel_request;  // KESTREL_ACCEL: kvm | tcg | auto | ""
   std::vector<vm::Share> shares;
   std::optional<DiskImage> image;  // the guest root; nullopt: the host's root over 9p

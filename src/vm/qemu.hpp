@@ -45,6 +45,11 @@ struct VmConfig {
   std::filesystem::path disk;
   std::vector<Nic> nics;  // device ids nic0, nic1, ... (QMP set_link names them)
   bool debug = false;     // kestrel.debug=1, kernel messages not quieted
+  // pci=noacpi, unless the kernel would lose its local APIC to it
+  // (assets::keeps_pci_noacpi: a kernel without CONFIG_X86_MPPARSE).
+  bool pci_noacpi = true;
+  // The user's kernel arguments (`kernel_args`, --append), after kestrel's own.
+  std::string kernel_args;
   // Guest RAM in a file instead of anonymous memory (warm starts,
   // docs/warm-starts.md): shared for a template being built (the guest's
   // memory ends up in the file), private copy-on-write for a clone.
@@ -53,8 +58,18 @@ struct VmConfig {
   bool incoming = false;  // -incoming defer: wait for a migration stream (a clone)
 };
 
-// The kernel command line kestrel boots with.
+// The kernel command line kestrel boots with: its own flags (docs/guest.md,
+// "Kernel command line"), then the user's kernel_args, so that a parameter
+// given there again wins.
 std::string kernel_cmdline(const VmConfig& config);
+
+// Linux on x86 takes a command line of at most 2047 bytes (COMMAND_LINE_SIZE
+// 2048, with its NUL) and cuts off the rest; QEMU refuses a longer one for a
+// bzImage.
+inline constexpr size_t kMaxKernelCmdline = 2047;
+// Throws, saying how long kestrel's part and the user's are, when the command
+// line (as the VM or its warm-start template boots) is longer.
+void check_kernel_cmdline(const VmConfig& config);
 
 // A value inside a QEMU option list (`-chardev socket,path=VALUE,...`): QEMU
 // reads ",," as a literal comma, so a path with commas cannot add options.

@@ -21,14 +21,19 @@ using testing::put_le;
 class KernelCacheTest : public ::testing::Test {
  protected:
   // A cached kernel as fetch_debian_kernel leaves it (minus real contents).
-  void add_cached(const std::string& release) {
+  void add_cached(const std::string& release, bool lean = false, int64_t built = 0) {
     fs::path dir = cache_.path() / "kernels" / release;
     make_dirs(dir / "modules");
     write_file_atomic(dir / "vmlinux", testing::make_vmlinux(true));
     KernelRecord r;
     r.release = release;
-    r.deb = "linux-image-" + release + "_1_amd64.deb";
+    r.deb = lean ? "linux-source-6.1_6.1.192-2_all.deb" : "linux-image-" + release + "_1_amd64.deb";
     r.pvh = true;
+    if (lean) {
+      r.kind = "lean";
+      r.key = std::string(64, 'a');
+      r.built = built;
+    }
     write_file_atomic(dir / "kernel.json", kernel_record_json(r));
   }
   TempDir cache_{"/tmp", "kestrel-cache-"};
@@ -78,6 +83,49 @@ TEST_F(KernelCacheTest, NewestFirstAndPartialDirectoriesSkipped) {
     EXPECT_NE(std::string(e.what()).find("cached: 6.1.0-56-amd64, 6.1.0-10-amd64, 6.1.0-9-amd64"), std::string::npos)
         << e.what();
   }
+}
+
+// Lean kernels (`kestrel kernel build`) come after Debian's, whatever their
+// version: the default stays Debian's; `lean` picks the newest version, then
+// the latest built.
+TEST_F(KernelCacheTest, LeanKernelsAreListedLastAndChosenByName) {
+  try {
+    resolve_kernel({.release = "lean"});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "no lean kernel built in " + (cache_.path() / "kernels").string() +
+                                         "; run `kestrel kernel build` (docs/kernels.md)");
+  }
+  add_cached("6.1.192-lean-00000001", true, 100);
+  try {
+    resolve_kernel({});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no Debian kernel in"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("`--kernel lean`"), std::string::npos) << e.what();
+  }
+  add_cached("6.1.0-56-amd64");
+  add_cached("6.1.192-lean-00000002", true, 200);
+  add_cached("6.1.190-lean-00000003", true, 300);
+  std::vector<Kernel> kernels = list_cached_kernels();
+  ASSERT_EQ(kernels.size(), 4u);
+  EXPECT_EQ(kernels[0].release, "6.1.0-56-amd64");
+  EXPECT_FALSE(kernels[0].lean);
+  EXPECT_EQ(kernels[1].release, "6.1.192-lean-00000002");
+  EXPECT_EQ(kernels[2].release, "6.1.192-lean-00000001");
+  EXPECT_EQ(kernels[3].release, "6.1.190-lean-00000003");
+  EXPECT_TRUE(kernels[1].lean);
+  EXPECT_EQ(kernels[1].source, "lean:linux-source-6.1_6.1.192-2_all.deb");
+
+  EXPECT_EQ(resolve_kernel({}).release, "6.1.0-56-amd64");
+  EXPECT_EQ(resolve_kernel({.release = "lean"}).release, "6.1.192-lean-00000002");
+  EXPECT_EQ(resolve_kernel({.release = "6.1.190-lean-00000003"}).release, "6.1.190-lean-00000003");
+
+  std::optional<KernelRecord> r = read_kernel_record(cache_.path() / "kernels" / "6.1.192-lean-00000002");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->kind, "lean");
+  EXPECT_EQ(r->key, std::string(64, 'a'));
+  EXPECT_EQ(r->built, 200);
 }
 
 // A user's bzImage: its ELF kernel is extracted once into the cache.

@@ -169,6 +169,27 @@ inline std::string compress(std::string_view data, int filter) {
   return out;
 }
 
+// A bzImage as the kernel build lays it out: boot sector and setup (3 setup
+// sectors here), then the protected-mode part: a fake decompressor followed
+// by the payload (compressed vmlinux + its 4-byte size), then more code.
+inline std::string make_bzimage(const std::string& vmlinux, int filter, bool header = true) {
+  std::string image(4 * 512, '\0');
+  std::string payload = compress(vmlinux, filter);
+  put_le(payload, payload.size(), vmlinux.size(), 4);
+  std::string decompressor(1000, '\xe8');
+  if (header) {
+    image[0x1f1] = 3;
+    image.replace(0x202, 4, "HdrS");
+    put_le(image, 0x206, 0x020f, 2);
+    put_le(image, 0x20e, 0x100, 2);  // version string at 0x300
+    std::string version = "6.1.0-99-test (someone@example) #1 SMP";
+    image.replace(0x300, version.size(), version);
+    put_le(image, 0x248, decompressor.size(), 4);
+    put_le(image, 0x24c, payload.size(), 4);
+  }
+  return image + decompressor + payload + std::string(300, '\xc3');
+}
+
 // Sets an environment variable for the lifetime of the object.
 class ScopedEnv {
  public:

@@ -276,6 +276,32 @@ TEST_F(ConfigTest, RelativePathsResolveAgainstTheirFile) {
   EXPECT_FALSE(s.read_only);
 }
 
+TEST_F(ConfigTest, KernelArgsAreOneLineOfAtMost2048Bytes) {
+  EXPECT_EQ(load(project).text("kernel_args"), "");
+  // Not a path, whatever it holds.
+  write(project / "kestrel.toml", "kernel_args = \"foo=bar init=/bin/sh\"\n");
+  EXPECT_EQ(load(nested).text("kernel_args"), "foo=bar init=/bin/sh");
+  env.vars["KESTREL_KERNEL_ARGS"] = "loglevel=7";
+  EXPECT_EQ(load(nested).text("kernel_args"), "loglevel=7");
+  Config c = load(nested);
+  c.set_from_command_line("kernel_args", "quiet=0 a.b=c", "--append");
+  EXPECT_EQ(c.text("kernel_args"), "quiet=0 a.b=c");
+
+  const std::string type = "expected a string of one line, at most 2048 bytes";
+  env.vars.erase("KESTREL_KERNEL_ARGS");
+  write(project / "kestrel.toml", "kernel_args = \"a\\nb\"\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: kernel_args: the value has a line break: " + type);
+  write(project / "kestrel.toml", "kernel_args = \"a\\u0000b\"\n");
+  EXPECT_EQ(load_error(project), "kestrel.toml:1: kernel_args: the value has a NUL byte: " + type);
+  env.vars["KESTREL_KERNEL_ARGS"] = std::string(2049, 'x');
+  write(project / "kestrel.toml", "");
+  EXPECT_EQ(load_error(project),
+            "KESTREL_KERNEL_ARGS=" + std::string(2049, 'x') + ": the value is 2049 bytes long: " + type);
+  env.vars["KESTREL_KERNEL_ARGS"] = std::string(2048, 'x');
+  EXPECT_EQ(load(project).text("kernel_args").size(), 2048u);
+  EXPECT_THROW(c.set_from_command_line("kernel_args", "a\rb", "--append"), Error);
+}
+
 TEST_F(ConfigTest, ListsFromTheEnvironmentAreCommaSeparated) {
   env.vars["KESTREL_ENV_DENY"] = "AWS_*, GITHUB_TOKEN";
   EXPECT_EQ(load(project).list("env.deny"), (std::vector<std::string>{"AWS_*", "GITHUB_TOKEN"}));

@@ -11,11 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
 #include "deploy/deployment.hpp"
 #include "util/deadline.hpp"
+#include "util/error.hpp"
 #include "util/fd.hpp"
 #include "vm/qemu.hpp"
 
@@ -50,6 +52,50 @@ TEST(KernelCmdline, TemplatesAndClonesCarryANeutralName) {
   std::string line = vm::kernel_cmdline(c);
   EXPECT_EQ(line.find("mytest"), std::string::npos) << line;
   EXPECT_NE(line.find("kestrel.name=kestrel-template"), std::string::npos) << line;
+}
+
+TEST(KernelCmdline, UserArgumentsComeLastSoTheyWin) {
+  vm::VmConfig c;
+  c.name = "t-abc123";
+  std::string own = vm::kernel_cmdline(c);
+  c.kernel_args = "quiet=0 loglevel=7 foo=bar";
+  EXPECT_EQ(vm::kernel_cmdline(c), own + " quiet=0 loglevel=7 foo=bar");
+  // A template's line has them too (its clones' /proc/cmdline is the template's).
+  c.memory_file = "/cache/templates/k/memory";
+  std::string line = vm::kernel_cmdline(c);
+  EXPECT_TRUE(line.ends_with(" kestrel.name=kestrel-template quiet=0 loglevel=7 foo=bar")) << line;
+}
+
+TEST(KernelCmdline, PciNoacpiOnlyWhereTheKernelKeepsItsApic) {
+  vm::VmConfig c;
+  EXPECT_NE(vm::kernel_cmdline(c).find(" pci=noacpi "), std::string::npos);
+  c.pci_noacpi = false;  // a kernel without CONFIG_X86_MPPARSE
+  std::string line = vm::kernel_cmdline(c);
+  EXPECT_EQ(line.find("pci="), std::string::npos) << line;
+  EXPECT_NE(line.find("random.trust_cpu=on mitigations=off"), std::string::npos) << line;
+}
+
+TEST(KernelCmdline, TheWholeLineMustFitLinuxsLimit) {
+  vm::VmConfig c;
+  c.name = "t-abc123";
+  size_t own = std::max(vm::kernel_cmdline(c).size(), [&] {
+    vm::VmConfig t = c;
+    t.memory_file = "m";
+    return vm::kernel_cmdline(t).size();
+  }());
+  c.kernel_args = std::string(vm::kMaxKernelCmdline - own - 1, 'x');  // with its space: exactly 2047
+  EXPECT_NO_THROW(vm::check_kernel_cmdline(c));
+  c.kernel_args += "y";
+  try {
+    vm::check_kernel_cmdline(c);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              fmt::format("the guest kernel's command line would be 2048 bytes, more than the 2047 Linux takes on x86 "
+                          "(COMMAND_LINE_SIZE 2048 with its NUL; it cuts off the rest): kestrel's own flags take {}, "
+                          "kernel_args (--append) {}; shorten kernel_args by 1 byte",
+                          own, c.kernel_args.size()));
+  }
 }
 
 // A pseudo-terminal whose slave stands in for ttyS0. Like the agent's

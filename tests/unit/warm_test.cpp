@@ -88,6 +88,16 @@ TEST_F(WarmTest, KeyIgnoresNamesAndPathsButNotTheMachine) {
   vm::VmConfig kvm = config("test-aaaaaa");
   kvm.accel = vm::Accel::kKvm;
   EXPECT_NE(a, template_key(kvm, qemu_));
+  // The kernel command line: the user's arguments and kestrel's adapted flags.
+  vm::VmConfig args = config("test-aaaaaa");
+  args.kernel_args = "foo=bar";
+  EXPECT_NE(a, template_key(args, qemu_));
+  vm::VmConfig other_args = config("test-aaaaaa");
+  other_args.kernel_args = "foo=baz";
+  EXPECT_NE(template_key(args, qemu_), template_key(other_args, qemu_));
+  vm::VmConfig no_pci_noacpi = config("test-aaaaaa");
+  no_pci_noacpi.pci_noacpi = false;
+  EXPECT_NE(a, template_key(no_pci_noacpi, qemu_));
 
   // A rebuilt kernel at the same path is a new configuration.
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
