@@ -37,7 +37,7 @@ time_run() {
   echo >>"$tmp/$file"
 }
 
-for i in $(seq "$ROUNDS"); do
+for _ in $(seq "$ROUNDS"); do
   raw_boot "$tmp/raw.cpio" "$tmp/raw.log" >>"$tmp/raw-debian"
   echo >>"$tmp/raw-debian"
   raw_boot "$tmp/raw-lean.cpio" "$tmp/raw.log" "$lean_vmlinux" >>"$tmp/raw-lean"
