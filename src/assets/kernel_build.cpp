@@ -124,7 +124,7 @@ void check_space(const fs::path& dir) {
 LockFile lock_key(const fs::path& path, const LeanBuildOptions& o) {
   LockFile lock = LockFile::try_lock(path);
   if (lock.locked()) return lock;
-  o.progress("waiting for another `kestrel kernel build` of this kernel to finish");
+  if (o.progress) o.progress("waiting for another `kestrel kernel build` of this kernel to finish");
   Deadline deadline = Deadline::after(std::chrono::hours(3));
   while (!deadline.expired()) {
     if (o.signal_fd >= 0)
@@ -348,7 +348,7 @@ std::string lean_release(std::string_view source_version, std::string_view key) 
 
 Kernel build_lean_kernel(const LeanBuildOptions& o) {
   auto started = Clock::now();
-  const Progress& say = o.progress;
+  Progress say = o.progress ? o.progress : [](const std::string&) {};
   check_tools();
   std::vector<KconfigOption> fragment = parse_kconfig(lean_fragment(), "kernel/lean.config");
   AptPackage source = apt_candidate(std::string(kLeanSourcePackage));
