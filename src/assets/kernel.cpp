@@ -156,19 +156,35 @@ std::vector<Kernel> list_cached_kernels() {
   return kernels;
 }
 
+std::vector<std::string_view> cached_kernel_roles(const std::vector<Kernel>& kernels) {
+  std::vector<std::string_view> roles(kernels.size());
+  bool debian = false, lean = false;
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    bool& seen = kernels[i].lean ? lean : debian;
+    if (!seen) roles[i] = kernels[i].lean ? kLeanKernel : kDefaultKernel;
+    seen = true;
+  }
+  return roles;
+}
+
 Kernel resolve_kernel(const KernelSpec& spec) {
   if (!spec.image.empty()) return user_kernel(spec);
   if (!spec.modules_dir.empty())
     fail("a kernel modules directory ({}) needs the kernel image it belongs to", spec.modules_dir.string());
   std::vector<Kernel> kernels = list_cached_kernels();
+  std::vector<std::string_view> roles = cached_kernel_roles(kernels);
+  auto with_role = [&](std::string_view role) -> const Kernel* {
+    for (size_t i = 0; i < kernels.size(); ++i)
+      if (roles[i] == role) return &kernels[i];
+    return nullptr;
+  };
   if (spec.release == kLeanKernel) {
-    for (const Kernel& k : kernels)
-      if (k.lean) return k;
+    if (const Kernel* k = with_role(kLeanKernel)) return *k;
     fail("no lean kernel built in {}; run `kestrel kernel build` (docs/kernels.md)", kernels_dir().string());
   }
   if (kernels.empty()) fail("no guest kernel in {}; {}", kernels_dir().string(), fetch_hint());
   if (spec.release.empty()) {
-    if (!kernels.front().lean) return kernels.front();
+    if (const Kernel* k = with_role(kDefaultKernel)) return *k;
     fail("no Debian kernel in {}; {}, or pass `--kernel lean` for the lean kernel built here ({})",
          kernels_dir().string(), fetch_hint(), kernels.front().release);
   }

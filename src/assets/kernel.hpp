@@ -42,6 +42,13 @@ std::vector<Kernel> list_cached_kernels();
 // The release name that stands for the newest lean kernel (`--kernel lean`,
 // `kernel = "lean"`).
 inline constexpr std::string_view kLeanKernel = "lean";
+// What `kestrel kernel ls` calls the kernel an empty `kernel` setting selects.
+inline constexpr std::string_view kDefaultKernel = "default";
+
+// What selects each of `kernels` (list_cached_kernels(), in its order) when
+// the `kernel` setting names no release: "default" (empty: the first Debian
+// kernel), "lean" (the first lean kernel), or "" (the others: by release only).
+std::vector<std::string_view> cached_kernel_roles(const std::vector<Kernel>& kernels);
 
 // What the user asked for: nothing (the newest cached Debian kernel), a
 // release name in the cache, "lean" (the newest lean kernel: `kestrel kernel

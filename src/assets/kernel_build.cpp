@@ -137,19 +137,6 @@ LockFile lock_key(const fs::path& path, const LeanBuildOptions& o) {
   fail("another `kestrel kernel build` has held {} for over 3 hours", path.string());
 }
 
-// ".build-lean-<key16>-XXXXXX" trees whose build holds no lock any more: a
-// build killed outright (SIGKILL, a power cut) leaves one of ~1.5 GB.
-void remove_abandoned_builds(const fs::path& kernels) {
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(kernels, ec)) {
-    std::string name = e.path().filename().string();
-    if (!name.starts_with(".build-lean-") || name.size() < 12 + 16) continue;
-    std::string key16 = name.substr(12, 16);
-    if (is_locked(kernels / (".lean-" + key16 + ".lock"))) continue;
-    remove_tree(e.path());
-  }
-}
-
 // ---- unpack ---------------------------------------------------------------
 
 // Whether a path of the source tree (without its top directory) is needed to
@@ -366,8 +353,23 @@ Kernel build_lean_kernel(const LeanBuildOptions& o) {
   fs::path kernels = kernels_dir();
   fs::path final_dir = kernels / release;
   std::string key16 = key.substr(0, 16);
-  LockFile lock = lock_key(kernels / (".lean-" + key16 + ".lock"), o);
-  remove_abandoned_builds(kernels);
+  fs::path lock_path = lean_build_lock(kernels, key16);
+  LockFile lock = lock_key(lock_path, o);
+  // The lock file goes when this build is done, whatever the outcome (after
+  // the build tree: declared before `work`, so destroyed after it).
+  struct RemoveLock {
+    LockFile& lock;
+    const fs::path& path;
+    ~RemoveLock() {
+      try {
+        lock.remove_locked(path);
+      } catch (const Error&) {
+        // Left behind: the next build or `kestrel cache clear` removes it.
+      }
+    }
+  } remove_lock{lock, lock_path};
+  // Trees of builds that died, and lock files nobody holds.
+  sweep_kernel_builds(key16);
   if (!o.force) {
     if (std::optional<KernelRecord> record = read_kernel_record(final_dir);
         record && record->kind == "lean" && record->key == key) {
@@ -484,7 +486,9 @@ Kernel build_lean_kernel(const LeanBuildOptions& o) {
 
     // 5. install
     t = Clock::now();
-    TempDir staged(kernels, ".tmp-" + release + "-");
+    // Staged inside the build tree: a `kestrel kernel fetch` removes the
+    // cache's ".tmp-*" entries as its own leftovers.
+    TempDir staged(work.path(), "install-");
     make_dirs(staged.path() / "modules");
     fs::path vmlinux = staged.path() / "vmlinux";
     run_step(b, {"objcopy", "--strip-all", (b.src / "vmlinux").string(), vmlinux.string()});

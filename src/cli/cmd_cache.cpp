@@ -6,6 +6,7 @@
 
 #include "assets/cache.hpp"
 #include "assets/initramfs.hpp"
+#include "assets/kernel_store.hpp"
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
 #include "host/template_store.hpp"
@@ -21,7 +22,8 @@ namespace fs = std::filesystem;
 
 const char* kCacheHelp = R"(Manage kestrel's cache: warm-start templates and initramfs images (rebuilt
 on demand), images built from recipes (docs/images.md; `kestrel image ls`)
-and guest kernels (downloaded by `kestrel kernel fetch`).
+and guest kernels (downloaded by `kestrel kernel fetch`, built by `kestrel
+kernel build`; `kestrel kernel ls`, `kestrel kernel rm`).
 
 The cache is $KESTREL_CACHE_DIR, else $XDG_CACHE_HOME/kestrel, else
 ~/.cache/kestrel. Templates: see docs/warm-starts.md.
@@ -30,7 +32,9 @@ The cache is $KESTREL_CACHE_DIR, else $XDG_CACHE_HOME/kestrel, else
 on the next use). It leaves what runs are using at that moment (a template or initramfs
 their QEMU is opening, a template being built) and says so; `ls` also shows
 template builds in progress and abandoned ones (their builder died), which
-`clear` and the next build remove.
+`clear` and the next build remove. `clear` also removes what `kestrel kernel
+build`s that died left (a build tree is about 1.5 GB); `clear --kernels`
+removes the kernels too, but not a running fetch's or build's files.
 )";
 
 uint64_t disk_usage(const fs::path& dir) {
@@ -127,11 +131,24 @@ int cache_clear(bool kernels) {
   if (t.in_use) std::printf("; %zu template(s) in use by starting runs, kept", t.in_use);
   if (t.building) std::printf("; %zu template(s) being built, kept", t.building);
   if (images.in_use) std::printf("; %zu initramfs file(s) in use, kept", images.in_use);
+  assets::KernelBuildSweep builds;
   if (kernels) {
-    remove_tree(cache / "kernels");
+    assets::ClearedKernels k = assets::clear_kernel_cache();
     remove_tree(cache / "user-kernels");
-    std::printf("; removed the kernels (run `kestrel kernel fetch` before the next run)");
+    builds = k.builds;
+    if (k.linked)
+      std::printf("; removed the link %s (the kernels it leads to stay)", (cache / "kernels").c_str());
+    else
+      std::printf("; removed %zu kernel(s) (run `kestrel kernel fetch` before the next run)", k.removed);
+    if (k.fetch_running) std::printf("; a `kestrel kernel fetch` is running: its files kept");
+  } else {
+    builds = assets::sweep_kernel_builds();
   }
+  if (builds.builds_removed) std::printf("; removed %zu abandoned kernel build(s)", builds.builds_removed);
+  // A build's tree and lock stay while it runs: it fails without them, and
+  // another build of its kernel would start beside it.
+  for (const fs::path& tree : builds.running)
+    std::printf("; kept %s: a `kestrel kernel build` is running there", tree.c_str());
   std::printf("\n");
   return 0;
 }
@@ -146,7 +163,8 @@ int cmd_cache(const Args& args) {
   ls->add_flag("--json", json, "print JSON");
   auto* clear =
       app.add_subcommand("clear", "remove templates, initramfs images and images no VM uses (rebuilt on demand)");
-  clear->add_flag("--kernels", kernels, "also remove the downloaded kernels");
+  clear->add_flag("--kernels", kernels,
+                  "also remove the cached kernels, Debian's and lean ones (not a running `kestrel kernel build`)");
   if (!parse(app, args)) return 0;
   if (ls->parsed()) return cache_ls(json);
   if (clear->parsed()) return cache_clear(kernels);

@@ -348,7 +348,8 @@ int cmd_doctor(const Args& args) {
   CLI::App app(kDoctorHelp, "kestrel doctor");
   std::string kernel, kernel_modules;
   app.add_option("--kernel", kernel,
-                 "check only this kernel, without booting it: a path to a bzImage or vmlinux, or a cached release");
+                 "check only this kernel, without booting it: a path to a bzImage or vmlinux, a cached release, or "
+                 "`lean` (the lean kernel)");
   app.add_option("--kernel-modules", kernel_modules, "the directory of its modules (with --kernel)");
   if (!parse(app, args)) return 0;
 

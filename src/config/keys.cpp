@@ -35,8 +35,10 @@ const std::vector<Key>& keys() {
        .fallback = "",
        .env = "KESTREL_KERNEL",
        .option = "--kernel",
-       .help = "guest kernel: a cached release (`kestrel kernel ls`) or a path to a vmlinux/bzImage; "
-               "empty: the newest cached",
+       .help = "guest kernel: empty for Debian's (the newest release `kestrel kernel fetch` cached), `lean` for "
+               "the lean kernel (`kestrel kernel build`; the newest version's latest build), a release that "
+               "`kestrel kernel ls` lists, or a path to a vmlinux/bzImage (a value with a `/`, or naming an "
+               "existing file)",
        .path_like = true},
       {.name = "kernel_modules",
        .type = Type::kText,

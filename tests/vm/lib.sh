@@ -89,8 +89,31 @@ vm_start() {
 start_dir() { sed -n 's/^kestrel: VM [a-z0-9-]*, deployment dir \(.*\)$/\1/p' "$1"; }
 start_name() { sed -n 's/^kestrel: VM \([a-z0-9-]*\), deployment dir .*/\1/p' "$1"; }
 
-# The guest kernel release `kestrel run` boots by default (the newest cached).
-guest_kernel() { "$KESTREL" kernel ls | head -n 1 | cut -f 1; }
+# The guest kernel release `kestrel run` boots here: the `kernel` setting in
+# effect (KESTREL_KERNEL, e.g. `lean` in `./dev test`'s lean passes, or
+# kestrel.toml: `kestrel config` says) resolved as `kestrel kernel ls` marks
+# its kernels: empty, the one marked `default` (Debian's newest); `lean`, the
+# one marked `lean`; a release, itself; a path, what `kestrel doctor` reads.
+guest_kernel() {
+  local setting
+  setting=$("$KESTREL" config | sed -n 's/^kernel = "\(.*\)"  *#.*$/\1/p')
+  case $setting in
+    '') "$KESTREL" kernel ls | awk -F'\t' '$4 == "default" { print $1 }' ;;
+    lean) "$KESTREL" kernel ls | awk -F'\t' '$4 == "lean" { print $1 }' ;;
+    */*) "$KESTREL" doctor --kernel "$setting" | sed -n 's/^ok    kernel   \([^ ]*\) .*/\1/p' ;;
+    *) echo "$setting" ;;
+  esac
+}
+
+# The cache directory of that kernel (.../kernels/RELEASE), for tests that
+# give another cache (another user's, a clean system's) a copy of it; with
+# kernel_env, the setting that selects it there.
+guest_kernel_dir() {
+  "$KESTREL" kernel ls | awk -F'\t' -v r="$(guest_kernel)" '$1 == r { sub("/[^/]*$", "", $2); print $2 }'
+}
+# For commands run with a clean environment (env -i, setpriv --reset-env):
+# KESTREL_KERNEL=… when set, to add to their `env`.
+kernel_env() { [ -z "${KESTREL_KERNEL:-}" ] || echo "KESTREL_KERNEL=$KESTREL_KERNEL"; }
 
 # A copy of examples/NAME in $work (builds write next to the sources).
 copy_example() {

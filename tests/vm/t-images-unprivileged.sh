@@ -10,7 +10,7 @@ command -v setpriv >/dev/null || skip "no setpriv"
 command -v newuidmap >/dev/null || skip "no newuidmap (package uidmap; ./dev setup installs it)"
 command -v fakeroot >/dev/null || skip "no fakeroot"
 chmod 755 "$work"
-cache=$(dirname "$("$KESTREL" kernel ls | head -1 | cut -f2)")
+cache=$(guest_kernel_dir)  # the tests' kernel, selected there as here (kernel_env)
 mkdir -p "$work/home/.cache/kestrel/kernels" "$work/home/proj/.git" "$work/home/proj/images"
 cp -a "$cache" "$work/home/.cache/kestrel/kernels/"
 echo "from the host" >"$work/home/proj/images/app.conf"
@@ -26,7 +26,7 @@ RECIPE
 chown -R nobody:nogroup "$work/home"
 as_nobody() {
   setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env \
-    env HOME="$work/home" PATH=/usr/bin:/bin KESTREL_RUNTIME_DIR="$work/home/rt" "$@"
+    env HOME="$work/home" PATH=/usr/bin:/bin KESTREL_RUNTIME_DIR="$work/home/rt" $(kernel_env) "$@"
 }
 
 # The one-time setup, as doctor prints it (subordinate ids for nobody).

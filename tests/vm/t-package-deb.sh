@@ -17,9 +17,12 @@ mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2
 [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\).*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
 [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 # The guest kernel comes from the host's cache (`kestrel kernel fetch` would
-# download the same files again).
-kernel_dir=$(dirname "$("$KESTREL" kernel ls | head -n 1 | cut -f 2)")
-in_root='chroot "$1" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root'
+# download the same files again): the one the tests run on, selected there
+# as here (KESTREL_KERNEL=lean: the lean kernel).
+kernel=$(guest_kernel)
+kernel_dir=$(guest_kernel_dir)
+[ -n "$kernel_dir" ] || fail "guest kernel $kernel is not in the cache: $("$KESTREL" kernel ls)"
+in_root="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root $(kernel_env)"
 
 mmdebstrap --variant=apt \
   --customize-hook="copy-in $deb /tmp" \
@@ -33,7 +36,7 @@ mmdebstrap --variant=apt \
   { tail -n 40 "$work/mmdebstrap.log"; fail "installing or running the package on a clean system failed"; }
 grep -q "^ok    guest    agent /usr/libexec/kestrel/kestrel-agent," "$work/mmdebstrap.log" ||
   fail "the package's kestrel did not find its agent: $(grep -A20 'kestrel doctor' "$work/mmdebstrap.log")"
-grep -q "^in VM sh-[0-9a-f]\{6\} on kernel $(guest_kernel)\$" "$work/out" ||
+grep -q "^in VM sh-[0-9a-f]\{6\} on kernel $kernel\$" "$work/out" ||
   fail "no output from the VM: $(cat "$work/out")"
 rm -rf "$work/root"
 echo PASS

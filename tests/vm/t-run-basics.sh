@@ -24,7 +24,7 @@ expect_eq "hostname" "$name" "${out%% *}"
 guest_kernel=${out#* }
 host_kernel=$(uname -r)
 [ "$guest_kernel" != "$host_kernel" ] || fail "guest kernel equals host kernel ($host_kernel)"
-"$KESTREL" kernel ls | grep -q "^$guest_kernel" || fail "guest kernel $guest_kernel is not a cached kernel"
+expect_eq "guest kernel (the configured one)" "$(guest_kernel)" "$guest_kernel"
 
 # Successful runs leave nothing behind.
 [ -z "$(deployments)" ] || fail "deployments left: $(deployments)"

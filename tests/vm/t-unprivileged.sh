@@ -5,14 +5,14 @@ source "$(dirname "$0")/lib.sh"
 command -v setpriv >/dev/null || skip "no setpriv"
 chmod 755 "$work"
 # nobody gets its own cache holding a copy of our kernel, and its own dirs.
-cache=$(dirname "$("$KESTREL" kernel ls | head -1 | cut -f2)")
+cache=$(guest_kernel_dir)  # the tests' kernel, selected there as here (kernel_env)
 mkdir -p "$work/home/.cache/kestrel/kernels"
 cp -a "$cache" "$work/home/.cache/kestrel/kernels/"
 cp "$KESTREL_BUILD_DIR/tests/kestrel_unit_tests" "$work/home/unit_tests" 2>/dev/null || true
 chown -R nobody:nogroup "$work/home"
 as_nobody() {
   setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env \
-    env HOME="$work/home" PATH=/usr/bin:/bin KESTREL_RUNTIME_DIR="$work/home/rt" "$@"
+    env HOME="$work/home" PATH=/usr/bin:/bin KESTREL_RUNTIME_DIR="$work/home/rt" $(kernel_env) "$@"
 }
 out=$(as_nobody "$KESTREL" run -q --keep never -- /bin/sh -c 'echo "$(hostname) $(id -u)"; exit 5') && status=0 || status=$?
 expect_eq "exit status as nobody" 5 "$status"
