@@ -1,16 +1,11 @@
 // kestrel run [OPTIONS] [--] PROGRAM [ARGS...]
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <iostream>
 #include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/config_options.hpp"
 #include "cli/host_listing.hpp"
 #include "cli/parse.hpp"
+#include "cli/run_program.hpp"
 #include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
@@ -24,7 +19,7 @@
 #include "host/write_through.hpp"
 #include "image/build.hpp"
 #include "proto/frame.hpp"
-#include "topology/cluster.hpp"
+#include "topology/spec.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
@@ -41,27 +36,6 @@ namespace kestrel::cli {
 using namespace std::chrono_literals;
 
 namespace {
-
-// Filled from the configuration (config/keys.cpp: command line > KESTREL_*
-// environment > kestrel.toml > user file > defaults) and run's own options.
-struct RunOptions {
-  host::BootOptions vm;  // memory, CPUs, kernel, accelerator, warm (cli/vm_options.hpp)
-  std::string name;
-  std::string keep = "on-failure";
-  bool quiet = false;
-  bool debug = false;
-  double timeout_s = 0;
-  int slots = 0;  // 0: automatic
-  bool list_on_host = true;
-  host::EnvPolicy env;
-  std::vector<config::Share> shares;
-  std::vector<std::string> write_through;  // "auto" and paths; empty: none
-  std::string write_through_origin;
-  bool verbose = false;
-  std::string image;           // a recipe or a built image; "": the host's root
-  std::string topology, node;  // --topology FILE --node NODE (docs/topologies.md)
-  std::vector<std::string> command;
-};
 
 void fill_from_config(RunOptions& o, const config::Config& c) {
   o.vm = boot_options(c);
@@ -178,23 +152,6 @@ fs::path cwd_or_empty() {
   return ec ? fs::path() : cwd;
 }
 
-// A copy (never a link: the host may rebuild the file in place) of the
-// program as it ran, for debugging a kept VM after the host rebuilt it.
-// Returns its path, or nothing (with a warning) if it cannot be made.
-std::optional<fs::path> keep_program_copy(const fs::path& dir, const fs::path& program) {
-  fs::path copy = dir / "program" / program.filename();
-  try {
-    make_dirs(copy.parent_path(), 0700);
-    std::error_code ec;
-    fs::copy_file(program, copy, fs::copy_options::overwrite_existing, ec);
-    if (ec) fail("cannot copy {} to {}: {}", program.string(), copy.string(), ec.message());
-    return copy;
-  } catch (const Error& e) {
-    say(std::string("warning: ") + e.what());
-    return std::nullopt;
-  }
-}
-
 // A kept VM, failed (status) or kept by --keep always (no status): where it
 // is, the copy of its program, and the ready-to-paste commands to get in and
 // to remove it.
@@ -213,163 +170,6 @@ void print_kept_message(const std::string& name, const fs::path& dir, std::optio
   if (copy) say(fmt::format("  program:  {} (a copy of the program as it ran)", copy->string()));
 }
 
-void say_interrupted(int signo, const std::string& name) {
-  const char* abbrev = sigabbrev_np(signo);
-  say(fmt::format("interrupted by {}: stopping the program and tearing VM {} down",
-                  abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo), name));
-}
-
-// The program cannot be run: 126 or 127, as a shell would say.
-class ProgramError : public Error {
- public:
-  ProgramError(int status, const std::string& message) : Error(message), status_(status) {}
-  int status() const { return status_; }
-
- private:
-  int status_;
-};
-
-// What the guest will execute, checked on the host (the guest sees the same
-// file at the same path): a FIFO or a directory must fail here, at once,
-// never hang in open() or boot a VM for nothing.
-fs::path check_program(const fs::path& path, const std::string& given) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    int err = errno;
-    throw ProgramError(err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExec,
-                       fmt::format("cannot run {}: {}", given, strerror(err)));
-  }
-  if (S_ISDIR(st.st_mode)) throw ProgramError(kExitCannotExec, fmt::format("cannot run {}: is a directory", given));
-  if (!S_ISREG(st.st_mode))
-    throw ProgramError(kExitCannotExec, fmt::format("cannot run {}: not a regular file", given));
-  if (::access(path.c_str(), X_OK) != 0 || (st.st_mode & 0111) == 0)
-    throw ProgramError(kExitCannotExec, fmt::format("cannot run {}: {}", given, strerror(EACCES)));
-  return fs::absolute(path).lexically_normal();
-}
-
-fs::path resolve_program(const std::string& program) {
-  if (program.empty()) throw ProgramError(kExitNotFound, "cannot run '': No such file or directory");
-  if (program.find('/') != std::string::npos) return check_program(program, program);
-  const char* path = std::getenv("PATH");
-  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
-    fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
-    struct stat st;
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
-      return check_program(candidate, program);
-  }
-  throw ProgramError(kExitNotFound, fmt::format("cannot run {}: not found in PATH", program));
-}
-
-// How the program's run in the guest ended, its messages printed.
-struct ProgramResult {
-  enum class How { kFinished, kInterrupted, kVmGone, kAgentLost };
-  How how = How::kFinished;
-  int status = 0;  // the run's exit status
-};
-
-// Runs the program on `machine` with the run's environment and working
-// directory, streaming its output and forwarding stdin and signals.
-ProgramResult run_program(const RunOptions& o, const std::string& name, const fs::path& program, host::Machine& machine,
-                          const vm::VmPaths& paths, SignalFd& signals, const std::vector<std::string>& env,
-                          const std::string& cwd) {
-  proto::Exec exec;
-  exec.argv = o.command;
-  exec.argv[0] = program.string();
-  exec.env = env;
-  exec.cwd = cwd;
-  host::ExecIo io;
-  if (!::isatty(STDIN_FILENO)) {
-    exec.flags |= proto::kExecStdin;
-    io.stdin_fd = STDIN_FILENO;
-  }
-  io.signal_fd = signals.fd();
-  io.vm_pidfd = machine.qemu().pidfd();
-  if (o.timeout_s > 0) io.timeout = Deadline::after_seconds(o.timeout_s);
-  host::ExecOutcome outcome = machine.agent().exec(exec, io);
-  trace("program finished");
-
-  using Kind = host::ExecOutcome::Kind;
-  using How = ProgramResult::How;
-  switch (outcome.kind) {
-    case Kind::kExited:
-      return {How::kFinished, outcome.status.shell_status()};
-    case Kind::kStartFailed:
-      say("error: " + outcome.message);
-      return {How::kFinished,
-              outcome.message.find("No such file") != std::string::npos ? kExitNotFound : kExitCannotExec};
-    case Kind::kTimedOut:
-      say(fmt::format("error: {} ran past --timeout {} s and was killed", o.command[0], o.timeout_s));
-      return {How::kFinished, kExitTimeout};
-    case Kind::kInterrupted:
-      // Interrupted runs never keep their VM: the user asked us to stop.
-      say_interrupted(outcome.signo, name);
-      return {How::kInterrupted, 128 + outcome.signo};
-    case Kind::kVmGone: {
-      auto exit = host::explain_vm_exit(paths, machine.qemu().wait(Deadline::after(1s)));
-      say("error: " + host::describe_vm_failure(name, paths, "stopped while the program ran: " + exit));
-      return {How::kVmGone, kExitKestrel};
-    }
-    case Kind::kAgentLost:
-      say("error: " + host::describe_vm_failure(name, paths, "lost its agent: " + outcome.message));
-      return {How::kAgentLost, kExitKestrel};
-  }
-  return {How::kFinished, kExitKestrel};
-}
-
-const topology::NodeSpec& node_spec(const topology::Spec& spec, const std::string& node) {
-  std::string names;
-  for (const auto& n : spec.nodes) {
-    if (n.name == node) return n;
-    names += (names.empty() ? "" : ", ") + n.name;
-  }
-  fail("{} has no node named {} (its nodes: {})", spec.file.string(), node, names);
-}
-
-// run --topology FILE --node NODE: the topology comes up, the program runs
-// on the node, and the whole topology is kept or torn down as one VM would be.
-int run_on_topology(const RunOptions& o, const topology::Spec& spec, const topology::UpOptions& up,
-                    const fs::path& program, bool image_program, SignalFd& signals) {
-  topology::Cluster cluster = topology::Cluster::up(spec, up);
-  size_t index = cluster.index(o.node);
-  deploy::Deployment& dep = cluster.deployment();
-  dep.state().command = o.command;
-  dep.state().keep = o.keep;
-  dep.save();
-  std::vector<std::string> nodes;
-  for (const auto& n : spec.nodes) nodes.push_back(n.name);
-  if (!o.quiet)
-    say(fmt::format("topology {} up (nodes: {}), running on {}, deployment dir {}", dep.dir().filename().string(),
-                    join(nodes, ", "), o.node, dep.dir().string()));
-  std::vector<std::string> env = host::guest_environment(environ, o.env);
-  std::erase_if(env, [](const std::string& e) { return e.rfind("KESTREL_VM=", 0) == 0; });
-  env.push_back("KESTREL_VM=" + o.node);
-  ProgramResult result =
-      run_program(o, o.node, program, cluster.machine(index), cluster.paths(index), signals, env, fs::current_path());
-  int status = result.status;
-  if (result.how == ProgramResult::How::kInterrupted) return status;  // the cluster is torn down
-  if (result.how == ProgramResult::How::kVmGone) {
-    cluster.fail_and_keep_logs(kExitKestrel);
-    return kExitKestrel;
-  }
-  bool keep = o.keep == "always" || (o.keep == "on-failure" && status != 0);
-  if (!keep) return status;
-  try {
-    cluster.keep();
-  } catch (const Error& e) {
-    say(std::string("warning: cannot keep topology ") + dep.dir().string() + ": " + e.what());
-    return status;
-  }
-  auto copy = image_program ? std::nullopt : keep_program_copy(dep.dir(), program);
-  if (status != 0)
-    say(fmt::format("test failed (exit status {}); topology {} remains running (nodes: {}), deployment dir {}", status,
-                    dep.dir().filename().string(), join(nodes, ", "), dep.dir().string()));
-  else
-    say(fmt::format("topology {} remains running (--keep always; nodes: {}), deployment dir {}",
-                    dep.dir().filename().string(), join(nodes, ", "), dep.dir().string()));
-  for (const auto& line : topology::describe_commands(self_command(), dep.dir(), nodes)) say(line);
-  if (copy) say(fmt::format("  program:  {} (a copy of the program as it ran)", copy->string()));
-  return status;
-}
 }  // namespace
 
 static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deployment& dep, const fs::path& program,
@@ -432,25 +232,7 @@ int cmd_run(const Args& args) {
   // Signals arrive on a descriptor from here on; they are forwarded to the
   // program once it runs.
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
-  if (spec) {
-    topology::UpOptions up;
-    up.vm = o.vm;
-    up.vm.debug = o.debug;
-    up.vm.signal_fd = signals.fd();
-    if (!o.quiet) up.vm.notice = [](const std::string& line) { say(line); };
-    up.say = up.vm.notice;
-    up.name = o.name;
-    up.extra_node = o.node;
-    up.extra_shares = o.shares;
-    up.extra_trees = trees;
-    if (!image_program) up.extra_program = program;
-    try {
-      return run_on_topology(o, *spec, up, program, image_program, signals);
-    } catch (const Interrupted& e) {
-      say(fmt::format("interrupted by signal {}: the topology was torn down", e.signo()));
-      return 128 + e.signo();
-    }
-  }
+  if (spec) return run_on_topology(o, *spec, program, image_program, trees, signals);
 
   // The image, built first if its recipe's is not (docs/images.md).
   std::optional<image::ImageInfo> image;
