@@ -98,10 +98,11 @@ int pending_signal(int signal_fd) {
 }
 
 // SIGTERM to the process group first (make passes it on and removes its
-// half-written targets), SIGKILL if it lingers.
-void stop(Child& child) {
+// half-written targets; mmdebstrap unmounts and removes its temporary tree),
+// SIGKILL if it lingers.
+void stop(Child& child, std::chrono::seconds grace) {
   child.kill(SIGTERM);
-  if (!child.wait(Deadline::after(std::chrono::seconds(10)))) child.kill_and_reap();
+  if (!child.wait(Deadline::after(grace))) child.kill_and_reap();
 }
 
 }  // namespace
@@ -126,12 +127,14 @@ StreamedResult run_streamed(const StreamedCommand& c) {
   options.stdout_fd = out.write.get();
   options.stderr_fd = out.write.get();
   options.cwd = c.cwd;
-  // A killed kestrel takes its build with it; SIGTERM lets make clean up.
+  // A killed kestrel takes its build with it; SIGTERM lets make clean up and
+  // mmdebstrap unmount the /proc and /sys of its chroot (root mode).
   options.die_with_parent = true;
   options.death_signal = SIGTERM;
   Child child = Child::spawn(options);
   out.write.reset();
 
+  const std::string name = c.name.empty() ? shell_join(c.argv) : c.name;
   StreamedResult result;
   std::string pending;
   auto add_line = [&](std::string line) {
@@ -146,13 +149,13 @@ StreamedResult run_streamed(const StreamedCommand& c) {
     if (n < 0 && errno != EINTR) fail_errno("cannot wait for {}", c.argv[0]);
     if (c.signal_fd >= 0 && n > 0 && (fds[1].revents & POLLIN)) {
       if (int signo = pending_signal(c.signal_fd)) {
-        stop(child);
+        stop(child, c.stop_grace);
         throw Interrupted(signo);
       }
     }
     if (c.deadline.expired()) {
-      stop(child);
-      fail("{} did not finish in time; stopped it", shell_join(c.argv));
+      stop(child, c.stop_grace);
+      fail("{} did not finish in time; stopped it", name);
     }
     if (n <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t got = ::read(out.read.get(), buf, sizeof buf);
@@ -171,8 +174,8 @@ StreamedResult run_streamed(const StreamedCommand& c) {
   if (!pending.empty()) add_line(pending);
   std::optional<int> status = child.wait(c.deadline);
   if (!status) {
-    stop(child);
-    fail("{} did not finish in time; stopped it", shell_join(c.argv));
+    stop(child, c.stop_grace);
+    fail("{} did not finish in time; stopped it", name);
   }
   result.status = shell_status(*status);
   return result;

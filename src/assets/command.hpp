@@ -2,6 +2,7 @@
 // capturing what it prints.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -28,10 +29,11 @@ std::vector<std::string> c_locale_environment();
 CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& cwd, Deadline deadline);
 
 // A long step whose output is a stream of lines (a kernel's make, apt-get
-// download): each line goes to a log file and to a callback as it comes, the
-// last lines are kept for an error message, and a signal on `signal_fd`
-// stops it (SIGTERM to its process group, SIGKILL after 10 s) and throws
-// Interrupted. stdin is /dev/null, stdout and stderr are one stream.
+// download, an image's mmdebstrap and mkfs): each line goes to a log file and
+// to a callback as it comes, the last lines are kept for an error message,
+// and a signal on `signal_fd` stops it (SIGTERM to its process group, SIGKILL
+// after `stop_grace`) and throws Interrupted. stdin is /dev/null, stdout and
+// stderr are one stream.
 struct StreamedCommand {
   std::vector<std::string> argv;
   std::filesystem::path cwd;                             // empty: ours
@@ -40,6 +42,10 @@ struct StreamedCommand {
   std::function<void(const std::string& line)> on_line;  // each line as it comes
   int signal_fd = -1;                                    // a non-blocking signalfd, or -1
   Deadline deadline = Deadline::never();
+  std::string name;  // what error messages call it; empty: the whole command line
+  // How long SIGTERM has to work before SIGKILL: make removes half-written
+  // targets quickly, mmdebstrap has mounts to undo and a tree to remove.
+  std::chrono::seconds stop_grace = std::chrono::seconds(10);
 };
 
 struct StreamedResult {

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "image/logged_command.hpp"
+#include "assets/command.hpp"
 #include "image/store.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -123,10 +123,27 @@ void check_target(const fs::path& tree, const std::string& to) {
   }
 }
 
+// Runs one step of a build with its output appended to the build's log. Its
+// program names it in messages (a script's command line is the whole
+// script), and a stop leaves it 20 s to clean up (mmdebstrap unmounts and
+// removes its temporary tree).
+assets::StreamedResult run_step(std::vector<std::string> argv, const fs::path& log, int signal_fd, Deadline deadline,
+                                std::function<void(const std::string& line)> on_line = nullptr) {
+  assets::StreamedCommand c;
+  c.name = argv.at(0);
+  c.argv = std::move(argv);
+  c.log = log;
+  c.on_line = std::move(on_line);
+  c.signal_fd = signal_fd;
+  c.deadline = deadline;
+  c.stop_grace = 20s;
+  return assets::run_streamed(c);
+}
+
 // Runs a shell script as root or, for other users, under fakeroot with its
 // state kept in `state` between calls.
-LoggedResult run_script(const std::string& script, const std::vector<std::string>& args, const fs::path& state,
-                        const fs::path& log, int signal_fd) {
+assets::StreamedResult run_script(const std::string& script, const std::vector<std::string>& args,
+                                  const fs::path& state, const fs::path& log, int signal_fd) {
   std::vector<std::string> argv;
   if (::geteuid() != 0) {
     argv = {"fakeroot", "-s", state.string()};
@@ -135,7 +152,7 @@ LoggedResult run_script(const std::string& script, const std::vector<std::string
   }
   argv.insert(argv.end(), {"sh", "-c", script, "sh"});
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_logged({argv, log, nullptr, signal_fd, Deadline::after(30min)});
+  return run_step(std::move(argv), log, signal_fd, Deadline::after(30min));
 }
 
 const char* kUnpackScript = R"SH(set -e
@@ -183,15 +200,13 @@ RootFs build_rootfs(const Recipe& r, const fs::path& work, Progress& progress) {
 
   progress.stage("resolve", fmt::format("mmdebstrap {} ({} mode){}", r.suite, as_root ? "root" : "unshare",
                                         r.packages.empty() ? "" : " with " + join_with(r.packages, " ")));
-  std::vector<std::string> argv = mmdebstrap_argv(r, tar, as_root);
-  LoggedResult strap = run_logged({argv, log,
-                                   [&](const std::string& line) {
-                                     auto stage = mmdebstrap_stage(line);
-                                     if (!stage || *stage == progress.current()) return;
-                                     progress.done("");
-                                     progress.stage(*stage, line.substr(3));
-                                   },
-                                   progress.signal_fd, Deadline::after(60min)});
+  assets::StreamedResult strap = run_step(mmdebstrap_argv(r, tar, as_root), log, progress.signal_fd,
+                                          Deadline::after(60min), [&](const std::string& line) {
+                                            auto stage = mmdebstrap_stage(line);
+                                            if (!stage || *stage == progress.current()) return;
+                                            progress.done("");
+                                            progress.stage(*stage, line.substr(3));
+                                          });
   if (strap.status != 0) {
     std::vector<std::string> lines(strap.tail.begin(), strap.tail.end());
     if (auto pkg = missing_package(lines))
@@ -208,7 +223,8 @@ RootFs build_rootfs(const Recipe& r, const fs::path& work, Progress& progress) {
   progress.done(fmt::format("root file system {}", human_size(bytes_of(tar))));
 
   progress.stage("image", fmt::format("ext4 of {} with mkfs.ext4 -d, then qcow2", human_size(r.size_bytes)));
-  LoggedResult unpack = run_script(kUnpackScript, {tar.string(), tree.string()}, state, log, progress.signal_fd);
+  assets::StreamedResult unpack =
+      run_script(kUnpackScript, {tar.string(), tree.string()}, state, log, progress.signal_fd);
   if (unpack.status != 0) fail("cannot unpack the root file system: {}", unpack.tail_text(8));
   fs::remove(tar);
 
@@ -220,7 +236,7 @@ RootFs build_rootfs(const Recipe& r, const fs::path& work, Progress& progress) {
     args.push_back(f.from.string());
     args.push_back(f.to);
   }
-  LoggedResult disk = run_script(kDiskScript, args, state, log, progress.signal_fd);
+  assets::StreamedResult disk = run_script(kDiskScript, args, state, log, progress.signal_fd);
   if (disk.status != 0) {
     std::string text = disk.tail_text(8);
     if (text.find("Could not allocate") != std::string::npos || text.find("No space left") != std::string::npos)
