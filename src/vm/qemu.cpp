@@ -83,6 +83,18 @@ std::string opt_value(std::string_view value) {
 
 std::string nic_id(size_t index) { return "nic" + std::to_string(index); }
 
+// A virtio PCI device's options. Under TCG a guest's notification of a queue
+// is handled at once on the vCPU's thread instead of through an eventfd to
+// QEMU's main loop: one thread hop less for each agent frame, 9p request and
+// disk I/O (measured: 9p round trips about a third shorter). Under KVM,
+// ioeventfd spares an exit to user space and stays on.
+namespace {
+std::string virtio_device(const VmConfig& c, std::string spec) {
+  if (c.accel == Accel::kTcg) spec += ",ioeventfd=off";
+  return spec;
+}
+}  // namespace
+
 std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
   const VmPaths& p = c.paths;
   std::vector<std::string> a = {qemu,       "-name", c.name,      "-nodefaults", "-no-user-config",
@@ -107,7 +119,7 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
                      "-serial", "chardev:console"});
   // deploy/ finds a deployment's QEMU by this argument in /proc/PID/cmdline.
   a.insert(a.end(), {"-qmp", "unix:" + opt_value(p.qmp().string()) + ",server=on,wait=off"});
-  a.insert(a.end(), {"-device", "virtio-serial-pci,id=vser"});
+  a.insert(a.end(), {"-device", virtio_device(c, "virtio-serial-pci,id=vser")});
   for (int k = 0; k < proto::kPortCount; ++k) {
     std::string id = "agent" + std::to_string(k);
     a.insert(a.end(), {"-chardev",
@@ -120,14 +132,15 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
     std::string fsdev =
         "local,id=" + id + ",path=" + opt_value(s.path.string()) + ",security_model=none,multidevs=remap";
     if (s.read_only) fsdev += ",readonly=on";
-    a.insert(a.end(), {"-fsdev", fsdev, "-device", "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + s.tag});
+    a.insert(a.end(),
+             {"-fsdev", fsdev, "-device", virtio_device(c, "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + s.tag)});
   }
   if (!c.disk.empty()) {
     // The node name and id are part of the device state a clone loads.
     a.insert(a.end(),
              {"-drive",
               "file=" + opt_value(c.disk.string()) + ",format=qcow2,if=none,id=drive0,node-name=disk0,discard=unmap",
-              "-device", "virtio-blk-pci,drive=drive0"});
+              "-device", virtio_device(c, "virtio-blk-pci,drive=drive0")});
   }
   for (size_t k = 0; k < c.nics.size(); ++k) {
     const Nic& nic = c.nics[k];
@@ -141,9 +154,9 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
     }
     std::string device = "virtio-net-pci,netdev=" + netdev + ",id=" + nic_id(k);
     if (!nic.mac.empty()) device += ",mac=" + nic.mac;
-    a.insert(a.end(), {"-device", device});
+    a.insert(a.end(), {"-device", virtio_device(c, device)});
   }
-  a.insert(a.end(), {"-device", "virtio-rng-pci"});
+  a.insert(a.end(), {"-device", virtio_device(c, "virtio-rng-pci")});
   if (c.incoming) a.insert(a.end(), {"-incoming", "defer"});
   return a;
 }

@@ -62,8 +62,13 @@ TEST(Qemu, CommandLineHasWhatTheGuestContractNeeds) {
   EXPECT_NE(line.find("unix:/tmp/rt/t-abc123/t-abc123/qmp.sock"), std::string::npos);
   EXPECT_NE(line.find("logfile=/tmp/rt/t-abc123/t-abc123/console.log"), std::string::npos);
   EXPECT_NE(line.find(" norandmaps"), std::string::npos);  // TCG: translated code is reused across processes
+  // TCG: queue notifications handled on the vCPU thread, every virtio device.
+  EXPECT_NE(line.find("virtio-serial-pci,id=vser,ioeventfd=off"), std::string::npos) << line;
+  EXPECT_NE(line.find("mount_tag=share0,ioeventfd=off"), std::string::npos) << line;
+  EXPECT_NE(line.find("virtio-rng-pci,ioeventfd=off"), std::string::npos) << line;
   c.accel = vm::Accel::kKvm;
   line = shell_join(vm::qemu_argv(c, "q"));
+  EXPECT_EQ(line.find("ioeventfd"), std::string::npos) << line;
   EXPECT_NE(line.find("accel=kvm"), std::string::npos);
   EXPECT_NE(line.find("-cpu host"), std::string::npos);
   EXPECT_EQ(line.find("norandmaps"), std::string::npos);
