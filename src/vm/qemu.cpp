@@ -86,8 +86,8 @@ std::string nic_id(size_t index) { return "nic" + std::to_string(index); }
 // A virtio PCI device's options. Under TCG a guest's notification of a queue
 // is handled at once on the vCPU's thread instead of through an eventfd to
 // QEMU's main loop: one thread hop less for each agent frame, 9p request and
-// disk I/O (measured: 9p round trips about a third shorter). Under KVM,
-// ioeventfd spares an exit to user space and stays on.
+// disk I/O (measured: a stat on a write-through 9p share 0.83 -> 0.66 ms).
+// Under KVM, ioeventfd spares an exit to user space and stays on.
 namespace {
 std::string virtio_device(const VmConfig& c, std::string spec) {
   if (c.accel == Accel::kTcg) spec += ",ioeventfd=off";
