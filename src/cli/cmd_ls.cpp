@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "assets/kernel_store.hpp"
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
 #include "deploy/registry.hpp"
@@ -100,7 +101,8 @@ int cmd_gc(const Args& args) {
       "Prints one line per deployment: destroyed DIR (STATE).\n"
       "It also removes superseded images (by `kestrel image build --refresh`, or by a newer\n"
       "image of the same recipe file) that no VM uses\n"
-      "(with their templates), and what builds that died left: removed image NAME (ID).\n",
+      "(with their templates), and what image and lean kernel builds that died left:\n"
+      "removed image NAME (ID), removed N abandoned image|kernel build(s).\n",
       "kestrel gc");
   app.add_flag("--all", all, "also destroy kept deployments within their time to live");
   app.add_flag("-n,--dry-run", dry_run, "only print what would be destroyed");
@@ -124,6 +126,9 @@ int cmd_gc(const Args& args) {
   image::ImageSweep images = image::sweep_images(
       false, [](const image::ImageInfo& i) { std::printf("removed image %s (%s)\n", i.name.c_str(), i.id.c_str()); });
   if (images.builds_removed) std::printf("removed %zu abandoned image build(s)\n", images.builds_removed);
+  // What `kestrel kernel build`s that died left (~1.5 GB trees, lock files).
+  assets::KernelBuildSweep kernels = assets::sweep_kernel_builds();
+  if (kernels.builds_removed) std::printf("removed %zu abandoned kernel build(s)\n", kernels.builds_removed);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 # Template builds that stall or die (issue 9, items 10 and 16): a run waiting
 # for a stopped builder says whom it waits for and boots cold within seconds;
 # a killed builder's half-made template is listed as abandoned and removed
-# by `cache clear`.
+# by `cache clear`; a dead lean kernel build's tree by `gc`.
 source "$(dirname "$0")/lib.sh"
 use_own_cache
 
@@ -46,4 +46,15 @@ done
 expect_eq "builds after cache clear" "" "$(builds)"
 "$KESTREL" gc >/dev/null 2>&1 || true  # the killed run's deployment (our own runtime dir)
 [ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
+
+# A lean kernel build that died leaves its tree (and lock): gc removes them
+# (docs/kernels.md). In a kernels dir of this test's own, not the shared one.
+rm "$KESTREL_CACHE_DIR/kernels"
+dead=$KESTREL_CACHE_DIR/kernels/.build-lean-0123456789abcdef-dead
+mkdir -p "$dead/linux-source-6.1"
+: >"$KESTREL_CACHE_DIR/kernels/.lean-0123456789abcdef.lock"
+"$KESTREL" gc >"$work/gc.out" 2>&1 || fail "gc failed: $(cat "$work/gc.out")"
+grep -qx "removed 1 abandoned kernel build(s)" "$work/gc.out" || fail "gc did not say it: $(cat "$work/gc.out")"
+[ ! -e "$dead" ] || fail "gc left the dead build's tree"
+[ ! -e "$KESTREL_CACHE_DIR/kernels/.lean-0123456789abcdef.lock" ] || fail "gc left the dead build's lock"
 echo PASS
