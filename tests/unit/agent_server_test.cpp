@@ -17,6 +17,7 @@
 #include "agent/setup.hpp"
 #include "proto/exec_frames.hpp"
 #include "proto/frame.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/io.hpp"
@@ -376,14 +377,7 @@ TEST(PlanMounts, DiskRootThenItsPseudoFileSystemsThenShares) {
 }
 
 TEST(PlanMounts, InvalidDiskRootsAndCombinations) {
-  auto problem = [](std::vector<proto::Mount> mounts) -> std::string {
-    try {
-      plan_mounts(mounts);
-      return "";
-    } catch (const Error& e) {
-      return e.what();
-    }
-  };
+  auto problem = [](std::vector<proto::Mount> mounts) { return test::error_message([&] { plan_mounts(mounts); }); };
   EXPECT_NE(problem({kDisk, kOverlay}).find("more than one root mount"), std::string::npos);
   EXPECT_NE(problem({kOverlay, kDisk}).find("more than one root mount"), std::string::npos);
   EXPECT_NE(problem({kDisk, {"/dev/vdb", "ext4", proto::MountKind::kDiskRoot}}).find("more than one root mount"),

@@ -11,6 +11,7 @@
 #include <chrono>
 
 #include "agent/services.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -44,12 +45,7 @@ class Services : public ::testing::Test {
   // run_service's error message, "" on success.
   std::string run(const std::string& name, const std::string& command, const std::string& ready,
                   uint32_t timeout_ms = 10000) {
-    try {
-      run_service({name, command, ready, timeout_ms}, "", logs());
-      return "";
-    } catch (const Error& e) {
-      return e.what();
-    }
+    return test::error_message([&] { run_service({name, command, ready, timeout_ms}, "", logs()); });
   }
 
   TempDir tmp_{"/tmp", "kestrel-services-"};

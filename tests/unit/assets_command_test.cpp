@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "assets/command.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -48,12 +49,7 @@ TEST(RunStreamed, KeepsLinesTailAndLog) {
 
 // The error run_streamed throws for `c`, or "" if none.
 std::string error_of(const StreamedCommand& c) {
-  try {
-    run_streamed(c);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_message([&] { run_streamed(c); });
 }
 
 TEST(RunStreamed, DeadlineNamesTheStep) {

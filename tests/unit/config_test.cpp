@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "config/reference.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -41,12 +42,7 @@ class ConfigTest : public ::testing::Test {
   Config load(const fs::path& cwd) { return Config::load({cwd, env.getter()}); }
   // The error message load() throws, or "" if it does not.
   std::string load_error(const fs::path& cwd) {
-    try {
-      load(cwd);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
+    return test::error_message([&] { load(cwd); });
   }
 };
 

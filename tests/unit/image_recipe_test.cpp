@@ -6,6 +6,7 @@
 #include <string>
 
 #include "image/recipe.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -31,12 +32,7 @@ class RecipeTest : public ::testing::Test {
   Recipe parse(const std::string& text) { return parse_recipe(text, file, os_release); }
   // The message parse() throws, or "" if it does not.
   std::string error(const std::string& text) {
-    try {
-      parse(text);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
+    return test::error_message([&] { parse(text); });
   }
   // `message` at `line` of the recipe.
   std::string at(int line, const std::string& message) {

@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "config/keys.hpp"
+#include "test_support.hpp"
 #include "util/deadline.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
@@ -54,14 +55,7 @@ TEST(Deadline, ZeroNegativeAndNanAreNow) {
   EXPECT_EQ(Deadline::after(milliseconds(-5)).poll_timeout_ms(), 0);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::function<void()>& f) { return test::error_message(f); }
 
 TEST(Io, FullDeviceSaysNoSpaceLeft) {
   UniqueFd full(::open("/dev/full", O_WRONLY | O_CLOEXEC));

@@ -4,6 +4,7 @@
 #include "proto/frame.hpp"
 #include "proto/messages.hpp"
 #include "proto/wire.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 
 namespace kestrel::proto {
@@ -385,14 +386,7 @@ TEST(Messages, MalformedServiceIsRejected) {
 }
 
 TEST(Messages, ServiceValidation) {
-  auto problem = [](ServiceRequest s) -> std::string {
-    try {
-      s.validate();
-      return "";
-    } catch (const Error& e) {
-      return e.what();
-    }
-  };
+  auto problem = [](ServiceRequest s) { return test::error_message([&] { s.validate(); }); };
   ServiceRequest s = postgres();
   for (const std::string& name : std::vector<std::string>{"a", "pg-15", "x.y_z", "0", std::string(63, 'n')}) {
     s.name = name;
@@ -454,12 +448,7 @@ NetworkRequest router() {
 }
 
 std::string problem(const NetworkRequest& n) {
-  try {
-    n.validate();
-    return "";
-  } catch (const Error& e) {
-    return e.what();
-  }
+  return test::error_message([&] { n.validate(); });
 }
 
 TEST(Messages, NetworkWireLayout) {

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "test_support.hpp"
 #include "topology/spec.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -27,12 +28,7 @@ class TopologySpecTest : public ::testing::Test {
   Spec parse(const std::string& text) { return parse_spec(text, file); }
   // The message parse() throws, or "" if it does not.
   std::string error(const std::string& text) {
-    try {
-      parse(text);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
+    return test::error_message([&] { parse(text); });
   }
   // `message` at `line` of the file.
   std::string at(int line, const std::string& message) {
@@ -42,12 +38,7 @@ class TopologySpecTest : public ::testing::Test {
 
 // The message check_spec throws, or "".
 std::string check_error(const Spec& spec) {
-  try {
-    check_spec(spec);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_message([&] { check_spec(spec); });
 }
 
 Address addr(const std::string& text) { return parse_address(text); }
