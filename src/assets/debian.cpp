@@ -23,6 +23,7 @@
 #include "assets/modinfo.hpp"
 #include "assets/modules.hpp"
 #include "assets/vmlinux.hpp"
+#include "util/deadline.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -53,10 +54,6 @@ const std::unordered_set<std::string> kKnownDependencies = {
     "virtio",   "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "netfs",   "fscache",
     "9pnet",    "crc16",       "crc32c_generic",        "crc32c_intel",          "mbcache", "jbd2",
     "failover", "net_failover"};
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 // ---- apt ---------------------------------------------------------------
 
@@ -176,7 +173,8 @@ class VmlinuxWriter {
   void start(const Scan& scan, fs::path path, const Progress& progress) {
     std::optional<BzImagePayload> payload = find_payload(scan.vmlinuz);
     progress(fmt::format("extracting vmlinux ({}) from vmlinuz-{}",
-                         payload && payload->size ? mib(*payload->size) : std::string("size unknown"), scan.release));
+                         payload && payload->size ? format_mib(*payload->size) : std::string("size unknown"),
+                         scan.release));
     // Copies: the scan goes on changing `scan` while the thread runs.
     vmlinuz_ = scan.vmlinuz;
     release_ = scan.release;
@@ -262,12 +260,12 @@ Kernel fetch_debian_kernel(const Progress& progress, bool force) {
   }
 
   TempDir download_dir(kernels, ".download-");
-  progress(
-      fmt::format("downloading {}{} with apt-get", package.name, package.size ? " (" + mib(package.size) + ")" : ""));
+  progress(fmt::format("downloading {}{} with apt-get", package.name,
+                       package.size ? " (" + format_mib(package.size) + ")" : ""));
   auto download_start = Clock::now();
   fs::path deb = download(package, download_dir.path());
   uint64_t deb_size = fs::file_size(deb);
-  progress(fmt::format("downloaded {} ({}) in {:.1f} s", deb.filename().string(), mib(deb_size),
+  progress(fmt::format("downloaded {} ({}) in {:.1f} s", deb.filename().string(), format_mib(deb_size),
                        seconds_since(download_start)));
 
   TempDir staged(kernels, ".tmp-" + release + "-");

@@ -26,6 +26,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/sha256.hpp"
 #include "util/strings.hpp"
 
@@ -206,7 +207,7 @@ bool known_missing(const fs::path& dir, const std::string& name) {
   try {
     auto text = read_file_if_exists(missing_note(dir, name));
     if (!text) return false;
-    nlohmann::json j = nlohmann::json::parse(*text);
+    nlohmann::json j = parse_json(*text);
     const nlohmann::json& was = j.at("stamps");
     return j.at("module") == name && same_stamp(was.at("dir"), dir) &&
            same_stamp(was.at("builtin"), dir / "modules.builtin") && same_stamp(was.at("dep"), dir / "modules.dep");
@@ -220,7 +221,7 @@ void note_missing(const fs::path& dir, const std::string& name) {
     fs::path note = missing_note(dir, name);
     make_dirs(note.parent_path(), 0755);
     nlohmann::json j = {{"module", name}, {"dir", dir.string()}, {"stamps", tree_stamps(dir)}};
-    write_file_atomic(note, j.dump() + "\n");
+    write_file_atomic(note, dump_json(j) + "\n");
   } catch (const Error&) {
     // Only a shortcut for the next run.
   }
@@ -272,7 +273,7 @@ fs::path stamp_entry(const InitramfsInputs& in, const std::vector<PlannedModule>
   for (const PlannedModule& m : modules) j["modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
   for (const PlannedModule& m : disk) j["disk_modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
   for (const PlannedModule& m : net) j["net_modules"].push_back({m.name, m.path.string(), file_stamp(m.path)});
-  return cache_dir() / "initramfs" / "by-stamp" / (sha256_hex(j.dump()) + ".path");
+  return cache_dir() / "initramfs" / "by-stamp" / (sha256_hex(dump_json(j)) + ".path");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "assets/mapped_file.hpp"
 #include "assets/modinfo.hpp"
 #include "assets/vmlinux.hpp"
+#include "util/deadline.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
@@ -45,10 +46,6 @@ constexpr std::string_view kRecipe = "kestrel-lean-1";
 // What the unpacked tree and the objects of a build take, with room to spare
 // (measured: 1.2 GB of sources without other architectures, ~0.3 GB of objects).
 constexpr uint64_t kSpaceNeeded = 3ull << 30;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 std::string duration(double seconds) {
   if (seconds < 60) return fmt::format("{:.1f} s", seconds);
@@ -115,8 +112,8 @@ void check_space(const fs::path& dir) {
   if (::statvfs(dir.c_str(), &st) != 0) fail_errno("cannot check the free space in {}", dir.string());
   uint64_t free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
   if (free < kSpaceNeeded)
-    fail("building a kernel takes about {} in {} while it runs; only {} is free", mib(kSpaceNeeded), dir.string(),
-         mib(free));
+    fail("building a kernel takes about {} in {} while it runs; only {} is free", format_mib(kSpaceNeeded),
+         dir.string(), format_mib(free));
 }
 
 // ---- the lock of one key ------------------------------------------------
@@ -401,7 +398,7 @@ Kernel build_lean_kernel(const LeanBuildOptions& o) {
     // 1. download
     auto t = Clock::now();
     say(fmt::format("[1/5] download: {} {}{} with apt-get", kLeanSourcePackage, source.version,
-                    source.size ? " (" + mib(source.size) + ")" : ""));
+                    source.size ? " (" + format_mib(source.size) + ")" : ""));
     fs::path downloads = work.path() / "download";
     make_dirs(downloads);
     {
@@ -423,7 +420,7 @@ Kernel build_lean_kernel(const LeanBuildOptions& o) {
     fs::path deb = downloaded_deb(downloads, std::string(kLeanSourcePackage));
     uint64_t deb_size = fs::file_size(deb);
     std::string deb_name = deb.filename().string();
-    say(fmt::format("[1/5] download: {} ({}) in {}", deb_name, mib(deb_size), duration(seconds_since(t))));
+    say(fmt::format("[1/5] download: {} ({}) in {}", deb_name, format_mib(deb_size), duration(seconds_since(t))));
 
     // 2. unpack
     t = Clock::now();
@@ -531,8 +528,8 @@ Kernel build_lean_kernel(const LeanBuildOptions& o) {
     uint64_t image_size = fs::file_size(final_dir / "vmlinux");
     std::error_code ec;
     fs::remove(kept_log, ec);  // an earlier failure's
-    say(fmt::format("[5/5] install: vmlinux {} (stripped), {} built-in modules, in {}", mib(image_size), builtin.size(),
-                    duration(seconds_since(t))));
+    say(fmt::format("[5/5] install: vmlinux {} (stripped), {} built-in modules, in {}", format_mib(image_size),
+                    builtin.size(), duration(seconds_since(t))));
     // Tens of thousands of files: seconds on an idle disk, minutes on a busy one.
     t = Clock::now();
     remove_tree(work.keep());

@@ -12,6 +12,7 @@
 #include "assets/vmlinux.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/sha256.hpp"
 #include "util/strings.hpp"
 
@@ -48,7 +49,7 @@ std::optional<std::string> remembered_embedded(const fs::path& file,
   if (stamp.is_null()) return std::nullopt;
   fs::path dir = cache_dir() / "kernel-configs";
   fs::path entry =
-      dir / (sha256_hex(fmt::format("kestrel-ikconfig-1\n{}\n{}", file.string(), stamp.dump())) + ".config");
+      dir / (sha256_hex(fmt::format("kestrel-ikconfig-1\n{}\n{}", file.string(), dump_json(stamp))) + ".config");
   if (auto text = try_read(entry)) {
     if (text->empty()) return std::nullopt;
     return text;

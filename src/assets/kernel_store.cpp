@@ -11,6 +11,7 @@
 #include "assets/cache.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/lockfile.hpp"
 #include "util/random.hpp"
 #include "util/strings.hpp"
@@ -38,7 +39,7 @@ std::string kernel_record_json(const KernelRecord& record) {
     j["compiler"] = record.compiler;
     j["built"] = record.built;
   }
-  return j.dump(2) + "\n";
+  return dump_json(j, 2) + "\n";
 }
 
 std::optional<KernelRecord> read_kernel_record(const fs::path& dir) {
@@ -50,7 +51,7 @@ std::optional<KernelRecord> read_kernel_record(const fs::path& dir) {
   }
   if (!text) return std::nullopt;
   try {
-    json j = json::parse(*text);
+    json j = parse_json(*text);
     if (j.at("format").get<int>() != kKernelRecordFormat) return std::nullopt;
     KernelRecord r;
     r.release = j.at("release").get<std::string>();

@@ -9,6 +9,7 @@
 #include "assets/modules.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/sha256.hpp"
 
 namespace kestrel::assets {
@@ -30,7 +31,7 @@ std::optional<std::vector<PlannedModule>> load_plan(const fs::path& file, const 
   }
   if (!text) return std::nullopt;
   try {
-    json j = json::parse(*text);
+    json j = parse_json(*text);
     if (j.at("format").get<int>() != kPlanFormat || j.at("dir").get<std::string>() != dir.string() ||
         j.at("wanted").get<std::vector<std::string>>() != wanted)
       return std::nullopt;
@@ -79,7 +80,7 @@ std::vector<PlannedModule> plan_modules(const fs::path& modules_dir, const std::
             {"builtin", file_stamp(dir / "modules.builtin")},
             {"modules", modules}};
   make_dirs(plans, 0755);
-  write_file_atomic(file, j.dump(1) + "\n");
+  write_file_atomic(file, dump_json(j, 1) + "\n");
   return plan;
 }
 

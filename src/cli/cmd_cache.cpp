@@ -11,8 +11,11 @@
 #include "cli/parse.hpp"
 #include "host/template_store.hpp"
 #include "image/store.hpp"
+#include "util/deadline.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
 
 namespace kestrel::cli {
 
@@ -49,12 +52,6 @@ uint64_t disk_usage(const fs::path& dir) {
   return total;
 }
 
-std::string mib(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return buf;
-}
-
 const char* build_state(const host::TemplateInfo& b) {
   return b.state == host::TemplateInfo::State::kBuilding ? "building" : "abandoned";
 }
@@ -81,7 +78,7 @@ int cache_ls(bool json) {
       out["images"].push_back({{"name", i.name}, {"id", i.id}, {"disk_bytes", i.disk_bytes}, {"current", i.current}});
     out["initramfs_bytes"] = disk_usage(cache / "initramfs");
     out["kernels_bytes"] = disk_usage(cache / "kernels");
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", dump_json(out, 2).c_str());
     return 0;
   }
   std::printf("cache: %s\n", cache.c_str());
@@ -90,9 +87,9 @@ int cache_ls(bool json) {
     const auto& m = t.meta;
     if (m.is_object()) {
       std::printf("  %.12s  kernel %s, %s MiB, %s CPU, %s, %s on disk, built in %s ms\n", t.key.c_str(),
-                  m.value("kernel", "?").c_str(), m.contains("mem_mib") ? m["mem_mib"].dump().c_str() : "?",
-                  m.contains("cpus") ? m["cpus"].dump().c_str() : "?", m.value("accel", "?").c_str(),
-                  mib(t.disk_bytes).c_str(), m.contains("build_ms") ? m["build_ms"].dump().c_str() : "?");
+                  m.value("kernel", "?").c_str(), m.contains("mem_mib") ? dump_json(m["mem_mib"]).c_str() : "?",
+                  m.contains("cpus") ? dump_json(m["cpus"]).c_str() : "?", m.value("accel", "?").c_str(),
+                  format_mib(t.disk_bytes).c_str(), m.contains("build_ms") ? dump_json(m["build_ms"]).c_str() : "?");
     } else {
       std::printf("  %.12s  (incomplete or damaged; rebuilt on next use)\n", t.key.c_str());
     }
@@ -102,18 +99,19 @@ int cache_ls(bool json) {
     if (b.state == host::TemplateInfo::State::kBuilding)
       std::printf("  %.12s  building%s, %s on disk\n", b.key.c_str(),
                   b.builder_pid > 0 ? (" by pid " + std::to_string(b.builder_pid)).c_str() : "",
-                  mib(b.disk_bytes).c_str());
+                  format_mib(b.disk_bytes).c_str());
     else
       std::printf("  %.12s  abandoned (its builder died), %s on disk; `kestrel cache clear` removes it\n",
-                  b.key.c_str(), mib(b.disk_bytes).c_str());
+                  b.key.c_str(), format_mib(b.disk_bytes).c_str());
   }
   auto images = image::list_images();
-  std::printf("images (%zu, %s; `kestrel image ls`):\n", images.size(), mib(disk_usage(image::images_dir())).c_str());
+  std::printf("images (%zu, %s; `kestrel image ls`):\n", images.size(),
+              format_mib(disk_usage(image::images_dir())).c_str());
   for (const auto& i : images)
-    std::printf("  %-16s %s  %s on disk%s\n", i.name.c_str(), i.id.c_str(), mib(i.disk_bytes).c_str(),
+    std::printf("  %-16s %s  %s on disk%s\n", i.name.c_str(), i.id.c_str(), format_mib(i.disk_bytes).c_str(),
                 i.current ? "" : ", superseded");
-  std::printf("initramfs images: %s\n", mib(disk_usage(cache / "initramfs")).c_str());
-  std::printf("kernels: %s (`kestrel kernel ls`)\n", mib(disk_usage(cache / "kernels")).c_str());
+  std::printf("initramfs images: %s\n", format_mib(disk_usage(cache / "initramfs")).c_str());
+  std::printf("kernels: %s (`kestrel kernel ls`)\n", format_mib(disk_usage(cache / "kernels")).c_str());
   return 0;
 }
 

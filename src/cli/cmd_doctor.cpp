@@ -31,7 +31,8 @@ namespace kestrel::cli {
 namespace {
 
 const char* kDoctorHelp = R"(Check that this host can run kestrel's VMs: QEMU, the guest agent and busybox,
-the guest kernel cache, the accelerator (KVM or TCG, and why), free disk,
+the guest kernel cache, the host's KVM facts (the CPU, the KVM modules, /dev/kvm)
+and the accelerator they give (KVM or TCG, and why), free disk,
 permissions of the runtime and cache directories, warm-start templates, the
 slot limit, the time to live of kept VMs, what image builds need (mmdebstrap;
 unprivileged: uidmap, subordinate ids, fakeroot), and the configuration: every file
@@ -197,19 +198,16 @@ void check_kernel(const assets::KernelSpec& spec, bool detailed, Findings& out) 
                                 "the BIOS table, faster under TCG)"));
 }
 
-bool cpu_has_virtualization() {
-  auto text = read_file_if_exists("/proc/cpuinfo");
-  return text && (text->find(" vmx") != std::string::npos || text->find(" svm") != std::string::npos);
-}
-
 Finding check_accel(const config::Config* c) {
-  vm::HostFacts facts = vm::probe_host("");
+  vm::HostFacts facts = vm::read_host_facts();
   std::string requested = c ? c->text("accel") : "auto";
   vm::AccelDecision d;
   try {
     d = vm::decide_accel(requested, facts);
   } catch (const Error& e) {
-    return problem(e.what(), "sudo usermod -aG kvm $USER  (then log in again), or set accel = \"auto\"");
+    return problem(e.what(), facts.dev_kvm == vm::HostFacts::DevKvm::kNoAccess
+                                 ? "sudo usermod -aG kvm $USER  (then log in again), or set accel = \"auto\""
+                                 : "set accel = \"auto\" (TCG where KVM cannot boot)");
   }
   auto failures = vm::remembered_kvm_failures();
   if (d.accel == vm::Accel::kKvm) {
@@ -220,16 +218,13 @@ Finding check_accel(const config::Config* c) {
     return ok(d.reason);
   }
   if (!d.automatic) return ok(d.reason + " (chosen by configuration)");
-  if (facts.kvm_pvm && !facts.kvm_intel && !facts.kvm_amd)
-    return warn(d.reason + ". TCG boots and runs every guest, only slower.",
-                "none on this host: KVM needs a host with kvm_intel or kvm_amd (bare metal or nested "
-                "virtualization); set accel = \"tcg\" to make the choice explicit");
-  if (facts.kvm_intel || facts.kvm_amd)  // modules there, /dev/kvm not usable by us
-    return warn(d.reason, "sudo usermod -aG kvm $USER  (then log in again)");
-  if (cpu_has_virtualization()) return warn(d.reason, "sudo modprobe kvm_intel  (or kvm_amd on AMD CPUs)");
-  return warn(d.reason + "; this CPU offers no hardware virtualization to this host",
-              "none on this host: use a machine (or VM with nested virtualization) with VT-x/AMD-V");
+  std::string reason = d.reason;
+  if (facts.pvm_only()) reason += ". TCG boots and runs every guest, only slower.";
+  return warn(reason, vm::kvm_advice(facts));
 }
+
+// The facts the accelerator was chosen from, for whoever reads a report.
+Finding check_host(const config::Config*) { return ok(vm::describe_host(vm::read_host_facts())); }
 
 Finding check_dir(const char* what, const fs::path& dir, const std::string& space_fix) {
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
@@ -384,10 +379,10 @@ int cmd_doctor(const Args& args) {
   }
   const config::Config* c = config ? &*config : nullptr;
   const std::vector<Check> checks = {
-      {"qemu", check_qemu},     {"guest", check_guest_files},   {"kernel", nullptr, check_configured_kernel},
-      {"accel", check_accel},   {"runtime", check_runtime_dir}, {"cache", check_cache_dir},
-      {"warm", check_warm},     {"slots", check_slots},         {"ttl", check_keep_ttl},
-      {"images", check_images},
+      {"qemu", check_qemu},       {"guest", check_guest_files}, {"kernel", nullptr, check_configured_kernel},
+      {"host", check_host},       {"accel", check_accel},       {"runtime", check_runtime_dir},
+      {"cache", check_cache_dir}, {"warm", check_warm},         {"slots", check_slots},
+      {"ttl", check_keep_ttl},    {"images", check_images},
   };
   for (const Check& check : checks) {
     try {

@@ -12,6 +12,7 @@
 #include "host/template_store.hpp"
 #include "image/build.hpp"
 #include "util/error.hpp"
+#include "util/json.hpp"
 #include "util/signals.hpp"
 
 namespace kestrel::cli {
@@ -101,7 +102,7 @@ int image_ls(bool json) {
                      {"recipe", i.meta.value("recipe", "")},
                      {"templates", templates}});
     }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", dump_json(out, 2).c_str());
     return 0;
   }
   if (images.empty()) {

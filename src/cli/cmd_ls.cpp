@@ -8,6 +8,7 @@
 #include "cli/parse.hpp"
 #include "deploy/registry.hpp"
 #include "image/store.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace kestrel::cli {
@@ -67,7 +68,7 @@ int cmd_ls(const Args& args) {
       }
       out.push_back(std::move(j));
     }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", dump_json(out, 2).c_str());
     return 0;
   }
   if (all.empty()) return 0;

@@ -19,6 +19,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 
 namespace kestrel::deploy {
 
@@ -92,11 +93,11 @@ std::string State::to_json() const {
   if (exit_status) j["exit_status"] = *exit_status;
   // Bytes that are not UTF-8 (a path, an argument or a variable may hold
   // any) become U+FFFD instead of failing the run.
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return dump_json(j, 2, /*lossy=*/true) + "\n";
 }
 
 State State::from_json(const std::string& text, const fs::path& origin) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto j = parse_json(text);
   if (!j.is_object()) fail("{}: not a kestrel state file (invalid JSON)", origin.string());
   State s;
   try {
@@ -104,7 +105,7 @@ State State::from_json(const std::string& text, const fs::path& origin) {
     s.version = number_or(j, "version", 0, INT32_MAX, -1);
     if (s.version != kStateVersion)
       fail("{}: state format version {} is not supported (this kestrel writes {})", origin.string(),
-           j["version"].dump(), kStateVersion);
+           dump_json(j["version"]), kStateVersion);
     s.kind = j.value("kind", "run");
     s.status = j.value("status", "starting");
     // Numbers out of range are unknown (0): readers fall back (registry.cpp).

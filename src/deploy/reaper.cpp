@@ -12,6 +12,7 @@
 
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/process.hpp"
 
 namespace kestrel::deploy {
@@ -35,7 +36,7 @@ bool is_legacy_deployment(const fs::path& dir) {
     return false;
   }
   if (!text) return false;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
+  auto j = parse_json(*text);
   if (!j.is_object()) return false;
   for (const char* key : {"version", "kind", "status", "created", "updated", "runner_pid", "keep", "command", "vms"}) {
     if (!j.contains(key)) return false;

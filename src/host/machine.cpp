@@ -1,7 +1,6 @@
 #include "host/machine.hpp"
 
 #include <fcntl.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -24,16 +23,6 @@
 #include "vm/disk.hpp"
 
 namespace kestrel::host {
-
-namespace {
-
-std::string verdict_key(const std::string& qemu, const std::string& kernel_release) {
-  struct utsname u;
-  ::uname(&u);
-  return fmt::format("host={} qemu={} guest={}", u.release, vm::qemu_version(qemu), kernel_release);
-}
-
-}  // namespace
 
 std::string this_vms_console(const std::string& tail) {
   // A clone's log starts with its template's boot; what is before the
@@ -141,12 +130,11 @@ BootPlan plan_boot(const BootOptions& o) {
 
   // Only consult the verdict cache (which needs QEMU's version) when KVM is
   // a candidate at all.
-  p.facts = vm::probe_host("");
+  p.facts = vm::read_host_facts();
   p.decision = vm::decide_accel(o.accel_request, p.facts);
   if (p.decision.accel == vm::Accel::kKvm && p.decision.automatic) {
-    p.verdict_key = verdict_key(p.qemu, kernel.release);
-    p.facts = vm::probe_host(p.verdict_key);
-    p.decision = vm::decide_accel(o.accel_request, p.facts);
+    p.verdict_key = vm::kvm_verdict_key(p.facts, vm::qemu_version(p.qemu), kernel.release);
+    p.decision = vm::decide_accel(o.accel_request, p.facts, vm::remembered_kvm_failure(p.verdict_key));
   }
 
   vm::VmConfig& c = p.config;

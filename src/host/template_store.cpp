@@ -12,6 +12,7 @@
 #include "assets/file_stamp.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/random.hpp"
 #include "util/sha256.hpp"
 
@@ -62,9 +63,9 @@ std::string template_key(const vm::VmConfig& config, const std::string& qemu_bin
   Sha256 h;
   h.update("kestrel-template-" + std::to_string(kTemplateFormat) + "\n");
   h.update(vm::qemu_version(qemu_binary) + "\n");
-  h.update(assets::file_stamp(qemu_binary).dump() + "\n");
-  h.update(assets::file_stamp(config.kernel).dump() + "\n");
-  h.update(assets::file_stamp(config.initramfs).dump() + "\n");  // also named by its content hash
+  h.update(dump_json(assets::file_stamp(qemu_binary)) + "\n");
+  h.update(dump_json(assets::file_stamp(config.kernel)) + "\n");
+  h.update(dump_json(assets::file_stamp(config.initramfs)) + "\n");  // also named by its content hash
   if (!image_id.empty()) h.update("image " + image_id + "\n");
   h.update(canonical_argv(config, qemu_binary));
   return h.hex_digest();
@@ -82,7 +83,7 @@ std::optional<TemplateInUse> find_template(const std::string& key, uint32_t mem_
   auto text = read_file_if_exists(t.meta());
   std::string why;
   try {
-    json meta = text ? json::parse(*text, nullptr, false) : json();
+    json meta = text ? parse_json(*text) : json();
     if (!text) {
       why = "template.json is missing";
     } else if (!meta.is_object() || meta.value("format", 0) != kTemplateFormat || meta.value("key", "") != key) {
@@ -119,7 +120,7 @@ TemplateInUse publish_template(const std::string& key, const json& description) 
   meta["state_sha256"] = state_digest(build.state());
   if (fs::exists(build.disk())) meta["disk"] = assets::file_stamp(build.disk());
   if (meta["memory"].is_null() || meta["state"].is_null()) fail("template {} is incomplete", build.dir.string());
-  write_file_atomic(build.meta(), meta.dump(2) + "\n", 0644);
+  write_file_atomic(build.meta(), dump_json(meta, 2) + "\n", 0644);
   // A damaged predecessor (we hold the build lock): runs hold it only while
   // their QEMU starts.
   if (remove_template(final.dir, Deadline::after(5s)) == Removal::kInUse)
@@ -162,7 +163,7 @@ std::vector<TemplateInfo> list_templates() {
     TemplateInfo info;
     info.dir = entry.path();
     info.key = name;
-    if (auto text = read_file_if_exists(entry.path() / "template.json")) info.meta = json::parse(*text, nullptr, false);
+    if (auto text = read_file_if_exists(entry.path() / "template.json")) info.meta = parse_json(*text);
     if (info.meta.is_discarded()) info.meta = nullptr;
     info.disk_bytes = blocks_in_dir(entry.path());
     out.push_back(std::move(info));

@@ -12,6 +12,7 @@
 #include "image/rootfs.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/lockfile.hpp"
 #include "util/sha256.hpp"
 #include "util/signals.hpp"
@@ -202,7 +203,7 @@ ImageInfo ensure_image(const Recipe& r, const BuildOptions& o, bool* built) {
   write_file_atomic(work / "recipe.toml", read_file(r.path), 0644);
   json meta = describe(r, digest, id, rootfs, started);
   meta["disk"] = assets::file_stamp(rootfs.disk);
-  write_file_atomic(work / "image.json", meta.dump(2) + "\n", 0644);
+  write_file_atomic(work / "image.json", dump_json(meta, 2) + "\n", 0644);
   for (const auto& leftover : {"build.log", "fakeroot.state"}) fs::remove(work / leftover);
 
   ImageFiles final = image_files(id);

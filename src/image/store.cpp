@@ -12,6 +12,7 @@
 #include "host/template_store.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/lockfile.hpp"
 
 namespace kestrel::image {
@@ -52,7 +53,7 @@ ImageInfo read_image(const fs::path& dir) {
   info.files = {dir};
   auto text = read_file_if_exists(info.files.meta());
   if (!text) fail("image {}: image.json is missing", dir.string());
-  info.meta = json::parse(*text, nullptr, false);
+  info.meta = parse_json(*text);
   if (!info.meta.is_object() || info.meta.value("format", 0) != kImageFormat || info.meta.value("id", "") != info.id)
     fail("image {}: image.json is not of this kestrel", dir.string());
   if (!assets::same_stamp(info.meta["disk"], info.files.disk()))

@@ -15,6 +15,7 @@
 #include "topology/network_request.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/lockfile.hpp"
 #include "util/random.hpp"
 #include "util/signals.hpp"
@@ -82,7 +83,7 @@ void write_links(const Spec& spec, const std::vector<NodeNetwork>& net, const fs
           {{"link", nic.link}, {"peer", nic.peer}, {"mac", nic.mac}, {"address", nic.address.str()}});
     j["nodes"].push_back(std::move(node));
   }
-  write_file_atomic(links_file(dir), j.dump(2) + "\n", 0600);
+  write_file_atomic(links_file(dir), dump_json(j, 2) + "\n", 0600);
 }
 
 // Why node startup stopped everything: the first failure wins; a signal
@@ -108,7 +109,7 @@ struct Failures {
 std::vector<LinkRecord> read_links(const fs::path& dir) {
   auto text = read_file_if_exists(links_file(dir));
   if (!text) fail("{} is not a topology's deployment (no {})", dir.string(), links_file(dir).filename().string());
-  json j = json::parse(*text, nullptr, false);
+  json j = parse_json(*text);
   if (!j.is_object() || !j["nodes"].is_array()) fail("{} is damaged", links_file(dir).string());
   // link index -> its two ends
   std::map<int, std::vector<LinkEnd>> ends;

@@ -12,6 +12,11 @@ inline int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Seconds since `start` on the monotonic clock, for "done in 1.2 s" lines.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 class Deadline {
  public:
   using Clock = std::chrono::steady_clock;

@@ -1,6 +1,7 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace kestrel {
 
@@ -70,6 +71,12 @@ std::string join(const std::vector<std::string>& words, std::string_view separat
     out += words[i];
   }
   return out;
+}
+
+std::string format_mib(uint64_t bytes) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
 }
 
 }  // namespace kestrel

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,5 +16,7 @@ std::string shell_join(const std::vector<std::string>& words);
 std::string join(const std::vector<std::string>& words, std::string_view separator);
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);
+// A size for people: "12.3 MiB".
+std::string format_mib(uint64_t bytes);
 
 }  // namespace kestrel

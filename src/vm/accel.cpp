@@ -1,14 +1,11 @@
 #include "vm/accel.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "assets/cache.hpp"
 #include "util/error.hpp"
-#include "util/fd.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 
 namespace kestrel::vm {
 
@@ -16,66 +13,104 @@ const char* accel_name(Accel a) { return a == Accel::kKvm ? "kvm" : "tcg"; }
 
 namespace {
 
+using DevKvm = HostFacts::DevKvm;
+
 fs::path verdict_file() { return assets::cache_dir() / "accel-verdicts.json"; }
 
 nlohmann::json load_verdicts() {
   auto text = read_file_if_exists(verdict_file());
   if (!text) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(*text, nullptr, false);
+  auto j = parse_json(*text);
   return j.is_object() ? j : nlohmann::json::object();
+}
+
+constexpr std::string_view kTcg = "TCG (software emulation): ";
+
+// Why /dev/kvm is no use, as the rest of "TCG (software emulation): ...".
+std::string why_not_kvm(const HostFacts& f) {
+  switch (f.dev_kvm) {
+    case DevKvm::kMissing:
+      if (f.pvm_only())
+        return "there is no /dev/kvm (kvm_pvm is loaded: PVM, which boots only PVM-enabled guest kernels "
+               "even where it makes one)";
+      if (f.hardware_kvm())
+        return std::string("there is no /dev/kvm, though ") + (f.kvm_intel ? "kvm_intel" : "kvm_amd") + " is loaded";
+      return "there is no /dev/kvm (no KVM module is loaded)";
+    case DevKvm::kNoAccess:
+      return "/dev/kvm is not accessible to you (" + f.dev_kvm_error + ")";
+    case DevKvm::kBroken:
+      return "/dev/kvm exists but does not open (" + f.dev_kvm_error + ")";
+    case DevKvm::kUsable:
+      break;
+  }
+  if (f.pvm_only())
+    return "/dev/kvm is provided by kvm_pvm (PVM), which boots only PVM-enabled guest kernels; a standard "
+           "kernel hangs under it";
+  if (!f.hardware_kvm()) return "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
+  return "";
 }
 
 }  // namespace
 
-HostFacts probe_host(const std::string& verdict_key) {
-  HostFacts f;
-  UniqueFd kvm(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
-  f.dev_kvm_usable = kvm.valid();
-  f.kvm_intel = ::access("/sys/module/kvm_intel", F_OK) == 0;
-  f.kvm_amd = ::access("/sys/module/kvm_amd", F_OK) == 0;
-  f.kvm_pvm = ::access("/sys/module/kvm_pvm", F_OK) == 0;
-  auto verdicts = load_verdicts();
-  if (verdicts.contains(verdict_key) && verdicts[verdict_key].is_string())
-    f.kvm_failed_before = verdicts[verdict_key].get<std::string>();
-  return f;
-}
-
-AccelDecision decide_accel(std::string_view requested, const HostFacts& f) {
-  if (requested == "tcg") return {Accel::kTcg, false, "TCG (software emulation): KESTREL_ACCEL=tcg"};
+AccelDecision decide_accel(std::string_view requested, const HostFacts& f,
+                           const std::optional<std::string>& kvm_failed_before) {
+  if (requested == "tcg") return {Accel::kTcg, false, std::string(kTcg) + "KESTREL_ACCEL=tcg"};
   if (requested == "kvm") {
-    if (!f.dev_kvm_usable)
-      fail(
-          "KESTREL_ACCEL=kvm, but /dev/kvm cannot be opened read-write (missing, or no permission: "
-          "add yourself to the kvm group)");
+    if (!f.dev_kvm_usable()) {
+      if (f.dev_kvm == DevKvm::kNoAccess)
+        fail("KESTREL_ACCEL=kvm, but /dev/kvm cannot be opened read-write ({}): add yourself to the kvm group",
+             f.dev_kvm_error);
+      fail("KESTREL_ACCEL=kvm, but {}", why_not_kvm(f));
+    }
     return {Accel::kKvm, false, "KVM: KESTREL_ACCEL=kvm"};
   }
   if (!requested.empty() && requested != "auto") fail("KESTREL_ACCEL={}: expected kvm, tcg or auto", requested);
 
-  if (!f.dev_kvm_usable) return {Accel::kTcg, true, "TCG (software emulation): /dev/kvm is missing or not accessible"};
-  if (!f.kvm_intel && !f.kvm_amd) {
-    if (f.kvm_pvm)
-      return {Accel::kTcg, true,
-              "TCG (software emulation): /dev/kvm is provided by kvm_pvm (PVM), which boots only "
-              "PVM-enabled guest kernels; a standard kernel hangs under it"};
-    return {Accel::kTcg, true, "TCG (software emulation): /dev/kvm exists but neither kvm_intel nor kvm_amd is loaded"};
-  }
-  if (f.kvm_failed_before)
-    return {Accel::kTcg, true,
-            "TCG (software emulation): KVM failed to boot here before (" + *f.kvm_failed_before + ")"};
+  if (std::string why = why_not_kvm(f); !why.empty()) return {Accel::kTcg, true, std::string(kTcg) + why};
+  if (kvm_failed_before)
+    return {Accel::kTcg, true, std::string(kTcg) + "KVM failed to boot here before (" + *kvm_failed_before + ")"};
   return {Accel::kKvm, true, std::string("KVM (") + (f.kvm_intel ? "kvm_intel" : "kvm_amd") + ")"};
 }
 
+std::string kvm_advice(const HostFacts& f) {
+  if (f.pvm_only())
+    return "none on this host: KVM needs a host with kvm_intel or kvm_amd (bare metal or nested "
+           "virtualization); set accel = \"tcg\" to make the choice explicit";
+  if (f.dev_kvm == DevKvm::kNoAccess) return "sudo usermod -aG kvm $USER  (then log in again)";
+  if (f.hardware_kvm())
+    return std::string("look for KVM's complaint in `sudo dmesg | grep -i kvm`, then `sudo modprobe -r ") +
+           (f.kvm_intel ? "kvm_intel" : "kvm_amd") + " && sudo modprobe " + (f.kvm_intel ? "kvm_intel" : "kvm_amd") +
+           "`";
+  if (f.cpu_vmx) return "sudo modprobe kvm_intel";
+  if (f.cpu_svm) return "sudo modprobe kvm_amd";
+  if (f.cpu_hypervisor)
+    return "none on this host: it is a VM whose CPU offers no VT-x/AMD-V; turn on nested virtualization "
+           "on its host";
+  return "none on this host: use a machine (or VM with nested virtualization) with VT-x/AMD-V";
+}
+
 std::string kvm_failure_hint(const HostFacts& f) {
-  if (f.kvm_pvm && !f.kvm_intel && !f.kvm_amd)
-    return "this host's /dev/kvm is provided by kvm_pvm (PVM), which cannot boot a standard guest "
-           "kernel; use KESTREL_ACCEL=tcg or auto";
-  return "KVM may be unusable on this host (nested virtualization?); try KESTREL_ACCEL=tcg";
+  if (f.pvm_only())
+    return "this host's KVM is kvm_pvm (PVM), which cannot boot a standard guest kernel; use KESTREL_ACCEL=tcg "
+           "or auto";
+  if (f.cpu_hypervisor) return "KVM may be unusable on this host (a VM: nested virtualization?); try KESTREL_ACCEL=tcg";
+  return "KVM may be unusable on this host; try KESTREL_ACCEL=tcg";
+}
+
+std::string kvm_verdict_key(const HostFacts& f, std::string_view qemu_version, std::string_view guest_release) {
+  return fmt::format("host={} qemu={} guest={}", f.host_release, qemu_version, guest_release);
 }
 
 void remember_kvm_failure(const std::string& key, const std::string& why) {
   auto verdicts = load_verdicts();
   verdicts[key] = why;
-  write_file_atomic(verdict_file(), verdicts.dump(2) + "\n");
+  write_file_atomic(verdict_file(), dump_json(verdicts, 2) + "\n");
+}
+
+std::optional<std::string> remembered_kvm_failure(const std::string& key) {
+  auto verdicts = load_verdicts();
+  if (verdicts.contains(key) && verdicts[key].is_string()) return verdicts[key].get<std::string>();
+  return std::nullopt;
 }
 
 std::vector<std::string> remembered_kvm_failures() {

@@ -9,6 +9,7 @@
 
 #include "util/error.hpp"
 #include "util/io.hpp"
+#include "util/json.hpp"
 #include "util/process.hpp"
 #include "util/socket.hpp"
 
@@ -30,7 +31,8 @@ Qmp Qmp::connect(const std::filesystem::path& socket, Deadline deadline, int vm_
   }
   set_nonblocking(q.fd_.get(), true);
   nlohmann::json greeting = q.read_message(deadline, "the QMP greeting");
-  if (!greeting.contains("QMP")) fail("{} is not a QMP monitor: it greeted with {}", socket.string(), greeting.dump());
+  if (!greeting.contains("QMP"))
+    fail("{} is not a QMP monitor: it greeted with {}", socket.string(), dump_json(greeting));
   q.execute("qmp_capabilities", deadline);
   return q;
 }
@@ -38,7 +40,7 @@ Qmp Qmp::connect(const std::filesystem::path& socket, Deadline deadline, int vm_
 nlohmann::json Qmp::execute(std::string_view command, const nlohmann::json& arguments, Deadline deadline) {
   nlohmann::json request = {{"execute", command}};
   if (!arguments.empty()) request["arguments"] = arguments;
-  std::string line = request.dump() + "\n";
+  std::string line = dump_json(request) + "\n";
   // The socket is non-blocking, but a command is tiny next to its buffer.
   if (int err = try_write_all(fd_.get(), line))
     throw sys_error(err, "cannot send " + std::string(command) + " to QEMU");
@@ -46,7 +48,7 @@ nlohmann::json Qmp::execute(std::string_view command, const nlohmann::json& argu
 }
 
 void Qmp::pass_fd(const std::string& name, int fd, Deadline deadline) {
-  std::string line = nlohmann::json({{"execute", "getfd"}, {"arguments", {{"fdname", name}}}}).dump() + "\n";
+  std::string line = dump_json(nlohmann::json({{"execute", "getfd"}, {"arguments", {{"fdname", name}}}})) + "\n";
   struct iovec iov = {line.data(), line.size()};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   struct msghdr msg = {};
@@ -74,7 +76,7 @@ nlohmann::json Qmp::await_reply(std::string_view command, Deadline deadline) {
     if (reply.contains("return")) return reply["return"];
     if (reply.contains("error")) {
       const auto& e = reply["error"];
-      fail("QEMU refused {}: {}", command, e.value("desc", e.dump()));
+      fail("QEMU refused {}: {}", command, e.value("desc", dump_json(e)));
     }
     // Anything else is an asynchronous event: not ours to handle here.
   }
@@ -85,7 +87,7 @@ nlohmann::json Qmp::read_message(Deadline deadline, std::string_view waiting_for
     if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
       std::string line = buffer_.substr(0, nl);
       buffer_.erase(0, nl + 1);
-      auto message = nlohmann::json::parse(line, nullptr, false);
+      auto message = parse_json(line);
       if (message.is_discarded() || !message.is_object())
         fail("QEMU sent a malformed QMP message while we waited for {}: {}", waiting_for, line);
       return message;

@@ -308,45 +308,5 @@ TEST_F(KernelCacheTest, UserVmlinuxWithoutPvhIsRejected) {
   EXPECT_THROW(resolve_kernel({.modules_dir = cache_.path()}), Error);
 }
 
-// The real thing: downloads Debian's kernel (network, ~70 MB). Run with
-//   kestrel_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*RealFetch*'
-// KESTREL_TEST_CACHE_DIR keeps the result (default: a temp dir).
-TEST(DebianKernel, DISABLED_RealFetch) {
-  std::optional<TempDir> temp;
-  std::string dir;
-  if (const char* keep = std::getenv("KESTREL_TEST_CACHE_DIR")) {
-    dir = keep;
-  } else {
-    temp.emplace("/tmp", "kestrel-fetch-");
-    dir = temp->path().string();
-  }
-  testing::ScopedEnv env("KESTREL_CACHE_DIR", dir);
-  auto start = std::chrono::steady_clock::now();
-  Kernel k = fetch_debian_kernel([](const std::string& line) { std::cerr << "  " << line << "\n"; }, true);
-  auto fetched = std::chrono::steady_clock::now();
-  std::cerr << "fetch: " << std::chrono::duration<double>(fetched - start).count() << " s\n";
-  EXPECT_TRUE(k.pvh);
-  EXPECT_TRUE(k.release.starts_with("6."));
-  EXPECT_TRUE(elf::is_elf64(read_file(k.image)));
-  EXPECT_EQ(resolve_kernel({}).image, k.image);
-
-  // Fetching again finds it in the cache.
-  Kernel again = fetch_debian_kernel([](const std::string& line) { std::cerr << "  " << line << "\n"; });
-  EXPECT_EQ(again.image, k.image);
-
-  InitramfsInputs in;
-  in.agent = find_busybox();  // any static executable will do as /init here
-  in.busybox = find_busybox();
-  in.kernel = k;
-  start = std::chrono::steady_clock::now();
-  fs::path cpio = ensure_initramfs(in);
-  auto built = std::chrono::steady_clock::now();
-  fs::path cached = ensure_initramfs(in);
-  auto hit = std::chrono::steady_clock::now();
-  EXPECT_EQ(cpio, cached);
-  std::cerr << "initramfs: " << cpio << " cold " << std::chrono::duration<double>(built - start).count() * 1000
-            << " ms, cached " << std::chrono::duration<double>(hit - built).count() * 1000 << " ms\n";
-}
-
 }  // namespace
 }  // namespace kestrel::assets

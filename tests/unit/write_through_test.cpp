@@ -8,6 +8,7 @@
 
 #include "config/keys.hpp"
 #include "host/shares.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -137,11 +138,18 @@ TEST_F(WriteThrough, SystemAndSharedDirectoriesAreNeverWrittenThrough) {
 }
 
 TEST_F(WriteThrough, UnwritableDirectoriesAreRefused) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root may write anywhere";
+  // Root writes anywhere: as root, the check runs as an unprivileged user.
   make_dirs(root / "ro");
-  fs::permissions(root / "ro", fs::perms::owner_read | fs::perms::owner_exec);
-  EXPECT_NE(write_refusal(root / "ro", "/nonexistent-home"), "");
+  make_dirs(root / "rw");
+  fs::permissions(root, fs::perms::all);
+  fs::permissions(root / "ro", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                   fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(root / "rw", fs::perms::all);
+  std::string refusals = test::as_unprivileged([&] {
+    return write_refusal(root / "ro", "/nonexistent-home") + "|" + write_refusal(root / "rw", "/nonexistent-home");
+  });
   fs::permissions(root / "ro", fs::perms::owner_all);
+  EXPECT_EQ(refusals, "not writable by you (Permission denied)|");
 }
 
 TEST_F(WriteThrough, ConfiguredPathsMustBeUsable) {
