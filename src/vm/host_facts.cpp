@@ -118,10 +118,18 @@ std::string describe_host(const HostFacts& f) {
   if (f.nested) modules += *f.nested ? " (nested on)" : " (nested off)";
   std::string dev;
   switch (f.dev_kvm) {
-    case HostFacts::DevKvm::kMissing: dev = "no /dev/kvm"; break;
-    case HostFacts::DevKvm::kNoAccess: dev = "/dev/kvm not ours to open (" + f.dev_kvm_error + ")"; break;
-    case HostFacts::DevKvm::kBroken: dev = "/dev/kvm does not open (" + f.dev_kvm_error + ")"; break;
-    case HostFacts::DevKvm::kUsable: dev = "/dev/kvm usable"; break;
+    case HostFacts::DevKvm::kMissing:
+      dev = "no /dev/kvm";
+      break;
+    case HostFacts::DevKvm::kNoAccess:
+      dev = "/dev/kvm not ours to open (" + f.dev_kvm_error + ")";
+      break;
+    case HostFacts::DevKvm::kBroken:
+      dev = "/dev/kvm does not open (" + f.dev_kvm_error + ")";
+      break;
+    case HostFacts::DevKvm::kUsable:
+      dev = "/dev/kvm usable";
+      break;
   }
   return cpu + "; KVM modules: " + modules + "; " + dev;
 }

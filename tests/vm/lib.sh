@@ -136,3 +136,52 @@ start_kept_vm() {
 
 # Milliseconds since the epoch.
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# make_fake_host VARIANT DIR: a fake host root for KESTREL_HOST_ROOT
+# (src/vm/host_facts.hpp), so every kind of host is tested on every machine:
+#   intel-kvm     Intel CPU with VT-x, kvm_intel, a usable /dev/kvm
+#   amd-kvm       AMD CPU with AMD-V, kvm_amd (nested on), a usable /dev/kvm
+#   pvm           a VM whose KVM is kvm_pvm, with a /dev/kvm
+#   pvm-no-dev    the same without /dev/kvm (kvm_pvm loaded, no device)
+#   kvm-not-ours  kvm_intel and a /dev/kvm only root may open (mode 600)
+#   no-kvm        an Intel CPU with VT-x, no KVM module loaded, no /dev/kvm
+# The fake /dev/kvm is a plain file: kestrel's choice reads the facts; QEMU
+# still opens the real /dev/kvm, if it gets to.
+make_fake_host() {
+  local variant=$1 root=$2 vendor flags modules="" dev=666
+  case $variant in
+    intel-kvm) vendor=GenuineIntel flags="vmx ept" modules="kvm kvm_intel" ;;
+    amd-kvm) vendor=AuthenticAMD flags="svm npt" modules="kvm kvm_amd" ;;
+    pvm) vendor=AuthenticAMD flags=hypervisor modules="kvm kvm_pvm" ;;
+    pvm-no-dev) vendor=AuthenticAMD flags=hypervisor modules="kvm kvm_pvm" dev="" ;;
+    kvm-not-ours) vendor=GenuineIntel flags=vmx modules="kvm kvm_intel" dev=600 ;;
+    no-kvm) vendor=GenuineIntel flags=vmx dev="" ;;
+    *) fail "no fake host variant $variant" ;;
+  esac
+  mkdir -p "$root/proc/sys/kernel" "$root/sys/module" "$root/dev"
+  chmod 755 "$root" "$root/proc" "$root/sys" "$root/dev"
+  printf 'processor\t: 0\nvendor_id\t: %s\nflags\t\t: fpu pae %s lm\n\n' "$vendor" "$flags" >"$root/proc/cpuinfo"
+  echo "6.1.0-fake-$variant" >"$root/proc/sys/kernel/osrelease"
+  local m
+  for m in $modules; do mkdir -p "$root/sys/module/$m/parameters"; done
+  [ "$variant" != amd-kvm ] || echo Y >"$root/sys/module/kvm_amd/parameters/nested"
+  if [ -n "$dev" ]; then
+    : >"$root/dev/kvm"
+    chmod "$dev" "$root/dev/kvm"
+  fi
+}
+
+# The facts of the machine the tests run on, as kestrel reads them.
+host_has_usable_kvm() {
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; }
+}
+
+# A command as nobody (uid 65534), when the tests run as root: permission
+# checks that root would pass. As anyone else, the command itself.
+as_unprivileged() {
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+  else
+    "$@"
+  fi
+}
