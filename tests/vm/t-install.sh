@@ -17,10 +17,11 @@ done
 
 # The installed kestrel with nothing from the build tree: it must find the
 # installed agent (<prefix>/libexec/kestrel), since no other is next to it.
-# (The kernel setting stays: the tests' kernel, e.g. the lean one.)
+# (The kernel setting and the cache stay: the tests' kernel, e.g. the lean one.)
 installed() {
   env -i PATH="$prefix/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME="$HOME" \
-    KESTREL_RUNTIME_DIR="$KESTREL_RUNTIME_DIR" XDG_CONFIG_HOME="$XDG_CONFIG_HOME" $(kernel_env) "$@"
+    KESTREL_RUNTIME_DIR="$KESTREL_RUNTIME_DIR" XDG_CONFIG_HOME="$XDG_CONFIG_HOME" \
+    ${KESTREL_CACHE_DIR:+KESTREL_CACHE_DIR="$KESTREL_CACHE_DIR"} $(kernel_env) "$@"
 }
 installed kestrel doctor >"$work/doctor" 2>&1 || { cat "$work/doctor"; fail "doctor found problems"; }
 grep -q "^ok    guest    agent $prefix/libexec/kestrel/kestrel-agent," "$work/doctor" ||

@@ -4,6 +4,7 @@
 # what it lacks and what to do, and `kestrel doctor --kernel` says the same
 # without booting it. Needs apt and a reachable Debian mirror (else skipped).
 # kestrel-test-timeout: 600
+# kestrel-test-labels: any-kernel
 source "$(dirname "$0")/lib.sh"
 use_own_cache
 
