@@ -23,6 +23,7 @@
 #include "image/host_check.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/strings.hpp"
 #include "vm/accel.hpp"
 #include "vm/qemu.hpp"
 
@@ -78,7 +79,9 @@ std::string human_bytes(uint64_t bytes) {
 Finding check_qemu(const config::Config*) {
   try {
     std::string qemu = vm::find_qemu();
-    return ok(fmt::format("QEMU {} ({})", vm::qemu_version(qemu), qemu));
+    auto accels = vm::qemu_accelerators(qemu);
+    return ok(fmt::format("QEMU {} ({}; accelerators: {})", vm::qemu_version(qemu), qemu,
+                          accels.empty() ? std::string("none") : join(accels, " ")));
   } catch (const Error& e) {
     if (const char* env = std::getenv("KESTREL_QEMU"); env && *env)
       return problem(fmt::format("KESTREL_QEMU={}: {}", env, e.what()),
@@ -204,6 +207,14 @@ Finding check_accel(const config::Config* c) {
   vm::AccelDecision d;
   try {
     d = vm::decide_accel(requested, facts);
+    if (d.accel == vm::Accel::kKvm) {  // as a run does: ask QEMU too
+      try {
+        facts.qemu_accels = vm::qemu_accelerators(vm::find_qemu());
+      } catch (const Error&) {
+        // No QEMU: the qemu line says so.
+      }
+      d = vm::decide_accel(requested, facts);
+    }
   } catch (const Error& e) {
     return problem(e.what(), facts.dev_kvm == vm::HostFacts::DevKvm::kNoAccess
                                  ? "sudo usermod -aG kvm $USER  (then log in again), or set accel = \"auto\""

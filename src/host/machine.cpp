@@ -132,6 +132,11 @@ BootPlan plan_boot(const BootOptions& o) {
   // a candidate at all.
   p.facts = vm::read_host_facts();
   p.decision = vm::decide_accel(o.accel_request, p.facts);
+  if (p.decision.accel == vm::Accel::kKvm) {
+    // KVM is in question: ask QEMU whether it has it (remembered per binary).
+    p.facts.qemu_accels = vm::qemu_accelerators(p.qemu);
+    p.decision = vm::decide_accel(o.accel_request, p.facts);
+  }
   if (p.decision.accel == vm::Accel::kKvm && p.decision.automatic) {
     p.verdict_key = vm::kvm_verdict_key(p.facts, vm::qemu_version(p.qemu), kernel.release);
     p.decision = vm::decide_accel(o.accel_request, p.facts, vm::remembered_kvm_failure(p.verdict_key));

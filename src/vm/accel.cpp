@@ -1,11 +1,12 @@
 #include "vm/accel.hpp"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
 
 #include "assets/cache.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/strings.hpp"
 
 namespace kestrel::vm {
 
@@ -25,6 +26,14 @@ nlohmann::json load_verdicts() {
 }
 
 constexpr std::string_view kTcg = "TCG (software emulation): ";
+
+// "QEMU was built without KVM (...)" once QEMU was asked and said so, else "".
+std::string qemu_lacks_kvm(const HostFacts& f) {
+  if (!f.qemu_accels || std::find(f.qemu_accels->begin(), f.qemu_accels->end(), "kvm") != f.qemu_accels->end())
+    return "";
+  return "QEMU was built without KVM (its accelerators: " +
+         (f.qemu_accels->empty() ? std::string("none") : join(*f.qemu_accels, " ")) + ")";
+}
 
 // Why /dev/kvm is no use, as the rest of "TCG (software emulation): ...".
 std::string why_not_kvm(const HostFacts& f) {
@@ -47,7 +56,7 @@ std::string why_not_kvm(const HostFacts& f) {
     return "/dev/kvm is provided by kvm_pvm (PVM), which boots only PVM-enabled guest kernels; a standard "
            "kernel hangs under it";
   if (!f.hardware_kvm()) return "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
-  return "";
+  return qemu_lacks_kvm(f);
 }
 
 }  // namespace
@@ -62,6 +71,7 @@ AccelDecision decide_accel(std::string_view requested, const HostFacts& f,
              f.dev_kvm_error);
       fail("KESTREL_ACCEL=kvm, but {}", why_not_kvm(f));
     }
+    if (std::string lacks = qemu_lacks_kvm(f); !lacks.empty()) fail("KESTREL_ACCEL=kvm, but {}", lacks);
     return {Accel::kKvm, false, "KVM: KESTREL_ACCEL=kvm"};
   }
   if (!requested.empty() && requested != "auto") fail("KESTREL_ACCEL={}: expected kvm, tcg or auto", requested);
@@ -77,7 +87,9 @@ std::string kvm_advice(const HostFacts& f) {
     return "none on this host: KVM needs a host with kvm_intel or kvm_amd (bare metal or nested "
            "virtualization); set accel = \"tcg\" to make the choice explicit";
   if (f.dev_kvm == DevKvm::kNoAccess) return "sudo usermod -aG kvm $USER  (then log in again)";
-  if (f.hardware_kvm())
+  if (!qemu_lacks_kvm(f).empty())
+    return "sudo apt-get install qemu-system-x86  (Debian's QEMU has KVM), or point KESTREL_QEMU at one that has";
+  if (f.hardware_kvm())  // loaded, but no /dev/kvm that opens
     return std::string("look for KVM's complaint in `sudo dmesg | grep -i kvm`, then `sudo modprobe -r ") +
            (f.kvm_intel ? "kvm_intel" : "kvm_amd") + " && sudo modprobe " + (f.kvm_intel ? "kvm_intel" : "kvm_amd") +
            "`";

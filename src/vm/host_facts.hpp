@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kestrel::vm {
 
@@ -39,6 +40,10 @@ struct HostFacts {
   bool cpu_svm = false;         // AMD-V offered to this host
   bool cpu_hypervisor = false;  // this host is itself a VM
   std::string host_release;     // proc/sys/kernel/osrelease (uname -r)
+
+  // QEMU's accelerators ("tcg", "kvm"), once asked (vm::qemu_accelerators):
+  // not read from the root, and asked only where KVM is in question.
+  std::optional<std::vector<std::string>> qemu_accels;
 
   bool dev_kvm_usable() const { return dev_kvm == DevKvm::kUsable; }
   // kvm_intel or kvm_amd: KVM that boots a standard kernel.

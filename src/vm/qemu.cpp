@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 
 #include "assets/cache.hpp"
 #include "proto/frame.hpp"
@@ -167,37 +168,69 @@ std::string find_qemu() {
   fail("qemu-system-x86_64 not found in PATH; install it: sudo apt-get install qemu-system-x86");
 }
 
-std::string qemu_version(const std::string& qemu) {
-  // Asking QEMU costs a process start; remember the answer per binary identity.
+namespace {
+
+// What `QEMU ARGS...` prints, reduced by `parse` to one line, remembered in
+// the cache file `cache_name` per binary identity (path, inode, size,
+// mtime): asking QEMU costs a process start.
+std::string ask_qemu(const std::string& qemu, const std::vector<std::string>& args, const char* cache_name,
+                     const std::function<std::string(const std::string&)>& parse) {
   struct stat st;
   if (::stat(qemu.c_str(), &st) != 0) fail_errno("cannot stat {}", qemu);
   std::string key = fmt::format("{}:{}:{}:{}", qemu, st.st_ino, st.st_size, st.st_mtim.tv_sec);
-  fs::path cache = assets::cache_dir() / "qemu-versions";
+  fs::path cache = assets::cache_dir() / cache_name;
   if (auto text = read_file_if_exists(cache)) {
     for (const auto& line : split(*text, '\n')) {
       if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ' ')
         return line.substr(key.size() + 1);
     }
   }
-  TempDir tmp(assets::cache_dir(), ".qemu-version-");
+  TempDir tmp(assets::cache_dir(), ".qemu-ask-");
   fs::path out_file = tmp.path() / "out";
   UniqueFd out(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
   if (!out) fail_errno("cannot create {}", out_file.string());
   SpawnOptions o;
-  o.argv = {qemu, "--version"};
+  o.argv = {qemu};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
   o.stdout_fd = out.get();
   Child child = Child::spawn(o);
   auto status = child.wait(Deadline::after(std::chrono::seconds(10)));
-  if (!status || shell_status(*status) != 0) fail("`{} --version` failed", qemu);
-  std::string text = read_file(out_file);
-  std::string version = "unknown";
-  if (auto pos = text.find("version "); pos != std::string::npos) {
-    auto end = text.find_first_of(" \n", pos + 8);
-    version = text.substr(pos + 8, end - pos - 8);
-  }
+  if (!status || shell_status(*status) != 0) fail("`{} {}` failed", qemu, join(args, " "));
+  std::string answer = parse(read_file(out_file));
   std::string all = read_file_if_exists(cache).value_or("");
-  write_file_atomic(cache, all + key + " " + version + "\n");
-  return version;
+  write_file_atomic(cache, all + key + " " + answer + "\n");
+  return answer;
+}
+
+}  // namespace
+
+std::string qemu_version(const std::string& qemu) {
+  return ask_qemu(qemu, {"--version"}, "qemu-versions", [](const std::string& text) {
+    std::string version = "unknown";
+    if (auto pos = text.find("version "); pos != std::string::npos) {
+      auto end = text.find_first_of(" \n", pos + 8);
+      version = text.substr(pos + 8, end - pos - 8);
+    }
+    return version;
+  });
+}
+
+std::vector<std::string> qemu_accelerators(const std::string& qemu) {
+  // "Accelerators supported in QEMU binary:\ntcg\nkvm\n"
+  std::string line = ask_qemu(qemu, {"-accel", "help"}, "qemu-accelerators", [](const std::string& text) {
+    std::vector<std::string> names;
+    for (const auto& l : split(text, '\n')) {
+      std::string_view word = trim(l);
+      if (word.empty() || word.find(' ') != std::string_view::npos || word.find(':') != std::string_view::npos)
+        continue;
+      names.emplace_back(word);
+    }
+    return names.empty() ? std::string("none") : join(names, " ");
+  });
+  std::vector<std::string> out;
+  for (const auto& w : split(line, ' '))
+    if (!w.empty() && w != "none") out.push_back(w);
+  return out;
 }
 
 namespace {

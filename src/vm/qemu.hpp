@@ -99,6 +99,9 @@ std::string find_qemu();
 
 // "QEMU emulator version 7.2.22 ..." → "7.2.22"; cached per binary path.
 std::string qemu_version(const std::string& qemu_binary);
+// The accelerators this QEMU was built with (`-accel help`: "tcg", "kvm"),
+// remembered per binary like its version.
+std::vector<std::string> qemu_accelerators(const std::string& qemu_binary);
 
 // Spawns QEMU in its own session with stdout/stderr to qemu.log and writes
 // qemu.pid. The returned Child kills QEMU if dropped; release() it to keep

@@ -231,6 +231,20 @@ TEST(Accel, DevKvmWithoutAKnownModule) {
   EXPECT_TRUE(has(d.reason, "neither kvm_intel nor kvm_amd is loaded"));
 }
 
+TEST(Accel, QemuWithoutKvmMeansTcg) {
+  HostFacts f = read_host_facts(intel_kvm().root());
+  f.qemu_accels = std::vector<std::string>{"tcg"};
+  AccelDecision d = decide_accel("", f);
+  EXPECT_EQ(d.accel, Accel::kTcg);
+  EXPECT_EQ(d.reason, "TCG (software emulation): QEMU was built without KVM (its accelerators: tcg)");
+  EXPECT_TRUE(has(kvm_advice(f), "qemu-system-x86")) << kvm_advice(f);
+  std::string forced = test::error_message([&] { decide_accel("kvm", f); });
+  EXPECT_EQ(forced, "KESTREL_ACCEL=kvm, but QEMU was built without KVM (its accelerators: tcg)");
+  // A QEMU that has KVM changes nothing.
+  f.qemu_accels = std::vector<std::string>{"tcg", "kvm"};
+  EXPECT_EQ(decide_accel("", f).accel, Accel::kKvm);
+}
+
 TEST(Accel, RememberedKvmFailureMeansTcg) {
   HostFacts f = read_host_facts(intel_kvm().root());
   AccelDecision d = decide_accel("", f, std::string("no agent greeting within 10 s"));

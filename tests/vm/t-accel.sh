@@ -60,6 +60,21 @@ for variant in intel-kvm amd-kvm; do
   fi
 done
 
+# A KVM host whose QEMU was built without KVM: TCG, chosen up front (QEMU
+# is asked, `-accel help`), no fallback.
+cat >"$work/qemu-without-kvm" <<SH
+#!/bin/sh
+case " \$* " in *" -accel help "*) printf 'Accelerators supported in QEMU binary:\ntcg\n'; exit 0 ;; esac
+exec $(command -v qemu-system-x86_64) "\$@"
+SH
+chmod +x "$work/qemu-without-kvm"
+KESTREL_QEMU=$work/qemu-without-kvm run_on intel-kvm
+expect_eq "accelerator with a QEMU without KVM" tcg "$run_accel"
+! grep -q 'falling back' "$run_err" || fail "KVM was tried with a QEMU without it: $(cat "$run_err")"
+KESTREL_HOST_ROOT=$work/host-intel-kvm KESTREL_QEMU=$work/qemu-without-kvm "$KESTREL" doctor 2>&1 |
+  grep -q '^warn  accel    TCG (software emulation): QEMU was built without KVM (its accelerators: tcg)' ||
+  fail "doctor does not say QEMU lacks KVM"
+
 # 4. Forced KVM where QEMU crashes under it (AMD hosts with PVM: "failed to
 # set MSR", SIGABRT) or hangs (Intel hosts with PVM: a guest stuck after
 # "Probing EDD"), on a fake PVM host: a stand-in QEMU does either whenever
