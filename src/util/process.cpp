@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,6 +82,26 @@ void drop_capabilities(const std::vector<int>& caps) {
   if (have) syscall(SYS_capset, &header, data);
 }
 
+// Async-signal-safe. With the scheduler's autogroups (Debian's default) a
+// new session is a new group, and groups share the CPU as equals at the
+// group's own nice value, 0: a `nice kestrel ...` would run its QEMU or make
+// at full priority. So a session of ours gets our nice value (raising it
+// needs no privilege; a kernel without autogroups has no file to write).
+void keep_nice_in_new_autogroup() {
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, 0);
+  if (errno != 0 || nice <= 0) return;
+  char text[8];
+  int n = 0;
+  if (nice >= 10) text[n++] = static_cast<char>('0' + nice / 10);
+  text[n++] = static_cast<char>('0' + nice % 10);
+  text[n++] = '\n';
+  int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)!write(fd, text, static_cast<size_t>(n));
+  close(fd);
+}
+
 // Runs in the forked child: only async-signal-safe calls from here on.
 // Returns only on failure, with errno set.
 void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int devnull, int* err_pipe, pid_t parent) {
@@ -90,7 +111,10 @@ void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int d
   sigprocmask(SIG_SETMASK, &all, nullptr);
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
 
-  if (o.new_session) setsid();
+  if (o.new_session) {
+    setsid();
+    keep_nice_in_new_autogroup();
+  }
   if (!o.drop_capabilities.empty()) drop_capabilities(o.drop_capabilities);
   if (o.die_with_parent) {
     prctl(PR_SET_PDEATHSIG, o.death_signal);

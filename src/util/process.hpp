@@ -26,7 +26,9 @@ struct SpawnOptions {
   int stderr_fd = -1;                           // -1: inherit ours
   // Extra descriptors the child gets: {fd in parent, fd number in child}.
   std::vector<std::pair<int, int>> extra_fds;
-  bool new_session = true;  // setsid(): own session and process group
+  // setsid(): own session and process group (and, with the scheduler's
+  // autogroups, a CPU group of its own, given our nice value).
+  bool new_session = true;
   // SIGKILL the child when we die, whatever the cause (SIGKILL included): for
   // helpers that must never outlive their owner, e.g. a template being built.
   bool die_with_parent = false;

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +58,34 @@ TEST(Process, ExtraFdsArriveAtTheirNumbers) {
   EXPECT_EQ(::read(p[0], buf, sizeof buf), 3);
   EXPECT_STREQ(buf, "hi\n");
   ::close(p[0]);
+}
+
+// `nice kestrel run` must make its QEMU nice: a child in a session of its own
+// is, with the scheduler's autogroups, a CPU group of its own at the group's
+// nice value (0 by default), whatever the task's. The child's group gets ours.
+TEST(Process, ANewSessionKeepsOurNiceValue) {
+  if (::access("/proc/self/autogroup", F_OK) != 0) GTEST_SKIP() << "no autogroups in this kernel";
+  TempDir t("/tmp", "kestrel-nice-");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // niced for good: in a child of the test
+    if (::setpriority(PRIO_PROCESS, 0, 13) != 0) ::_exit(2);
+    SpawnOptions o;
+    o.argv = {"/bin/sh", "-c", "cat /proc/self/autogroup >" + (t.path() / "group").string()};
+    try {
+      Child c = Child::spawn(o);
+      auto st = c.wait(Deadline::after(std::chrono::seconds(5)));
+      ::_exit(st && shell_status(*st) == 0 ? 0 : 3);
+    } catch (...) {
+      ::_exit(4);
+    }
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // "/autogroup-1234 nice 13"
+  std::string group = read_file(t.path() / "group");
+  EXPECT_NE(group.find(" nice 13"), std::string::npos) << group;
 }
 
 // QEMU is started this way so that a root kestrel's guest cannot make device

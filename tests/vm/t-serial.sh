@@ -26,14 +26,28 @@ out=$(printf 'hostname\n' | "$KESTREL" serial "$vm_name" -f "$vm_dir") || status
 expect_eq "status of a scripted serial session" 0 "$status"
 echo "$out" | tr -d '\r' | grep -qx "$vm_name" || fail "hostname not answered on the console: $out"
 
-# Only one console session at a time.
-(sleep 3 | "$KESTREL" serial "$vm_name" -f "$vm_dir" >/dev/null) &
-sleep 0.5
+# Only one console session at a time. The first holds its input open (a fifo)
+# until the second has been refused, and the second starts only once the first
+# is attached (its prompt came back): no guess of how long attaching takes
+# under load.
+mkfifo "$work/first-in"
+"$KESTREL" serial "$vm_name" -f "$vm_dir" <"$work/first-in" >"$work/first-out" 2>&1 &
+first=$!
+exec 3>"$work/first-in"
+for _ in $(seq 300); do
+  grep -q "$vm_name:# " "$work/first-out" && break
+  kill -0 "$first" 2>/dev/null || fail "the first console session ended early: $(cat "$work/first-out")"
+  sleep 0.1
+done
+grep -q "$vm_name:# " "$work/first-out" || fail "the first console session never attached: $(cat "$work/first-out")"
 status=0
 "$KESTREL" serial "$vm_name" -f "$vm_dir" </dev/null 2>"$work/err" || status=$?
 [ "$status" -ne 0 ] || fail "a second console session was allowed"
 grep -q "in use" "$work/err" || fail "no reason for refusing the second session: $(cat "$work/err")"
-wait
+exec 3>&-
+status=0
+wait "$first" || status=$?
+expect_eq "status of the first console session" 0 "$status"
 
 log=$vm_dir/$vm_name/console.log
 grep -q "kestrel-agent .* ready .* after boot" "$log" || fail "console.log lacks the agent's boot line"
