@@ -113,6 +113,8 @@ class KESTREL_API Topology {
  private:
   struct Impl;
   explicit Topology(std::unique_ptr<Impl> impl);
+  // The Impl, or an error naming `call` for a moved-from Topology.
+  Impl& impl(const char* call) const;
   std::unique_ptr<Impl> impl_;
 };
 

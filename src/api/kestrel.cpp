@@ -7,13 +7,14 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <mutex>
 
 #include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "config/keys.hpp"
 #include "deploy/teardown.hpp"
+#include "host/agent_client.hpp"
 #include "host/environment.hpp"
+#include "host/program.hpp"
 #include "host/shares.hpp"
 #include "host/write_through.hpp"
 #include "image/build.hpp"
@@ -131,10 +132,9 @@ ExecResult exec_on(host::AgentClient& agent, int vm_pidfd, const std::string& no
   return result;
 }
 
-fs::path resolve_on_host(const std::string& program) {
-  if (program.find('/') != std::string::npos) return fs::absolute(program).lexically_normal();
-  if (auto found = find_in_path(program)) return *found;
-  fail("cannot run {}: not found in PATH", program);
+void check_timeout(const char* call, std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0)
+    fail("{}: the timeout is negative ({} ms); give 0 for none or a positive duration", call, timeout.count());
 }
 
 }  // namespace
@@ -150,11 +150,17 @@ struct Topology::Impl {
   topology::Cluster cluster;
   fs::path dir;  // kept after down()
   std::vector<std::string> nodes;
-  std::mutex exec_mutex;  // one exec at a time per node's agent connection
   bool down = false;
 };
 
 Topology::Topology(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+// A moved-from Topology has no Impl: every call but down() and the
+// destructor says so instead of crashing.
+Topology::Impl& Topology::impl(const char* call) const {
+  if (!impl_) fail("Topology::{}: this Topology was moved from; use the one it was moved to", call);
+  return *impl_;
+}
 Topology::Topology(Topology&&) noexcept = default;
 Topology& Topology::operator=(Topology&&) noexcept = default;
 Topology::~Topology() = default;  // the cluster tears down unless kept
@@ -169,9 +175,9 @@ Topology Topology::up(const TopologyDefinition& definition) {
   return Topology(std::make_unique<Impl>(topology::Cluster::up(spec, up_options())));
 }
 
-const fs::path& Topology::dir() const { return impl_->dir; }
+const fs::path& Topology::dir() const { return impl("dir").dir; }
 
-std::vector<std::string> Topology::nodes() const { return impl_->nodes; }
+std::vector<std::string> Topology::nodes() const { return impl("nodes").nodes; }
 
 ExecResult Topology::exec(const std::string& node, const std::string& command, std::chrono::milliseconds timeout) {
   return exec(node, std::vector<std::string>{"/bin/sh", "-c", command}, timeout);
@@ -179,28 +185,35 @@ ExecResult Topology::exec(const std::string& node, const std::string& command, s
 
 ExecResult Topology::exec(const std::string& node, const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout) {
+  Impl& self = impl("exec");
   if (argv.empty()) fail("exec on {}: the command is empty", node);
-  impl_->check_up("exec");
-  size_t i = impl_->cluster.index(node);
+  check_timeout("exec", timeout);
+  self.check_up("exec");
+  size_t i = self.cluster.index(node);
   proto::Exec exec;
   exec.argv = argv;
   exec.env = host::default_exec_environment();
   exec.env.push_back("KESTREL_VM=" + node);
   exec.cwd = "/";
-  std::lock_guard lock(impl_->exec_mutex);
-  host::Machine& m = impl_->cluster.machine(i);
-  return exec_on(m.agent(), m.qemu().pidfd(), node, impl_->cluster.paths(i), exec, timeout);
+  // A connection of its own, as each `kestrel exec` has: calls from several
+  // threads run at once (up to 8 per node; more wait for a free agent port).
+  host::Machine& m = self.cluster.machine(i);
+  const vm::VmPaths& paths = self.cluster.paths(i);
+  host::AgentClient agent =
+      host::AgentClient::connect(paths, 1, Deadline::after(std::chrono::seconds(30)), m.qemu().pidfd());
+  return exec_on(agent, m.qemu().pidfd(), node, paths, exec, timeout);
 }
 
 void Topology::link(const std::string& a, const std::string& b, bool up) {
-  impl_->check_up("link");
+  impl("link").check_up("link");
   topology::set_link(dir(), a, b, up);
 }
 
 std::string Topology::address(const std::string& node, const std::string& peer) const {
-  impl_->check_up("address");
-  size_t i = impl_->cluster.index(node);
-  const auto& nics = impl_->cluster.network()[i].nics;
+  Impl& self = impl("address");
+  self.check_up("address");
+  size_t i = self.cluster.index(node);
+  const auto& nics = self.cluster.network()[i].nics;
   for (const auto& nic : nics)
     if (peer.empty() || nic.peer == peer) return nic.address.ip_str();
   if (peer.empty()) fail("node {} has no network interface", node);
@@ -208,8 +221,9 @@ std::string Topology::address(const std::string& node, const std::string& peer) 
 }
 
 void Topology::keep() {
-  impl_->check_up("keep");
-  impl_->cluster.keep();
+  Impl& self = impl("keep");
+  self.check_up("keep");
+  self.cluster.keep();
 }
 
 void Topology::down() {
@@ -220,8 +234,20 @@ void Topology::down() {
 
 ExecResult run(const std::vector<std::string>& argv, const VmOptions& options) {
   if (argv.empty()) fail("run: the command is empty");
+  check_timeout("run", options.timeout);
+  // On an image, a program named without a directory, or in the system
+  // directories, is the image's: the guest finds it (docs/images.md). Any
+  // other is checked on the host first, as `kestrel run` checks it: one
+  // that cannot run comes back as 127 or 126, and no VM boots.
+  bool image_program = !options.image.empty() && host::is_image_program(argv[0]);
+  fs::path program;
+  try {
+    program = image_program ? fs::path(argv[0]) : host::resolve_program(argv[0]);
+  } catch (const host::ProgramError& e) {
+    return {e.status(), "", fmt::format("kestrel: error: {}\n", e.what())};
+  }
   topology::Spec spec;
-  spec.name = fs::path(argv[0]).filename().string();
+  spec.name = program.filename().empty() ? "run" : program.filename().string();
   topology::NodeSpec node;
   node.name = "vm";
   node.image = options.image;
@@ -231,17 +257,15 @@ ExecResult run(const std::vector<std::string>& argv, const VmOptions& options) {
   spec.nodes.push_back(node);
   topology::UpOptions o = up_options();
   o.name = spec.name;
-  bool image_program = !options.image.empty() && host::is_image_program(argv[0]);
-  fs::path program = image_program ? fs::path(argv[0]) : resolve_on_host(argv[0]);
   o.extra_node = "vm";
   for (const auto& share : options.shares)
     o.extra_shares.push_back(config::parse_share(topology::normalize_share(share, fs::current_path())));
-  if (!image_program) {
-    o.extra_program = program;
-    host::WritePlan writes =
-        host::plan_write_through({{"auto"}, "kestrel::run", fs::current_path(), program, host::user_home()});
-    for (const auto& t : writes.trees) o.extra_trees.push_back(t.path);
-  }
+  if (!image_program) o.extra_program = program;
+  // The working directory's tree is written through on an image too, as
+  // `kestrel run --image` does: the program starts there.
+  host::WritePlan writes =
+      host::plan_write_through({{"auto"}, "kestrel::run", fs::current_path(), program, host::user_home()});
+  for (const auto& t : writes.trees) o.extra_trees.push_back(t.path);
   topology::check_spec(spec);
   topology::Cluster cluster = topology::Cluster::up(spec, o);
   proto::Exec exec;

@@ -101,8 +101,12 @@ int pending_signal(int signal_fd) {
 // half-written targets; mmdebstrap unmounts and removes its temporary tree),
 // SIGKILL if it lingers.
 void stop(Child& child, std::chrono::seconds grace) {
-  child.kill(SIGTERM);
-  if (!child.wait(Deadline::after(grace))) child.kill_and_reap();
+  child.kill_group(SIGTERM);
+  // A contained child's init kills everything itself when the grace is up.
+  if (!child.wait(Deadline::after(grace + std::chrono::seconds(2)))) {
+    child.kill_group(SIGKILL);
+    child.kill_and_reap();
+  }
 }
 
 }  // namespace
@@ -131,6 +135,8 @@ StreamedResult run_streamed(const StreamedCommand& c) {
   // mmdebstrap unmount the /proc and /sys of its chroot (root mode).
   options.die_with_parent = true;
   options.death_signal = SIGTERM;
+  options.contain = c.contain;
+  options.contain_grace_s = static_cast<int>(c.stop_grace.count());
   Child child = Child::spawn(options);
   out.write.reset();
 

@@ -46,6 +46,10 @@ struct StreamedCommand {
   // How long SIGTERM has to work before SIGKILL: make removes half-written
   // targets quickly, mmdebstrap has mounts to undo and a tree to remove.
   std::chrono::seconds stop_grace = std::chrono::seconds(10);
+  // Everything it starts ends with it (SpawnOptions::contain: a PID and
+  // mount namespace of its own when we are root; its process group
+  // otherwise): for builds that run as root and start daemons.
+  bool contain = false;
 };
 
 struct StreamedResult {

@@ -103,7 +103,8 @@ int cmd_gc(const Args& args) {
       "It also removes superseded images (by `kestrel image build --refresh`, or by a newer\n"
       "image of the same recipe file) that no VM uses\n"
       "(with their templates), and what image and lean kernel builds that died left:\n"
-      "removed image NAME (ID), removed N abandoned image|kernel build(s).\n",
+      "removed image NAME (ID), removed N abandoned image|kernel build(s) (with --dry-run:\n"
+      "would remove abandoned image build DIR).\n",
       "kestrel gc");
   app.add_flag("--all", all, "also destroy kept deployments within their time to live");
   app.add_flag("-n,--dry-run", dry_run, "only print what would be destroyed");
@@ -122,6 +123,8 @@ int cmd_gc(const Args& args) {
     for (const auto& i : image::list_images())
       if (!i.current && image::image_users(i.id).empty())
         std::printf("would remove image %s (%s)\n", i.name.c_str(), i.id.c_str());
+    for (const auto& b : image::abandoned_image_builds())
+      std::printf("would remove abandoned image build %s\n", b.c_str());
     return 0;
   }
   image::ImageSweep images = image::sweep_images(

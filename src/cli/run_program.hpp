@@ -11,6 +11,7 @@
 #include "config/keys.hpp"
 #include "host/environment.hpp"
 #include "host/machine.hpp"
+#include "host/program.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/signals.hpp"
@@ -43,19 +44,8 @@ struct RunOptions {
   std::vector<std::string> command;
 };
 
-// The program cannot be run: 126 or 127, as a shell would say.
-class ProgramError : public Error {
- public:
-  ProgramError(int status, const std::string& message) : Error(message), status_(status) {}
-  int status() const { return status_; }
-
- private:
-  int status_;
-};
-
-// The program to run, as the command names it: a path, or a name found in
-// PATH; checked on the host. Throws ProgramError.
-fs::path resolve_program(const std::string& program);
+using host::ProgramError;
+using host::resolve_program;
 
 // A copy (never a link: the host may rebuild the file in place) of the
 // program as it ran, for debugging a kept VM after the host rebuilt it.

@@ -158,6 +158,9 @@ const std::vector<EnvOnly>& environment_only() {
       {"KESTREL_AGENT", "the guest agent; default next to kestrel or in PREFIX/libexec/kestrel"},
       {"KESTREL_BUSYBOX", "a static busybox for the initramfs; default /bin/busybox"},
       {"KESTREL_TRACE", "1: print phase timings of `kestrel run` to stderr"},
+      {"KESTREL_CONSOLE_LOG_MAX",
+       "the most a VM's console.log holds: bytes, or a number with K, M or G (default 16M, at least 64K); past it "
+       "the log keeps its start and the latest output and says how much it dropped between"},
       {"KESTREL_HOST_ROOT",
        "for tests: read the host's KVM facts (dev/kvm, sys/module, proc/cpuinfo) under this directory instead of /"},
   };

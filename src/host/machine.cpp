@@ -14,6 +14,7 @@
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
 #include "host/warm_start.hpp"
+#include "util/capped_log.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -165,6 +166,17 @@ BootPlan plan_boot(const BootOptions& o) {
     notice_once(o, fmt::format("kernel {} lacks CONFIG_X86_MPPARSE: booting without pci=noacpi (which would "
                                "disable its local APIC)",
                                assets::kernel_display_name(kernel, o.kernel.image)));
+  // The console log, capped (util/capped_log.hpp): KESTREL_CONSOLE_LOG_MAX.
+  c.console_logger = assets::find_agent();
+  if (const char* max = std::getenv("KESTREL_CONSOLE_LOG_MAX"); max && *max) {
+    auto bytes = parse_log_max(max);
+    if (!bytes)
+      fail(
+          "KESTREL_CONSOLE_LOG_MAX: '{}' is not a size for the console log: bytes, or a number and K, M or G; at "
+          "least 64K",
+          max);
+    c.console_log_max = *bytes;
+  }
   vm::check_cpus(c);  // before a template build or a boot is tried
   vm::check_kernel_cmdline(c);
   return p;

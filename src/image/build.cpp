@@ -175,13 +175,16 @@ ImageInfo ensure_image(const Recipe& r, const BuildOptions& o, bool* built) {
   if (ToolsCheck tools = check_build_tools(); !tools.ok) fail("{}; fix: {}", tools.detail, tools.fix);
   auto started = std::chrono::steady_clock::now();
   fs::path work = build_dir(digest);
-  remove_tree(work);  // a builder that died left it
+  // A builder that died left it; we hold the recipe's lock, which a build's
+  // processes hold as long as any of them lives: none is writing there. Never
+  // across a mount point a build left (it mounts only in its own namespace).
+  remove_tree_one_fs(work);
   make_dirs(work, 0700);
   struct RemoveWork {
     fs::path dir;
     ~RemoveWork() {
       try {
-        remove_tree(dir);
+        remove_tree_one_fs(dir);
       } catch (const Error&) {
       }
     }

@@ -1,7 +1,9 @@
 #include "image/recipe.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -24,6 +26,30 @@
 
 namespace kestrel::image {
 namespace {
+
+// The file systems whose files are made up as they are read (and may block,
+// or change the host when read: /proc/kmsg): no source for an image.
+const char* kernel_file_system(const fs::path& path) {
+  struct statfs sf {};
+  if (::statfs(path.c_str(), &sf) != 0) return nullptr;
+  switch (static_cast<unsigned long>(sf.f_type)) {
+    case PROC_SUPER_MAGIC:
+      return "/proc";
+    case SYSFS_MAGIC:
+      return "/sys";
+    case DEBUGFS_MAGIC:
+      return "debugfs";
+    case TRACEFS_MAGIC:
+      return "tracefs";
+    case SECURITYFS_MAGIC:
+      return "securityfs";
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+      return "a cgroup file system";
+    default:
+      return nullptr;
+  }
+}
 
 // The keys a recipe knows, in the order the format lists them; an unknown
 // key's error lists them.
@@ -171,9 +197,13 @@ struct Reader : config::TomlReader {
       if (::stat(from.c_str(), &st) != 0) error_at(line, sys_error(errno, "files: " + from.string()).what());
       if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
         error_at(line, fmt::format("files: {} is neither a regular file nor a directory", from.string()));
+      if (const char* fs_name = kernel_file_system(from))
+        error_at(line, fmt::format("files: {} is on {}, a file system the kernel makes up as it is read; copy a real "
+                                   "file (or make one in a `run` command)",
+                                   from.string(), fs_name));
       auto [it, fresh] = source_of.emplace(normal, host);
       if (!fresh) error_at(line, fmt::format("files: image path '{}' is also the target of '{}'", normal, it->second));
-      files.push_back({from, normal});
+      files.push_back({from, normal, line});
     }
     std::ranges::sort(files, [](const FileSpec& a, const FileSpec& b) { return fs::path(a.to) < fs::path(b.to); });
     return files;

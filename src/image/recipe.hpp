@@ -82,6 +82,7 @@ struct ServiceSpec {
 struct FileSpec {
   std::filesystem::path from;  // host path: absolute, lexically normal
   std::string to;              // image path: absolute, lexically normal, not "/"
+  int line = 0;                // where the recipe names it
 };
 
 struct Recipe {
@@ -97,6 +98,10 @@ struct Recipe {
   uint64_t size_bytes = 2ull << 30;
   std::vector<ServiceSpec> services;  // in the recipe's order
 };
+
+// An error about one of a recipe's `files` (reading its source, copying it
+// into an image), as every other recipe error: "PATH:LINE: message".
+[[noreturn]] void fail_at_file(const Recipe& recipe, const FileSpec& file, const std::string& message);
 
 // Reads and validates a recipe file. A missing file is an Error
 // "cannot read recipe PATH: No such file or directory". `os_release` is where

@@ -30,7 +30,8 @@ void put(Sha256& h, std::string_view field, std::string_view value) {
 
 // SHA-256 of a file's content, read in pieces: files can be large.
 std::string content_digest(const fs::path& path, bool follow) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)));
+  // Never blocking: a file that reads like a stream (/proc/kmsg) is an error.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)));
   if (!fd) fail_errno("cannot open {}", path.string());
   Sha256 h;
   char buf[65536];
@@ -89,6 +90,11 @@ void put_source(Sha256& h, const fs::path& from) {
 
 }  // namespace
 
+void fail_at_file(const Recipe& recipe, const FileSpec& file, const std::string& message) {
+  std::string text = message.starts_with("files: ") ? message : "files: " + message;
+  throw Error(fmt::format("{}:{}: {}", recipe.path.string(), file.line, text));
+}
+
 std::string recipe_digest(const Recipe& recipe) {
   Sha256 h;
   put(h, "format", "kestrel-recipe-1");
@@ -110,7 +116,11 @@ std::string recipe_digest(const Recipe& recipe) {
   put(h, "files", std::to_string(recipe.files.size()));
   for (const FileSpec& f : recipe.files) {
     put(h, "to", f.to);
-    put_source(h, f.from);
+    try {
+      put_source(h, f.from);
+    } catch (const Error& e) {
+      fail_at_file(recipe, f, e.what());
+    }
   }
   return h.hex_digest();
 }

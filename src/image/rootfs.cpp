@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "assets/command.hpp"
+#include "image/copy_in.hpp"
 #include "image/store.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -109,30 +110,25 @@ std::vector<std::string> installed_packages(const std::string& status) {
 
 namespace {
 
-// A `files` target must not lead out of the tree through a symlink the
-// packages made (/var/run -> /run would write the host's /run).
-void check_target(const fs::path& tree, const std::string& to) {
-  fs::path at = tree;
-  for (const auto& part : fs::path(to).relative_path()) {
-    at /= part;
-    struct stat st;
-    if (::lstat(at.c_str(), &st) != 0) return;  // created by the copy, below what we checked
-    if (S_ISLNK(st.st_mode))
-      fail("files: {} goes through a symbolic link in the image ({}); name the path it points to", to,
-           "/" + fs::relative(at, tree).string());
-  }
-}
-
-// Runs one step of a build with its output appended to the build's log. Its
-// program names it in messages (a script's command line is the whole
-// script), and a stop leaves it 20 s to clean up (mmdebstrap unmounts and
-// removes its temporary tree).
+// Runs one step of a build with its output appended to the build's log
+// (in the build's directory). Its program names it in messages (a script's
+// command line is the whole script). A stop leaves it 20 s to clean up
+// (mmdebstrap unmounts and removes its temporary tree), and nothing it
+// started outlives it (as root: its own PID and mount namespace, which also
+// holds the build's lock while any of it lives). Temporary files go into
+// the build's directory, where gc and the next build find them.
 assets::StreamedResult run_step(std::vector<std::string> argv, const fs::path& log, int signal_fd, Deadline deadline,
                                 std::function<void(const std::string& line)> on_line = nullptr) {
   assets::StreamedCommand c;
   c.name = argv.at(0);
   c.argv = std::move(argv);
   c.log = log;
+  c.contain = true;
+  fs::path tmp = log.parent_path() / "tmp";
+  make_dirs(tmp, 0700);
+  c.env = assets::c_locale_environment();
+  std::erase_if(c.env, [](const std::string& v) { return v.starts_with("TMPDIR="); });
+  c.env.push_back("TMPDIR=" + tmp.string());
   c.on_line = std::move(on_line);
   c.signal_fd = signal_fd;
   c.deadline = deadline;
@@ -165,20 +161,7 @@ tar -xpf "$1" -C "$2" --numeric-owner
 const char* kDiskScript = R"SH(set -e
 # mkfs.ext4 is in /sbin, which users' PATHs often lack.
 PATH=$PATH:/usr/sbin:/sbin
-tree=$1 raw=$2 size=$3
-shift 3
-while [ $# -gt 0 ]; do
-  from=$1 to=$2
-  shift 2
-  if [ -d "$from" ]; then
-    mkdir -p "$tree$to"
-    cp -a --no-preserve=ownership "$from/." "$tree$to/"
-  else
-    mkdir -p "$(dirname "$tree$to")"
-    cp -a --no-preserve=ownership "$from" "$tree$to"
-  fi
-done
-mkfs.ext4 -q -F -m 0 -O ^metadata_csum -L kestrel-root -d "$tree" "$raw" "$size"
+mkfs.ext4 -q -F -m 0 -O ^metadata_csum -L kestrel-root -d "$1" "$2" "$3"
 )SH";
 
 uint64_t bytes_of(const fs::path& p) {
@@ -231,10 +214,13 @@ RootFs build_rootfs(const Recipe& r, const fs::path& work, Progress& progress) {
   RootFs out;
   out.packages = installed_packages(read_file_if_exists(tree / "var/lib/dpkg/status").value_or(""));
   std::vector<std::string> args = {tree.string(), raw.string(), std::to_string(r.size_bytes / 1024) + "k"};
+  // In this process, never a shell's cp: no link in the tree leads a copy out.
   for (const auto& f : r.files) {
-    check_target(tree, f.to);
-    args.push_back(f.from.string());
-    args.push_back(f.to);
+    try {
+      copy_into_tree(tree, f.from, f.to);
+    } catch (const Error& e) {
+      fail_at_file(r, f, e.what());
+    }
   }
   assets::StreamedResult disk = run_script(kDiskScript, args, state, log, progress.signal_fd);
   if (disk.status != 0) {

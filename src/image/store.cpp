@@ -195,7 +195,7 @@ ImageSweep sweep_images(bool all, const std::function<void(const ImageInfo&)>& o
       // Its builder holds the recipe's lock for as long as it lives.
       LockFile lock = LockFile::try_lock(recipe_lock(name.substr(kBuildPrefix.size())));
       if (!lock.locked()) continue;
-      remove_tree(entry.path());
+      remove_tree_one_fs(entry.path());
       ++out.builds_removed;
     } else if (name.starts_with(kTrashPrefix)) {
       // An interrupted removal's leftover; its remover held it while alive.
@@ -203,6 +203,18 @@ ImageSweep sweep_images(bool all, const std::function<void(const ImageInfo&)>& o
       if (lock.locked()) remove_tree(entry.path());
     }
   }
+  return out;
+}
+
+std::vector<fs::path> abandoned_image_builds() {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(images_dir(), ec)) {
+    std::string name = entry.path().filename().string();
+    if (!name.starts_with(kBuildPrefix)) continue;
+    if (LockFile::try_lock(recipe_lock(name.substr(kBuildPrefix.size()))).locked()) out.push_back(entry.path());
+  }
+  std::ranges::sort(out);
   return out;
 }
 

@@ -93,6 +93,11 @@ struct ImageSweep {
 };
 ImageSweep sweep_images(bool all, const std::function<void(const ImageInfo&)>& on_removed = {});
 
+// What image builds that died left (their directories, temporary trees
+// included): those whose recipe's lock nobody holds. A build's processes
+// hold it as long as any of them lives, so none of these is being written.
+std::vector<std::filesystem::path> abandoned_image_builds();
+
 // "1.2 GB", "512 MB": sizes in messages and listings.
 std::string human_size(uint64_t bytes);
 

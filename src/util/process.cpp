@@ -4,7 +4,9 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -162,6 +164,71 @@ void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int d
     execvp(argv[0], argv);
 }
 
+// A fork that takes no lock of the C library's: safe in a child of a
+// raw clone, where another thread may have held one when we were copied.
+pid_t raw_fork(unsigned long flags) {
+  return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+void report_and_exit(int err_fd) {
+  int err = errno;
+  (void)!::write(err_fd, &err, sizeof err);
+  ::_exit(127);
+}
+
+void ignore_signal(int) {}
+
+// PID 1 of a new PID and mount namespace (SpawnOptions::contain): starts the
+// program, passes stop signals on, reaps, and ends with the program's status
+// (128+N for a death by signal N). Async-signal-safe calls only.
+[[noreturn]] void namespace_init(const SpawnOptions& o, char** argv, char** envp, int devnull, int err_fd,
+                                 int parent_pidfd) {
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGALRM}) sigaddset(&handled, sig);
+  sigprocmask(SIG_BLOCK, &handled, nullptr);
+  // PID 1 gets only the signals it has a handler for: a no-op one, and
+  // sigwaitinfo below takes them.
+  struct sigaction sa {};
+  sa.sa_handler = ignore_signal;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGALRM}) sigaction(sig, &sa, nullptr);
+  if (o.die_with_parent) {
+    prctl(PR_SET_PDEATHSIG, o.death_signal);
+    struct pollfd p = {parent_pidfd, POLLIN, 0};
+    if (poll(&p, 1, 0) != 0) _exit(127);  // the parent died before the prctl
+  }
+  setsid();
+  keep_nice_in_new_autogroup();
+  // Mounts made here stay here and go with the namespace.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) report_and_exit(err_fd);
+  pid_t program = raw_fork(0);
+  if (program < 0) report_and_exit(err_fd);
+  if (program == 0) {
+    child_setup_and_exec(o, argv, envp, devnull, &err_fd, 1);
+    report_and_exit(err_fd);
+  }
+  close(err_fd);  // the program's copy closes on exec: the parent learns it ran
+  bool stopping = false;
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&handled, &info);
+    if (sig == SIGCHLD) {
+      int status = 0;
+      for (pid_t r; (r = waitpid(-1, &status, WNOHANG)) > 0;) {
+        if (r != program) continue;
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      }
+    } else if (sig == SIGALRM) {
+      _exit(128 + SIGKILL);  // the kernel kills the rest with us
+    } else if (sig > 0) {
+      kill(-program, sig);
+      kill(program, sig);
+      if (!stopping) alarm(static_cast<unsigned>(o.contain_grace_s > 0 ? o.contain_grace_s : 1));
+      stopping = true;
+    }
+  }
+}
+
 }  // namespace
 
 Child Child::spawn(const SpawnOptions& o) {
@@ -177,10 +244,24 @@ Child Child::spawn(const SpawnOptions& o) {
   UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
 
   pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) fail_errno("cannot fork to start {}", o.argv[0]);
+  bool contain = o.contain && ::geteuid() == 0;
+  UniqueFd parent_pidfd;
+  if (contain) {
+    parent_pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, parent, 0)));
+    if (!parent_pidfd) fail_errno("pidfd_open of our own process");
+  }
+  pid_t pid = contain ? raw_fork(CLONE_NEWPID | CLONE_NEWNS) : ::fork();
+  if (pid < 0) fail_errno("cannot {} to start {}", contain ? "clone a new PID namespace" : "fork", o.argv[0]);
   if (pid == 0) {
     int err_fd = err_write.get();
+    if (o.detached) {
+      pid_t grandchild = raw_fork(0);
+      if (grandchild < 0) report_and_exit(err_fd);
+      if (grandchild > 0) ::_exit(0);
+      parent = ::getppid();  // reparented, or about to be: die_with_parent makes no sense here
+    }
+    if (contain)
+      namespace_init(o, argv.data(), o.env ? envp.data() : nullptr, devnull.get(), err_fd, parent_pidfd.get());
     child_setup_and_exec(o, argv.data(), o.env ? envp.data() : nullptr, devnull.get(), &err_fd, parent);
     int err = errno;
     ssize_t ignored = ::write(err_fd, &err, sizeof err);
@@ -201,6 +282,11 @@ Child Child::spawn(const SpawnOptions& o) {
     child.wait(Deadline::never());
     child.pid_ = -1;
     throw sys_error(child_errno, fmt::format("cannot execute {}", o.argv[0]));
+  }
+  if (o.detached) {  // the go-between has exited (or is about to): reap it
+    child.wait(Deadline::never());
+    child.pid_ = -1;
+    return child;
   }
   if (!child.pidfd_) fail_errno("pidfd_open for {}", o.argv[0]);
   return child;
@@ -254,6 +340,12 @@ void Child::kill(int sig) {
     ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0);
   else
     ::kill(pid_, sig);
+}
+
+void Child::kill_group(int sig) {
+  if (!valid() || status_) return;
+  ::kill(-pid_, sig);  // not reaped: its pid, and so its group's id, is not reused
+  kill(sig);
 }
 
 void Child::kill_and_reap() {

@@ -35,6 +35,21 @@ struct SpawnOptions {
   // The signal it gets then: SIGTERM for a child that must clean up (mmdebstrap
   // unmounts what it mounted in its chroot).
   int death_signal = SIGKILL;
+  // Root only (others get an ordinary child): the program runs in a PID and
+  // mount namespace of its own below a small init of ours, PID 1 there,
+  // which passes SIGTERM, SIGINT and SIGHUP on to the program's process
+  // group, reaps what it leaves and ends with it. When the init ends, the
+  // kernel kills whatever is left in the namespace and every mount made in
+  // it vanishes: nothing the program starts (daemons, setsid()s, a tool that
+  // ignores signals) outlives it. After a signal it passed on (ours, or its
+  // death signal when we die) the init kills them all after
+  // `contain_grace_s`. The init keeps our descriptors until it ends, locks
+  // included: a lock we hold stays held while any of it lives.
+  bool contain = false;
+  // Started as a grandchild that init (or our subreaper) reaps: it outlives
+  // us and leaves no zombie behind. spawn() returns an empty Child for it.
+  bool detached = false;
+  int contain_grace_s = 20;
   std::filesystem::path cwd;  // empty: inherit
   // Capabilities (CAP_*) the child and everything it runs can never have:
   // dropped from its bounding and inheritable sets before exec. What matters
@@ -93,8 +108,11 @@ class Child {
   std::optional<int> wait(Deadline deadline);
   // Non-blocking check.
   std::optional<int> try_wait();
-  // Sends a signal to the child (to its process group when it leads one).
+  // Sends a signal to the child.
   void kill(int sig);
+  // Sends a signal to the child's process group (it leads one when spawned
+  // with new_session), whatever of it is left, while the child is not reaped.
+  void kill_group(int sig);
   // SIGKILL and reap.
   void kill_and_reap();
   // Forget the process: it keeps running and is no longer ours to kill.

@@ -114,9 +114,11 @@ std::vector<std::string> qemu_argv(const VmConfig& c, const std::string& qemu) {
                                               opt_value(c.memory_file.string()), c.memory_shared ? "on" : "off")});
   }
   a.insert(a.end(), {"-kernel", c.kernel.string(), "-initrd", c.initramfs.string(), "-append", kernel_cmdline(c)});
+  std::string console_log =
+      c.console_logger.empty() ? p.console_log().string() : "/proc/self/fd/" + std::to_string(kConsolePipeFd);
   a.insert(a.end(), {"-chardev",
                      "socket,id=console,path=" + opt_value(p.serial().string()) +
-                         ",server=on,wait=off,logfile=" + opt_value(p.console_log().string()) + ",logappend=on",
+                         ",server=on,wait=off,logfile=" + opt_value(console_log) + ",logappend=on",
                      "-serial", "chardev:console"});
   // deploy/ finds a deployment's QEMU by this argument in /proc/PID/cmdline.
   a.insert(a.end(), {"-qmp", "unix:" + opt_value(p.qmp().string()) + ",server=on,wait=off"});
@@ -266,6 +268,22 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
   o.stderr_fd = log.get();
   o.new_session = true;
   o.extra_fds = extras.fds;
+  Pipe console;
+  if (!c.console_logger.empty()) {
+    // The logger lives as long as QEMU holds the pipe's other end: it ends
+    // with the VM, kept or not, and is nobody's child to reap.
+    console = make_pipe();
+    SpawnOptions logger;
+    logger.argv = {c.console_logger.string(), "console-log", std::to_string(c.console_log_max),
+                   c.paths.console_log().string()};
+    logger.stdin_fd = console.read.get();
+    logger.stdout_fd = log.get();
+    logger.stderr_fd = log.get();
+    logger.detached = true;
+    Child::spawn(logger);
+    console.read.reset();
+    o.extra_fds.emplace_back(console.write.get(), kConsolePipeFd);
+  }
   o.die_with_parent = extras.die_with_parent;
   // A root QEMU would carry out a guest's mknod of a device node or chown to
   // another user in a read-write 9p share (docs/isolation.md).

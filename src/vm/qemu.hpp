@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "util/capped_log.hpp"
 #include "util/process.hpp"
 #include "vm/accel.hpp"
 #include "vm/paths.hpp"
@@ -56,7 +57,15 @@ struct VmConfig {
   std::filesystem::path memory_file;
   bool memory_shared = false;
   bool incoming = false;  // -incoming defer: wait for a migration stream (a clone)
+  // What writes console.log from a pipe QEMU writes the console into,
+  // capped at console_log_max (`kestrel-agent console-log`,
+  // util/capped_log.hpp); empty: QEMU writes the file itself, uncapped.
+  std::filesystem::path console_logger;
+  uint64_t console_log_max = kDefaultConsoleLogMax;
 };
+
+// The descriptor QEMU gets the console pipe on (console_logger).
+constexpr int kConsolePipeFd = 4;
 
 // The kernel command line kestrel boots with: its own flags (docs/guest.md,
 // "Kernel command line"), then the user's kernel_args, so that a parameter

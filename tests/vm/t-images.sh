@@ -1,8 +1,9 @@
 # Images (docs/images.md): examples/postgres's recipe is built once (stages
 # shown), a second build is a cache hit, 8 parallel runs each get their own
 # disk and database with PostgreSQL already running, the image and template
-# files are never written, `image ls` and `image rm` work, and a recipe
-# naming a package that does not exist fails cleanly.
+# files are never written, `image ls` and `image rm` work, a recipe
+# naming a package that does not exist fails cleanly, and one whose `files`
+# would write through a link of its own making is refused.
 # kestrel-test-timeout: 1200
 source "$(dirname "$0")/lib.sh"
 
@@ -97,7 +98,8 @@ images=$KESTREL_CACHE_DIR/images
 image_entries() { ls -A "$images" 2>/dev/null | grep -v '^\(locks\|refs\)$' || true; }
 mkdir -p "$work/bad"
 printf 'packages = ["kestrel-no-such-package"]\n' >"$work/bad/bad.toml"
-# mmdebstrap's temporary tree goes to $TMPDIR: our own, to see it is removed.
+# mmdebstrap's temporary tree goes into the build's directory, never to
+# $TMPDIR (ours here, to see that nothing lands there).
 mkdir -p "$work/tmp"
 TMPDIR=$work/tmp "$KESTREL" image build "$work/bad/bad.toml" >"$work/bad.out" 2>&1 && fail "a missing package built"
 grep -q "error: package kestrel-no-such-package does not exist in" "$work/bad.out" || fail "odd error: $(cat "$work/bad.out")"
@@ -115,4 +117,17 @@ grep -q "^about to fail" "$work/prov.out" || fail "the command's output was not 
 expect_eq "image cache after the failed provisioning" "" "$(image_entries)"
 [ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
 [ -z "$(our_qemus)" ] || fail "QEMU left running"
+
+# 7. A recipe that makes a link to a host directory with one `files` entry and
+# copies through it with the next: refused, naming the link, and nothing is
+# written behind it (the copies never follow a link in the image's tree).
+mkdir -p "$work/evil/d" "$work/outside"
+ln -s "$work/outside" "$work/evil/d/escape"
+echo pwned >"$work/evil/payload"
+printf 'size = "512M"\n[files]\n"d" = "/opt/d"\n"payload" = "/opt/d/escape/pwn"\n' >"$work/evil/evil.toml"
+"$KESTREL" image build "$work/evil/evil.toml" >"$work/evil.out" 2>&1 && fail "a recipe that copies through its own link built"
+grep -q "error: $work/evil/evil.toml:4: files: /opt/d/escape is a symbolic link in the image" "$work/evil.out" ||
+  fail "odd error: $(cat "$work/evil.out")"
+expect_eq "the host directory behind the link" "" "$(ls -A "$work/outside")"
+expect_eq "image cache after the refused build" "" "$(image_entries)"
 echo PASS
