@@ -54,14 +54,14 @@ std::vector<std::string> entries_of(int dir_fd, const fs::path& shown) {
 // Opens (making it if missing) the directory `name` in `parent`, never
 // through a link. `to` is its image path, for messages.
 UniqueFd open_or_make_dir(int parent, const std::string& name, const std::string& to) {
-  if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) fail_errno("files: cannot make {} in the image", to);
+  if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST)
+    fail_errno("files: cannot make {} in the image", to);
   UniqueFd fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (fd) return fd;
   int err = errno;
   struct stat st {};
   if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-    fail("files: {} is a symbolic link in the image; a copy never goes through one (name the path it points to)",
-         to);
+    fail("files: {} is a symbolic link in the image; a copy never goes through one (name the path it points to)", to);
   if (err == ENOTDIR) fail("files: {} is {} in the image, not a directory", to, kind_of(st.st_mode));
   throw sys_error(err, "files: cannot open " + to + " in the image");
 }
@@ -78,8 +78,7 @@ void copy_file(int src, const struct stat& st, int parent, const std::string& na
   struct stat there {};
   if (::fstatat(parent, name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(there.st_mode)) {
     if (S_ISLNK(there.st_mode))
-      fail("files: {} is a symbolic link in the image; a copy never goes through one (name the path it points to)",
-           to);
+      fail("files: {} is a symbolic link in the image; a copy never goes through one (name the path it points to)", to);
     fail("files: {} is {} in the image; {} would replace it with a file", to, kind_of(there.st_mode), from.string());
   }
   UniqueFd dst(::openat(parent, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -118,7 +117,8 @@ void copy_dir(int src, const struct stat& st, int dst, const std::string& to, co
     std::string child_to = to == "/" ? "/" + name : to + "/" + name;
     fs::path child_from = from / name;
     struct stat cst {};
-    if (::fstatat(src, name.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0) fail_errno("files: cannot read {}", child_from.string());
+    if (::fstatat(src, name.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0)
+      fail_errno("files: cannot read {}", child_from.string());
     if (S_ISLNK(cst.st_mode)) {
       copy_link(src, name, dst, child_to, child_from);
     } else if (S_ISREG(cst.st_mode)) {

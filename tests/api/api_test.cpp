@@ -95,7 +95,8 @@ TEST(Topology, ExecsFromSeveralThreadsRunAtOnce) {
 
   // A server in one thread, its client in another: neither waits on the other's call.
   ASSERT_EQ(t.exec("n", "rm -f /tmp/pipe && mkfifo /tmp/pipe").status, 0);
-  auto server = std::async(std::launch::async, [&] { return t.exec("n", "read line </tmp/pipe; echo got $line", 20s); });
+  auto server =
+      std::async(std::launch::async, [&] { return t.exec("n", "read line </tmp/pipe; echo got $line", 20s); });
   std::this_thread::sleep_for(200ms);
   auto client = std::async(std::launch::async, [&] { return t.exec("n", "echo hello >/tmp/pipe", 20s); });
   EXPECT_EQ(client.get().status, 0);
@@ -116,7 +117,7 @@ TEST(Topology, AMovedFromTopologySaysSo) {
   EXPECT_TRUE(contains(thrown_by([&] { a.keep(); }), moved));
   EXPECT_TRUE(contains(thrown_by([&] { (void)a.address("n"); }), moved));
   EXPECT_TRUE(contains(thrown_by([&] { a.link("n", "m", true); }), moved));
-  a.down();  // harmless
+  a.down();                                       // harmless
   EXPECT_EQ(b.exec("n", "hostname").out, "n\n");  // the live one is untouched
   fs::path dir = b.dir();
   b.down();

@@ -1,11 +1,12 @@
 // The console log's cap: the start and the latest kept, what lay between
 // replaced by one line that counts it, never more than the cap on disk.
+#include "util/capped_log.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <string>
 
-#include "util/capped_log.hpp"
 #include "util/fs.hpp"
 
 namespace kestrel {

@@ -106,8 +106,7 @@ TEST_F(CopyInTest, TheDigestHashesWhatTheImageGets) {
   fs::path os_release = tmp.path() / "os-release";
   write_file_atomic(os_release, "ID=debian\nVERSION_CODENAME=bookworm\n");
   auto digest_of = [&](const std::string& source) {
-    return recipe_digest(
-        parse_recipe("[files]\n\"" + source + "\" = \"/etc/app.conf\"\n", src / "r.toml", os_release));
+    return recipe_digest(parse_recipe("[files]\n\"" + source + "\" = \"/etc/app.conf\"\n", src / "r.toml", os_release));
   };
   EXPECT_EQ(digest_of("link.conf"), digest_of("real.conf"));
   write_file_atomic(src / "real.conf", "port = 6\n", 0644);
@@ -167,8 +166,7 @@ TEST_F(CopyInTest, SpecialFilesAreRefused) {
   std::string message = copy_error(src / "d", "/srv/d");
   EXPECT_NE(message.find((src / "d" / "fifo").string() + " is a special file"), std::string::npos) << message;
   // A fifo named as the source itself does not block the copy.
-  EXPECT_NE(copy_error(src / "d" / "fifo", "/srv/f").find("neither a regular file nor a directory"),
-            std::string::npos);
+  EXPECT_NE(copy_error(src / "d" / "fifo", "/srv/f").find("neither a regular file nor a directory"), std::string::npos);
 }
 
 }  // namespace

@@ -45,16 +45,22 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
   return done();
 }
 
-std::string marker_for(const char* what) { return "kestrel-test-" + std::string(what) + "-" + std::to_string(::getpid()); }
+std::string marker_for(const char* what) {
+  return "kestrel-test-" + std::string(what) + "-" + std::to_string(::getpid());
+}
 
 // A program that leaves a daemon in a session of its own and a process that
 // ignores SIGTERM: what mmdebstrap and apt-get did when a build was stopped.
 SpawnOptions stubborn_program(const std::string& marker) {
   SpawnOptions o;
   o.argv = {"/bin/sh", "-c",
-            "setsid sh -c 'sleep 600; : " + marker + "-daemon' & "
-            "(trap '' TERM; sleep 600; : " + marker + "-stubborn) & "
-            "wait; : " + marker};
+            "setsid sh -c 'sleep 600; : " + marker +
+                "-daemon' & "
+                "(trap '' TERM; sleep 600; : " +
+                marker +
+                "-stubborn) & "
+                "wait; : " +
+                marker};
   o.contain = true;
   o.contain_grace_s = 1;
   return o;
