@@ -47,6 +47,7 @@ std::string describe_vm_failure(const std::string& name, const vm::VmPaths& path
   // Point only at a log that is there: QEMU may have failed before making
   // it, or `kestrel destroy` removed it with the deployment.
   if (!fs::exists(paths.console_log())) return msg;
+  vm::settle_console_log(paths, Deadline::after(std::chrono::seconds(1)));
   std::string console_tail = this_vms_console(vm::tail_lines(paths.console_log(), 5));
   if (!console_tail.empty()) msg += "\nkestrel: last console lines:\n" + console_tail;
   msg += "\nkestrel: console log: " + paths.console_log().string();

@@ -10,6 +10,7 @@
 
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "vm/qemu.hpp"
 
 namespace kestrel::host {
 
@@ -59,6 +60,7 @@ bool killed_from_outside(std::optional<int> wait_status) {
 }
 
 std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_status) {
+  vm::settle_console_log(paths, Deadline::after(std::chrono::seconds(1)));
   if (auto reason = find_panic(read_tail(paths.console_log()))) return "the guest kernel panicked (" + *reason + ")";
   if (!wait_status) return "QEMU exited";
   int s = *wait_status;

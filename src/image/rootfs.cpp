@@ -115,8 +115,8 @@ namespace {
 // command line is the whole script). A stop leaves it 20 s to clean up
 // (mmdebstrap unmounts and removes its temporary tree), and nothing it
 // started outlives it (as root: its own PID and mount namespace, which also
-// holds the build's lock while any of it lives). Temporary files go into
-// the build's directory, where gc and the next build find them.
+// holds the build's lock while any of it lives). As root, temporary files go
+// into the build's directory, where gc and the next build find them.
 assets::StreamedResult run_step(std::vector<std::string> argv, const fs::path& log, int signal_fd, Deadline deadline,
                                 std::function<void(const std::string& line)> on_line = nullptr) {
   assets::StreamedCommand c;
@@ -124,11 +124,15 @@ assets::StreamedResult run_step(std::vector<std::string> argv, const fs::path& l
   c.argv = std::move(argv);
   c.log = log;
   c.contain = true;
-  fs::path tmp = log.parent_path() / "tmp";
-  make_dirs(tmp, 0700);
-  c.env = assets::c_locale_environment();
-  std::erase_if(c.env, [](const std::string& v) { return v.starts_with("TMPDIR="); });
-  c.env.push_back("TMPDIR=" + tmp.string());
+  if (::geteuid() == 0) {
+    // Not for others: mmdebstrap's unshare mode works as a subordinate root
+    // that may not enter the build's directory; it removes its tree itself.
+    fs::path tmp = log.parent_path() / "tmp";
+    make_dirs(tmp, 0700);
+    c.env = assets::c_locale_environment();
+    std::erase_if(c.env, [](const std::string& v) { return v.starts_with("TMPDIR="); });
+    c.env.push_back("TMPDIR=" + tmp.string());
+  }
   c.on_line = std::move(on_line);
   c.signal_fd = signal_fd;
   c.deadline = deadline;

@@ -1,6 +1,7 @@
 #include "util/capped_log.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,9 +33,20 @@ std::string dropped_marker(uint64_t dropped, uint64_t max_bytes) {
 
 CappedLog::CappedLog(fs::path file, uint64_t max_bytes)
     : file_(std::move(file)), max_(std::max(max_bytes, kMinConsoleLogMax)), head_(max_ / 8), tail_(max_ / 4) {
+  // A log that is there (a clone's starts with its template's) is ours from
+  // the start; a missing one is made by the first output only: a QEMU that
+  // never ran leaves no console log to point at.
+  if (::access(file_.c_str(), F_OK) == 0) open_file();
+}
+
+void CappedLog::open_file() {
   fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  opened_ = true;
+  if (fd_ < 0) return;
+  // Held while we copy: a reader after the VM's end waits for the last bytes.
+  ::flock(fd_, LOCK_EX);
   struct stat st {};
-  if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = static_cast<uint64_t>(st.st_size);
+  if (::fstat(fd_, &st) == 0) size_ = static_cast<uint64_t>(st.st_size);
 }
 
 CappedLog::~CappedLog() {
@@ -42,6 +54,8 @@ CappedLog::~CappedLog() {
 }
 
 void CappedLog::write(std::string_view data) {
+  if (data.empty()) return;
+  if (!opened_) open_file();
   if (fd_ < 0) {
     dropped_ += data.size();
     return;
@@ -78,8 +92,9 @@ void CappedLog::trim() {
   tmp += ".trim";
   int out = ok ? ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600) : -1;
   std::string_view kept_view(kept.data(), kept.size());
-  if (out >= 0 && try_write_all(out, kept_view.substr(0, head)) == 0 && try_write_all(out, marker) == 0 &&
-      try_write_all(out, kept_view.substr(head)) == 0 && ::rename(tmp.c_str(), file_.c_str()) == 0) {
+  if (out >= 0 && ::flock(out, LOCK_EX) == 0 && try_write_all(out, kept_view.substr(0, head)) == 0 &&
+      try_write_all(out, marker) == 0 && try_write_all(out, kept_view.substr(head)) == 0 &&
+      ::rename(tmp.c_str(), file_.c_str()) == 0) {
     ::close(fd_);
     fd_ = out;
     size_ = head + marker.size() + keep;

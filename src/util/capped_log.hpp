@@ -7,6 +7,9 @@
 // the latest output; what lay between is replaced by one line that says how
 // much was dropped. Each trim writes the kept parts to a new file and
 // renames it over the log: a reader sees the old whole or the new whole.
+// The writer holds an exclusive flock on the log while it copies: who reads
+// the log after the VM ended takes a shared one first, so it reads the last
+// bytes too (settle_console_log in vm/qemu.hpp).
 #pragma once
 
 #include <cstdint>
@@ -25,8 +28,8 @@ std::string dropped_marker(uint64_t dropped, uint64_t max_bytes);
 
 class CappedLog {
  public:
-  // Appends to `file` (created if missing; what it holds counts as its
-  // start). `max_bytes` is at least kMinConsoleLogMax.
+  // Appends to `file` (what it holds counts as its start; created by the
+  // first write if missing). `max_bytes` is at least kMinConsoleLogMax.
   CappedLog(std::filesystem::path file, uint64_t max_bytes);
   CappedLog(const CappedLog&) = delete;
   CappedLog& operator=(const CappedLog&) = delete;
@@ -42,12 +45,14 @@ class CappedLog {
 
  private:
   void trim();
+  void open_file();
 
   std::filesystem::path file_;
   uint64_t max_;
   uint64_t head_;  // bytes kept from the start
   uint64_t tail_;  // bytes of the latest output a trim keeps
   int fd_ = -1;
+  bool opened_ = false;  // tried: fd_ is the file, or -1 if it cannot be
   uint64_t size_ = 0;
   uint64_t dropped_ = 0;
   uint64_t marker_len_ = 0;  // the marker's length in the file now (0: none yet)

@@ -15,6 +15,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
+#include "util/lockfile.hpp"
 #include "util/strings.hpp"
 
 namespace kestrel::vm {
@@ -291,6 +292,10 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
   Child child = Child::spawn(o);
   write_file_atomic(c.paths.pid_file(), std::to_string(child.pid()) + "\n");
   return child;
+}
+
+void settle_console_log(const VmPaths& paths, Deadline deadline) {
+  LockFile::lock_existing(paths.console_log(), deadline, LockFile::Mode::kShared);  // and let go at once
 }
 
 std::string tail_lines(const fs::path& file, size_t max_lines) {

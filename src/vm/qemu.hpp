@@ -121,6 +121,10 @@ struct LaunchExtras {
 };
 Child launch_qemu(const VmConfig& config, const std::string& qemu_binary, const LaunchExtras& extras = {});
 
+// Waits (until `deadline`) for the console logger to have written all QEMU
+// gave it: for reading console.log after the VM ended.
+void settle_console_log(const VmPaths& paths, Deadline deadline);
+
 // Last `max_lines` lines of a log file, for error messages ("" if absent).
 std::string tail_lines(const std::filesystem::path& file, size_t max_lines);
 

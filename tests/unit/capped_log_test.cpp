@@ -8,6 +8,7 @@
 #include <string>
 
 #include "util/fs.hpp"
+#include "util/lockfile.hpp"
 
 namespace kestrel {
 namespace {
@@ -79,6 +80,25 @@ TEST(CappedLog, CopiesAPipeToTheEnd) {
   ::close(p[0]);
   EXPECT_LE(fs::file_size(file), kMax);
   EXPECT_TRUE(read_file(file).ends_with(numbered_lines(29999, 30000)));
+}
+
+// Who reads the log after the VM ended waits for the writer's last bytes:
+// the writer holds the log locked while it lives, through its trims.
+TEST(CappedLog, HoldsTheLogLockedWhileItWrites) {
+  TempDir dir("/tmp", "kestrel-capped-log-");
+  fs::path file = dir.path() / "console.log";
+  auto reader_gets_it = [&] {
+    return LockFile::lock_existing(file, Deadline::after(std::chrono::milliseconds(50)), LockFile::Mode::kShared)
+        .locked();
+  };
+  {
+    CappedLog log(file, kMax);
+    EXPECT_FALSE(fs::exists(file));  // made by the first output: a QEMU that never ran leaves none
+    for (int i = 0; i < 40; ++i) log.write(numbered_lines(i * 100, (i + 1) * 100));  // trims: new files, locked too
+    EXPECT_GT(log.dropped(), 0u);
+    EXPECT_FALSE(reader_gets_it());
+  }
+  EXPECT_TRUE(reader_gets_it());
 }
 
 TEST(CappedLog, SizesForTheCap) {

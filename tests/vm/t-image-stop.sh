@@ -1,11 +1,14 @@
-# Stopping `kestrel image build` as root, at mmdebstrap's stages: SIGTERM
-# while it resolves (apt-get update), SIGINT while it downloads, SIGKILL while
-# it unpacks. SIGTERM and SIGINT end every process of the build within its
+# Stopping `kestrel image build` as root, at its stages: SIGTERM while
+# mmdebstrap resolves (apt-get update), SIGINT while it downloads, SIGKILL
+# while it unpacks, SIGTERM while the image is made (tar, the recipe's files,
+# mkfs). SIGTERM and SIGINT end every process of the build within its
 # grace and remove its directory; after SIGKILL the build's own
 # init ends them all the same (kestrel is gone), `kestrel gc --dry-run`
 # names what is left and `kestrel gc` removes it. No mmdebstrap temporary
 # tree is left anywhere.
 # kestrel-test-timeout: 600
+# kestrel-test-labels: any-kernel
+# (It boots no VM: a recipe without `run` commands builds without one.)
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || skip "run as root: an unprivileged build runs mmdebstrap's unshare mode (t-images-unprivileged)"
@@ -42,7 +45,7 @@ start_build() {
   fail "the build never reached $1: $(cat "$work/build.out")"
 }
 
-for stop in TERM:resolve INT:download; do
+for stop in TERM:resolve INT:download TERM:image; do
   sig=${stop%%:*}
   start_build "${stop#*:}"
   kill -"$sig" "$build"
