@@ -90,8 +90,15 @@ iteration() {
       wait "$pid" || status=$?
       expect_eq "status after QEMU was killed" 125 "$status"
       expect_in "$log" "QEMU was killed by signal 9 (SIGKILL)"
-      expect_in "$log" "console log: $KESTREL_RUNTIME_DIR/"
-      expect_log_kept "$log"
+      # console.log is made by the guest's first output: killed before it
+      # printed anything (a loaded host, an early kill), the VM has none to
+      # name, and nothing is kept for it.
+      if grep -q "console log: " "$log"; then
+        expect_in "$log" "console log: $KESTREL_RUNTIME_DIR/"
+        expect_log_kept "$log"
+      else
+        [ -z "$(deployments)" ] || fail "a run killed before any console output left: $(deployments)"
+      fi
       ;;
     sigint-runner)
       # The workers are subshells, where bash starts background jobs with
