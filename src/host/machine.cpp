@@ -261,7 +261,7 @@ Machine Machine::boot(const BootOptions& o) {
   BootPlan plan = plan_boot(o);
   std::optional<Booted> booted;
   if (o.warm) booted = boot_warm(plan, o);
-  if (!booted) booted = boot_cold(plan, plan.config, o);
+  if (!booted) booted = boot_cold(plan, plan.config, o, {.die_with_parent = o.die_with_parent});
   return Machine(std::move(booted->qemu), std::move(booted->agent), booted->accel);
 }
 

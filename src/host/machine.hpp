@@ -57,6 +57,9 @@ struct BootOptions {
   // Restore a clone of this configuration's template instead of booting
   // (built on first use; docs/warm-starts.md). Falls back to a cold boot.
   bool warm = true;
+  // A cold boot's QEMU dies with us, whatever kills us (SIGKILL included):
+  // for VMs kestrel runs for itself, such as an image's provisioning.
+  bool die_with_parent = false;
 };
 
 class Machine {

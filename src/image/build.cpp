@@ -61,6 +61,7 @@ void provision(const Recipe& r, const fs::path& disk, const BuildOptions& o, Pro
   host::DiskImage image{disk, "", r.name, {}, true};
   ServiceVm vm("image-" + r.name, o, image);
   vm.boot.warm = false;
+  vm.boot.die_with_parent = true;  // a killed build leaves no VM writing its disk
   host::Machine machine = host::Machine::boot(vm.boot);
   auto run = [&](const std::vector<std::string>& argv, const std::string& what) {
     proto::Exec exec;
