@@ -11,6 +11,7 @@
 
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "util/fs.hpp"
 #include "util/io.hpp"
 
 namespace kestrel::image {
@@ -31,22 +32,7 @@ const char* kind_of(mode_t mode) {
 
 // The names in an open directory, sorted (a stable order for messages).
 std::vector<std::string> entries_of(int dir_fd, const fs::path& shown) {
-  UniqueFd dup(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
-  if (!dup) fail_errno("cannot list {}", shown.string());
-  DIR* dir = ::fdopendir(dup.get());
-  if (!dir) fail_errno("cannot list {}", shown.string());
-  dup.release();
-  ::rewinddir(dir);
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* e = ::readdir(dir)) {
-    std::string_view name = e->d_name;
-    if (name != "." && name != "..") names.emplace_back(name);
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(dir);
-  if (err != 0) throw sys_error(err, "cannot list " + shown.string());
+  std::vector<std::string> names = list_dir_fd(dir_fd, [&] { return shown.string(); });
   std::ranges::sort(names);
   return names;
 }

@@ -96,7 +96,9 @@ struct Level {
 // directory would make removing a deep tree quadratic.
 using Shown = std::function<std::string()>;
 
-std::vector<std::string> list_dir(int fd, const Shown& shown) {
+}  // namespace
+
+std::vector<std::string> list_dir_fd(int fd, const std::function<std::string()>& shown) {
   // A duplicate shares the offset with fd: rewind, as the last listing read it all.
   UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
   if (!dup) fail_errno("cannot list {}", shown());
@@ -116,6 +118,8 @@ std::vector<std::string> list_dir(int fd, const Shown& shown) {
   if (err) throw sys_error(err, "cannot list " + shown());
   return names;
 }
+
+namespace {
 
 // Opens the directory `name` in `at` (whose lstat is `st`) to empty it,
 // first making it u+rwx if it is ours and lacks those bits.
@@ -172,7 +176,7 @@ void remove_tree_one_fs(const fs::path& path) {
   stack.push_back({top_st.st_dev, top_st.st_ino, "", {}});  // the parent: never emptied
   auto shown_abs = [&] { return abs.string(); };
   UniqueFd cur = open_to_empty(top.get(), base, st, shown_abs);
-  stack.push_back({st.st_dev, st.st_ino, base, list_dir(cur.get(), shown_abs)});
+  stack.push_back({st.st_dev, st.st_ino, base, list_dir_fd(cur.get(), shown_abs)});
   // Depth first without recursion and with one directory open at a time: a
   // guest-made tree of any depth needs no stack and no fds beyond these.
   while (stack.size() > 1) {
@@ -193,13 +197,13 @@ void remove_tree_one_fs(const fs::path& path) {
       if (stack.size() > kMaxDepth) fail("cannot remove {}: deeper than {} levels", shown(""), kMaxDepth);
       auto shown_sub = [&] { return shown(name); };
       UniqueFd sub = open_to_empty(cur.get(), name, e, shown_sub);
-      std::vector<std::string> entries = list_dir(sub.get(), shown_sub);
+      std::vector<std::string> entries = list_dir_fd(sub.get(), shown_sub);
       cur = std::move(sub);
       stack.push_back({e.st_dev, e.st_ino, std::move(name), std::move(entries)});
       continue;
     }
     // Emptied; a writer still at work may have added entries meanwhile.
-    if (std::vector<std::string> more = list_dir(cur.get(), [&] { return shown(""); }); !more.empty()) {
+    if (std::vector<std::string> more = list_dir_fd(cur.get(), [&] { return shown(""); }); !more.empty()) {
       if (++here.listings > kMaxListings) fail("cannot remove {}: it keeps filling up", shown(""));
       here.todo = std::move(more);
       continue;

@@ -4,10 +4,12 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace kestrel {
 
@@ -51,6 +53,10 @@ uint64_t blocks_in_dir(const fs::path& dir);
 //   it is emptied is given up after 3 listings.
 // A missing path is fine. Throws naming the first entry it could not remove.
 void remove_tree_one_fs(const fs::path& path);
+
+// The names in an open directory (not . and ..), read from a duplicate of
+// `fd` rewound first; `shown()` names it in errors.
+std::vector<std::string> list_dir_fd(int fd, const std::function<std::string()>& shown);
 
 // A fresh directory that is removed with its contents when the owner dies,
 // unless keep() was called.
