@@ -73,6 +73,9 @@ void run_as_init() {
     if (params.net) load_net_modules("/lib/modules");
     set_hostname(params.name);
     bring_up_loopback();
+    // No NIC (`--network none`): a network that goes nowhere, set up before
+    // a template is saved, so clones pay nothing for it.
+    if (!params.net) set_up_offline_network();
     debugf("modules loaded, hostname set");
 
     PortFinder finder;

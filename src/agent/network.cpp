@@ -208,8 +208,7 @@ const std::vector<std::string>& load_net_modules(const std::string& dir) {
   return *failures;
 }
 
-void write_network_files(const proto::NetworkRequest& request, const std::string& root) {
-  if (request.hosts.empty() && request.resolv_conf.empty()) return;
+UniqueFd open_guest_etc(const std::string& root) {
   const std::string dir = root.empty() ? "/" : root;
   const std::string where = root.empty() ? "" : " in " + root;
   UniqueFd root_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -223,9 +222,78 @@ void write_network_files(const proto::NetworkRequest& request, const std::string
     if (etc && made && ::fchmod(etc.get(), 0755) != 0) fail_errno("cannot chmod /etc{}", where);
   }
   if (!etc) fail_errno("cannot open /etc{}", where);
-  if (!request.hosts.empty()) replace_file(etc.get(), "hosts", request.hosts, "/etc/hosts" + where);
-  if (!request.resolv_conf.empty())
-    replace_file(etc.get(), "resolv.conf", request.resolv_conf, "/etc/resolv.conf" + where);
+  return etc;
+}
+
+void replace_etc_file(int etc, const std::string& root, const std::string& name, std::string_view data) {
+  replace_file(etc, name, data, "/etc/" + name + (root.empty() ? "" : " in " + root));
+}
+
+std::optional<std::string> read_etc_file(const std::string& root, const std::string& name) {
+  const std::string dir = root.empty() ? "/" : root;
+  const std::string shown = "/etc/" + name + (root.empty() ? "" : " in " + root);
+  UniqueFd root_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) fail_errno("cannot open the guest root {}", dir);
+  // Symlinks are followed inside the guest root, as a program would read it.
+  UniqueFd fd(open_in_root(root_fd.get(), ("etc/" + name).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd && errno == ENOENT) return std::nullopt;
+  if (!fd) fail_errno("cannot open {}", shown);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) fail_errno("cannot stat {}", shown);
+  if (!S_ISREG(st.st_mode)) fail("{} is not a regular file", shown);
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_errno("cannot read {}", shown);
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > proto::kMaxNetworkText) fail("{} is larger than {} bytes", shown, proto::kMaxNetworkText);
+  }
+  return text;
+}
+
+void write_network_files(const proto::NetworkRequest& request, const std::string& root) {
+  if (request.hosts.empty() && request.resolv_conf.empty()) return;
+  UniqueFd etc = open_guest_etc(root);
+  if (!request.hosts.empty()) replace_etc_file(etc.get(), root, "hosts", request.hosts);
+  if (!request.resolv_conf.empty()) replace_etc_file(etc.get(), root, "resolv.conf", request.resolv_conf);
+}
+
+void set_up_offline_network(const NetworkPaths& paths) {
+  // The dummy driver: a module carried with load.net (docs/guest.md), or
+  // built in (the lean kernel). It makes dummy0 as it loads.
+  std::string module = paths.modules + "/dummy.ko";
+  if (UniqueFd fd(::open(module.c_str(), O_RDONLY | O_CLOEXEC)); fd) {
+    if (::syscall(SYS_finit_module, fd.get(), "", 0) != 0 && errno != EEXIST)
+      log_errorf("cannot load module dummy.ko: {}", std::strerror(errno));
+  }
+  if (::access((paths.class_net + "/" + kOfflineInterface).c_str(), F_OK) != 0) {
+    log_errorf(
+        "no {} interface (the kernel has no dummy driver, CONFIG_DUMMY): connections to addresses "
+        "outside the VM fail at once (ENETUNREACH) instead of waiting for their timeout",
+        kOfflineInterface);
+    return;
+  }
+  try {
+    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!sock) fail_errno("socket");
+    NetInterface iface{kOfflineInterface, ""};
+    ifreq ifr = interface_request(iface.name);
+    if (::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) != 0) fail_errno("cannot read the MAC address of {}", iface.name);
+    proto::NetworkRequest::Nic nic;
+    const auto* mac = reinterpret_cast<const unsigned char*>(ifr.ifr_hwaddr.sa_data);
+    nic.mac = fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    nic.address = kOfflineAddress;
+    nic.prefix = kOfflinePrefix;
+    configure_nic(sock.get(), iface, 0, nic);
+    add_route(sock.get(), {0, 0, kOfflineGateway});
+    debugf("network: none ({} at {}/{}, its traffic goes nowhere)", iface.name, proto::format_ipv4(nic.address),
+           nic.prefix);
+  } catch (const Error& e) {
+    log_errorf("cannot set up the offline network on {}: {}", kOfflineInterface, e.what());
+  }
 }
 
 void apply_network(const proto::NetworkRequest& request, const std::string& root, const NetworkPaths& paths) {

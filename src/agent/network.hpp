@@ -3,11 +3,15 @@
 // (no tool of the guest's, no netlink library).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/messages.hpp"
 #include "util/error.hpp"
+#include "util/fd.hpp"
 
 namespace kestrel::agent {
 
@@ -50,6 +54,35 @@ std::vector<NetInterface> virtio_net_interfaces(const std::string& class_net = "
 // kestrel.net=1, else on the first NETWORK). Returns the failures of that
 // one time, e.g. "cannot load module virtio_net.ko: ...".
 const std::vector<std::string>& load_net_modules(const std::string& dir = "/lib/modules");
+
+// The network of a VM with no NIC (`--network none`, docs/guest.md,
+// "Network"): dummy0, the dummy driver's interface, at 10.0.2.15/24 (where
+// `--network user` puts its NIC) with the default route via 10.0.2.2 behind
+// it. What is sent there vanishes, as on a host whose network goes nowhere:
+// a connect to an address outside the VM waits for its timeout instead of
+// failing at once with ENETUNREACH.
+constexpr const char* kOfflineInterface = "dummy0";
+constexpr uint32_t kOfflineAddress = 0x0a00020f;  // 10.0.2.15
+constexpr int kOfflinePrefix = 24;
+constexpr uint32_t kOfflineGateway = 0x0a000202;  // 10.0.2.2
+
+// Loads the dummy driver (paths.modules/dummy.ko, when not built in) and
+// configures dummy0 as above. Logs what fails (a kernel without the driver:
+// the VM then has only lo) and returns.
+void set_up_offline_network(const NetworkPaths& paths = {});
+
+// The guest root's /etc ("" for the agent's own) as a directory fd, made if
+// missing; resolved as in the guest root (an absolute symlink /etc stays
+// inside it). Throws Error.
+UniqueFd open_guest_etc(const std::string& root);
+// Replaces /etc/`name` (under `etc`, from open_guest_etc) with a new file
+// holding `data` (mode 0644): renamed over the old one, so a symlink there
+// is replaced, never written through. `root` names it in messages.
+void replace_etc_file(int etc, const std::string& root, const std::string& name, std::string_view data);
+// /etc/`name`'s text, nullopt if there is none (a symlink is followed inside
+// the guest root, "" for the agent's own). Throws Error for what is not a
+// regular file or is larger than 64 KiB.
+std::optional<std::string> read_etc_file(const std::string& root, const std::string& name);
 
 // Writes request.hosts as /etc/hosts and request.resolv_conf as
 // /etc/resolv.conf of `root` ("" for the agent's own), each unless empty:

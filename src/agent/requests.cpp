@@ -12,6 +12,7 @@
 
 #include "agent/console.hpp"
 #include "agent/log.hpp"
+#include "agent/oom.hpp"
 #include "agent/server.hpp"
 #include "agent/services.hpp"
 #include "agent/setup.hpp"
@@ -226,6 +227,7 @@ void AgentServer::on_exec(Conn& c, proto::ExecAssembler::Request request) {
   auto s = std::make_unique<Stream>();
   s->id = stream;
   s->program = std::move(program);
+  s->oom_kills = oom_kill_count();
   c.streams[stream] = std::move(s);
   pids_[pid] = {&c, stream};
   c.wire.send(Type::kStarted, stream, proto::encode_i32(pid));

@@ -6,16 +6,20 @@
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <thread>
 
+#include "agent/identity.hpp"
 #include "agent/log.hpp"
 #include "agent/modules.hpp"
 #include "util/deadline.hpp"
@@ -168,6 +172,39 @@ void add_entropy(const std::string& bytes) {
   if (::ioctl(fd.get(), RNDRESEEDCRNG) != 0) fail_errno("cannot reseed the kernel's RNG (RNDRESEEDCRNG)");
 }
 
+const char* limit_name(uint32_t resource) {
+  static const char* const names[] = {"cpu",      "fsize",  "data",    "stack", "core",  "rss",
+                                      "nproc",    "nofile", "memlock", "as",    "locks", "sigpending",
+                                      "msgqueue", "nice",   "rtprio",  "rttime"};
+  return resource < std::size(names) ? names[resource] : "unknown";
+}
+
+// The guest's fs.nr_open: the highest hard limit of open files it takes.
+rlim_t nr_open() {
+  try {
+    if (auto text = read_file_if_exists("/proc/sys/fs/nr_open")) {
+      std::string_view digits = trim(*text);
+      rlim_t n = 0;
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+      if (ec == std::errc() && end == digits.data() + digits.size() && n > 0) return n;
+    }
+  } catch (const Error&) {
+  }
+  return 1048576;  // the kernel's default
+}
+
+// Logs what it cannot set: a run is better off with the guest's own limit.
+void set_limits(const std::vector<proto::Limit>& limits) {
+  for (const auto& l : limits) {
+    rlimit r{static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)};
+    if (l.resource == RLIMIT_NOFILE) r.rlim_max = std::min(r.rlim_max, nr_open());
+    r.rlim_cur = std::min(r.rlim_cur, r.rlim_max);
+    if (::setrlimit(static_cast<__rlimit_resource>(l.resource), &r) != 0)
+      log_errorf("cannot set the resource limit {} to {}/{}: {}", limit_name(l.resource), l.soft, l.hard,
+                 std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 RootScope::RootScope(const std::string& dir) {
@@ -301,6 +338,8 @@ std::string apply_setup(const proto::SetupRequest& request, const std::string& c
     if (step.target == plan.root) root = plan.root;
     debugf("setup: mounted {}", step.what);
   }
+  set_limits(request.limits);
+  set_identity(plan.root.empty() ? current_root : plan.root, request.hostname);
   debugf("set up as {}: {} mounts", request.hostname, request.mounts.size());
   return plan.root;
 }

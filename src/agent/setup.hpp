@@ -66,7 +66,8 @@ struct MountPlan {
 // NUL byte, a ".." component).
 MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths& paths = {});
 
-// Carries out SETUP: hostname, clock, entropy + reseed, mounts. Shares are
+// Carries out SETUP: hostname, clock, entropy + reseed, mounts, then the
+// guest's name in /etc/hosts and its machine-id (agent/identity.hpp). Shares are
 // mounted inside `root` (the current guest root, "" for the agent's own)
 // unless the request mounts a root itself. Returns the new guest root ("" when
 // the request mounted none). Throws InvalidSetup for an invalid request

@@ -43,9 +43,15 @@ constexpr std::string_view kMetaPackage = "linux-image-amd64";
 constexpr std::string_view kImagePrefix = "linux-image-";
 
 // Besides default_modules(), the cache keeps these if the kernel has them, so
-// that disks (virtio_blk, ext4 and the crc32c it always asks the crypto API
-// for) and links (virtio_net) need no second fetch.
-const std::vector<std::string> kOptionalModules = {"virtio_blk", "virtio_net", "ext4", "crc32c_generic"};
+// that disks (disk_modules()) and networks (net_modules()) need no second fetch.
+const std::vector<std::string>& optional_modules() {
+  static const std::vector<std::string> modules = [] {
+    std::vector<std::string> all = disk_modules();
+    all.insert(all.end(), net_modules().begin(), net_modules().end());
+    return all;
+  }();
+  return modules;
+}
 
 // Dependencies of the modules above in Debian's 6.1 kernels that come
 // *before* their users in the package's file order (the scan learns later
@@ -212,7 +218,7 @@ class VmlinuxWriter {
 std::vector<std::string> modules_to_cache(const Scan& scan, const std::unordered_set<std::string>& builtin,
                                           const std::string& what) {
   std::vector<std::string> wanted = default_modules();
-  for (const std::string& name : kOptionalModules)
+  for (const std::string& name : optional_modules())
     if (scan.modules.contains(name)) wanted.push_back(name);
   ModuleLookup lookup;
   lookup.depends = [&](const std::string& name) -> const std::vector<std::string>* {
@@ -273,7 +279,7 @@ Kernel fetch_debian_kernel(const Progress& progress, bool force) {
   auto extract_start = Clock::now();
   Scan scan;
   std::unordered_set<std::string> want(default_modules().begin(), default_modules().end());
-  want.insert(kOptionalModules.begin(), kOptionalModules.end());
+  want.insert(optional_modules().begin(), optional_modules().end());
   want.insert(kKnownDependencies.begin(), kKnownDependencies.end());
   VmlinuxWriter vmlinux;
   scan_package(deb, scan, want, /*learn=*/true,

@@ -180,7 +180,9 @@ const std::vector<std::string>& disk_modules() {
 
 const std::vector<std::string>& net_modules() {
   // Debian's virtio_net needs net_failover and failover: the closure has them.
-  static const std::vector<std::string> modules = {"virtio_net"};
+  // dummy: a VM without NICs routes into its dummy0 (`--network none`); the
+  // agent loads it alone at boot (docs/guest.md, "Network").
+  static const std::vector<std::string> modules = {"virtio_net", "dummy"};
   return modules;
 }
 

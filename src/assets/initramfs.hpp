@@ -20,9 +20,10 @@ const std::vector<std::string>& default_modules();
 // kernel lacks (neither a module nor built in) is left out silently: the
 // agent says what is missing when it mounts the disk.
 const std::vector<std::string>& disk_modules();
-// Modules a topology's NICs need (virtio_net): handled like the disk
-// modules, listed in /lib/modules/load.net, which the agent loads at boot
-// with kestrel.net=1 or at the first NETWORK.
+// Modules a topology's NICs need (virtio_net), and dummy (the dummy0 of a VM
+// without NICs, `--network none`): handled like the disk modules, listed in
+// /lib/modules/load.net, which the agent loads at boot with kestrel.net=1
+// or at the first NETWORK; without NICs it loads dummy.ko alone at boot.
 const std::vector<std::string>& net_modules();
 
 struct InitramfsInputs {

@@ -32,7 +32,9 @@
 
 namespace kestrel::assets {
 
-inline constexpr int kKernelRecordFormat = 1;
+// 2: a Debian kernel's modules include dummy (`--network none`); a kernel
+// cached before reads as not cached, and `kestrel kernel fetch` fetches it again.
+inline constexpr int kKernelRecordFormat = 2;
 
 struct KernelRecord {
   std::string release;

@@ -165,6 +165,7 @@ int cmd_exec(const Args& all_args) {
   using Kind = host::ExecOutcome::Kind;
   switch (outcome.kind) {
     case Kind::kExited:
+      if (!outcome.status.oom.empty()) say(host::describe_oom(outcome.status.oom, 0));
       return outcome.status.shell_status();
     case Kind::kStartFailed:
       // A working directory the VM lacks (the run's may be gone since) is

@@ -23,7 +23,6 @@
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
-#include "util/random.hpp"
 #include "util/signals.hpp"
 #include "util/socket.hpp"
 #include "util/strings.hpp"
@@ -329,14 +328,10 @@ static int run_in_vm(const RunOptions& o, const std::string& name, deploy::Deplo
   image_hold.unlock();
   auto vm_exit = [&] { return host::explain_vm_exit(boot.paths, machine.qemu().wait(Deadline::after(1s))); };
 
-  proto::SetupRequest setup;
-  setup.hostname = name;
-  setup.realtime_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  setup.entropy = random_bytes(64);
-  setup.mounts = shares.mounts;
+  proto::SetupRequest setup = host::setup_request(name, shares.mounts);
   try {
     machine.agent().setup(setup, Deadline::after(30s), machine.qemu().pidfd());
+    host::configure_run_network(machine, o.vm, Deadline::after(30s));
   } catch (const host::VmGone&) {
     throw vm_failed("stopped during setup: " + vm_exit());
   } catch (const Interrupted&) {

@@ -63,6 +63,7 @@ ProgramResult run_program(const RunOptions& o, const std::string& name, const fs
   using How = ProgramResult::How;
   switch (outcome.kind) {
     case Kind::kExited:
+      if (!outcome.status.oom.empty()) say(host::describe_oom(outcome.status.oom, o.vm.mem_mib));
       return {How::kFinished, outcome.status.shell_status()};
     case Kind::kStartFailed:
       say("error: " + outcome.message);

@@ -23,6 +23,7 @@ host::BootOptions boot_options(const config::Config& c) {
   b.kernel_args = c.text("kernel_args");
   b.accel_request = c.text("accel");
   b.warm = c.flag("warm");
+  b.user_network = c.text("network") == "user";
   return b;
 }
 

@@ -15,11 +15,12 @@ const std::vector<Key>& keys() {
   static const std::vector<Key> table = {
       {.name = "memory",
        .type = Type::kCount,
-       .fallback = "512",
+       .fallback = "1024",
        .env = "KESTREL_MEMORY",
        .option = "--mem",
        .help = "guest memory in MiB (the guest kernel and its initramfs need about 96 to boot; 128 leaves the "
-               "program some 45)",
+               "program some 45). The default fits suites with a test binary of a few hundred MiB beside "
+               "its server; a guest's unused memory costs the host nothing (docs/guest.md, \"Memory\")",
        .min = 128,
        .max = 1 << 20},
       {.name = "cpus",
@@ -87,6 +88,16 @@ const std::vector<Key>& keys() {
        .option = "",
        .help = "accelerator: auto (KVM where it can boot a standard kernel, else TCG), kvm or tcg",
        .choices = "auto|kvm|tcg"},
+      {.name = "network",
+       .type = Type::kChoice,
+       .fallback = "none",
+       .env = "KESTREL_NETWORK",
+       .option = "--network",
+       .help = "the VM's network: none (no NIC; loopback works, and a connection to any other address goes "
+               "nowhere and waits for its timeout, as on a host whose network is down) or user (QEMU's user-mode "
+               "network: address 10.0.2.15, the host's own services at 10.0.2.2, DNS at 10.0.2.3); a topology's "
+               "nodes take `uplink = true` instead",
+       .choices = "none|user"},
       {.name = "list_on_host",
        .type = Type::kSwitch,
        .fallback = "true",

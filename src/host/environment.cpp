@@ -1,9 +1,13 @@
 #include "host/environment.hpp"
 
 #include <fnmatch.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+
+#include "util/random.hpp"
 
 namespace kestrel::host {
 
@@ -69,6 +73,28 @@ std::vector<std::string> default_exec_environment() {
   env.push_back(std::string("TERM=") + (term && *term ? term : "linux"));
   if (const char* lang = std::getenv("LANG"); lang && *lang) env.push_back(std::string("LANG=") + lang);
   return env;
+}
+
+std::vector<proto::Limit> host_limits() {
+  std::vector<proto::Limit> out;
+  for (int resource : {RLIMIT_CORE, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_MEMLOCK, RLIMIT_STACK}) {
+    rlimit r{};
+    if (::getrlimit(resource, &r) != 0) continue;
+    out.push_back(
+        {static_cast<uint32_t>(resource), static_cast<uint64_t>(r.rlim_cur), static_cast<uint64_t>(r.rlim_max)});
+  }
+  return out;
+}
+
+proto::SetupRequest setup_request(const std::string& hostname, std::vector<proto::Mount> mounts) {
+  proto::SetupRequest setup;
+  setup.hostname = hostname;
+  setup.realtime_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  setup.entropy = random_bytes(64);
+  setup.mounts = std::move(mounts);
+  setup.limits = host_limits();
+  return setup;
 }
 
 }  // namespace kestrel::host

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/messages.hpp"
+
 namespace kestrel::host {
 
 const std::vector<std::string>& denied_variables();
@@ -25,5 +27,14 @@ std::vector<std::string> guest_environment(char** env, const EnvPolicy& policy =
 
 // What `kestrel exec` uses: a clean root environment plus TERM from the host.
 std::vector<std::string> default_exec_environment();
+
+// The resource limits a guest's programs get (SETUP's limits, docs/guest.md,
+// "What a guest has"): this process's own open files, processes, locked
+// memory, stack and core size, as a program run on the host would have them.
+std::vector<proto::Limit> host_limits();
+
+// The SETUP of a VM named `hostname` ("" keeps its name): the host's clock
+// now, 64 bytes of entropy, host_limits(), and `mounts`.
+proto::SetupRequest setup_request(const std::string& hostname, std::vector<proto::Mount> mounts);
 
 }  // namespace kestrel::host

@@ -11,6 +11,7 @@
 #include "assets/kernel_config.hpp"
 #include "assets/modules.hpp"
 #include "host/boot_plan.hpp"
+#include "host/environment.hpp"
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
 #include "host/warm_start.hpp"
@@ -19,7 +20,6 @@
 #include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/io.hpp"
-#include "util/random.hpp"
 #include "util/trace.hpp"
 #include "vm/disk.hpp"
 
@@ -84,6 +84,12 @@ void notice_once(const BootOptions& o, const std::string& line) {
   o.notice(line);
 }
 
+// The VM's NICs: a topology's links, or the user-mode NIC of `--network user`.
+std::vector<vm::Nic> boot_nics(const BootOptions& o) {
+  if (!o.nics.empty() || !o.user_network) return o.nics;
+  return {vm::Nic{vm::Nic::Kind::kUser, {}, {}, vm::kUserMac}};
+}
+
 // What the kernel lacks of what this VM needs, as one message ("" if nothing
 // or if its configuration is unknown). `cheap_first`: for every run, first
 // take =m options on trust; only where something seems missing look at the
@@ -91,7 +97,7 @@ void notice_once(const BootOptions& o, const std::string& line) {
 std::string kernel_lacks(const assets::Kernel& kernel, const BootOptions& o, const assets::KernelConfig& config,
                          bool cheap_first) {
   if (config.source == assets::ConfigSource::kNone) return "";
-  assets::Needs needs{.disk = o.image.has_value(), .network = !o.nics.empty()};
+  assets::Needs needs{.disk = o.image.has_value(), .network = !boot_nics(o).empty()};
   if (cheap_first &&
       assets::lacks_message(kernel, o.kernel.image, assets::check_features(config, kernel, nullptr), needs).empty())
     return "";
@@ -153,7 +159,7 @@ BootPlan plan_boot(const BootOptions& o) {
   c.mem_mib = o.mem_mib;
   c.cpus = o.cpus;
   c.shares = o.shares;
-  c.nics = o.nics;
+  c.nics = boot_nics(o);
   if (o.image) c.disk = o.image->in_place ? o.image->base : c.paths.dir / "disk.qcow2";
   if (c.shares.size() < kMinShareDevices) {
     make_dirs(c.paths.empty_share(), 0700);
@@ -184,11 +190,8 @@ BootPlan plan_boot(const BootOptions& o) {
 }
 
 void start_image_root(AgentClient& agent, const DiskImage& image, const vm::VmConfig& config, int vm_pidfd) {
-  proto::SetupRequest setup;
-  setup.realtime_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  setup.entropy = random_bytes(32);
-  setup.mounts.push_back({"/dev/vda", "ext4", proto::MountKind::kDiskRoot});
+  // The services started next inherit the host's limits too.
+  proto::SetupRequest setup = setup_request("", {{"/dev/vda", "ext4", proto::MountKind::kDiskRoot}});
   try {
     agent.setup(setup, Deadline::after(std::chrono::seconds(30)), vm_pidfd);
   } catch (const VmGone&) {
@@ -263,6 +266,15 @@ Machine Machine::boot(const BootOptions& o) {
   if (o.warm) booted = boot_warm(plan, o);
   if (!booted) booted = boot_cold(plan, plan.config, o, {.die_with_parent = o.die_with_parent});
   return Machine(std::move(booted->qemu), std::move(booted->agent), booted->accel);
+}
+
+void configure_run_network(Machine& machine, const BootOptions& options, Deadline deadline) {
+  if (!options.user_network || !options.nics.empty()) return;
+  proto::NetworkRequest r;
+  r.nics.push_back({vm::kUserMac, vm::kUserAddress, vm::kUserNetworkPrefix});
+  r.routes.push_back({0, 0, vm::kUserGateway});
+  r.resolv_conf = fmt::format("nameserver {}\n", vm::kUserDns);
+  machine.agent().network(r, deadline, machine.qemu().pidfd());
 }
 
 }  // namespace kestrel::host

@@ -35,7 +35,7 @@ struct DiskImage {
 struct BootOptions {
   std::string name;
   vm::VmPaths paths;
-  uint32_t mem_mib = 512;
+  uint32_t mem_mib = 1024;
   uint32_t cpus = 1;
   assets::KernelSpec kernel;
   // Added to the kernel command line after kestrel's own (kernel_args, --append).
@@ -44,6 +44,9 @@ struct BootOptions {
   std::vector<vm::Share> shares;
   std::optional<DiskImage> image;  // the guest root; nullopt: the host's root over 9p
   std::vector<vm::Nic> nics;       // a topology node's links (docs/topologies.md)
+  // `--network user` (config key network): one user-mode NIC (unless `nics`
+  // has some already), configured after SETUP by configure_run_network().
+  bool user_network = false;
   bool debug = false;
   // 0: the default for the accelerator (TCG 60 s, KVM 10 s).
   std::chrono::milliseconds boot_timeout{0};
@@ -99,5 +102,12 @@ std::string this_vms_console(const std::string& tail);
 
 // "Error: ... ; console log: PATH" with the last lines of the logs.
 std::string describe_vm_failure(const std::string& name, const vm::VmPaths& paths, const std::string& what);
+
+// After a run's SETUP, for `--network user` (options.user_network, no
+// other NICs): the NETWORK that puts its NIC at 10.0.2.15/24 with the default
+// route via 10.0.2.2 and /etc/resolv.conf naming 10.0.2.3, as QEMU's
+// user-mode network expects (docs/guest.md, "Network"). Nothing otherwise.
+// Throws like AgentClient::network.
+void configure_run_network(Machine& machine, const BootOptions& options, Deadline deadline);
 
 }  // namespace kestrel::host

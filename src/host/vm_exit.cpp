@@ -1,6 +1,7 @@
 #include "host/vm_exit.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -71,6 +72,15 @@ std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_st
   }
   if (WIFEXITED(s)) return fmt::format("QEMU exited with status {}", WEXITSTATUS(s));
   return "QEMU exited";
+}
+
+std::string describe_oom(const std::string& oom, uint32_t mem_mib) {
+  std::string more = "--mem MIB (config key memory, KESTREL_MEMORY)";
+  if (mem_mib == 0)
+    return fmt::format("the guest ran out of memory: its OOM killer ended {}; a VM gets more memory when it starts: {}",
+                       oom, more);
+  return fmt::format("the guest ran out of memory: its OOM killer ended {}; the VM has {} MiB, give it more with {}",
+                     oom, mem_mib, more);
 }
 
 }  // namespace kestrel::host

@@ -3,6 +3,7 @@
 // when its agent channel closes or QEMU's pidfd fires.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,5 +28,11 @@ std::string explain_vm_exit(const vm::VmPaths& paths, std::optional<int> wait_st
 // itself (SIGABRT: e.g. forced KVM on an AMD host with PVM), which under KVM
 // counts as "KVM cannot boot here".
 bool killed_from_outside(std::optional<int> wait_status);
+
+// What to tell the user when the guest's OOM killer ended processes while a
+// program ran (proto::ExitStatus::oom, e.g. "process 312 (alloc, 402 MiB
+// resident)"): that, the VM's memory (`mem_mib`, 0 if unknown) and the
+// option that raises it, as one sentence.
+std::string describe_oom(const std::string& oom, uint32_t mem_mib);
 
 }  // namespace kestrel::host

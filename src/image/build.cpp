@@ -8,6 +8,7 @@
 #include "deploy/naming.hpp"
 #include "deploy/teardown.hpp"
 #include "host/template_store.hpp"
+#include "host/vm_exit.hpp"
 #include "image/host_check.hpp"
 #include "image/rootfs.hpp"
 #include "util/error.hpp"
@@ -78,8 +79,10 @@ void provision(const Recipe& r, const fs::path& disk, const BuildOptions& o, Pro
     using Kind = host::ExecOutcome::Kind;
     if (out.kind == Kind::kInterrupted) throw Interrupted(out.signo);
     if (out.kind != Kind::kExited) fail("provisioning command {} did not finish: {}", what, out.message);
+    std::string oom = out.status.oom.empty() ? "" : " (" + host::describe_oom(out.status.oom, vm.boot.mem_mib) + ")";
     if (int status = out.status.shell_status(); status != 0)
-      fail("provisioning command {} of {} failed with exit status {}", what, r.path.string(), status);
+      fail("provisioning command {} of {} failed with exit status {}{}", what, r.path.string(), status, oom);
+    if (!oom.empty() && progress.say) progress.say(host::describe_oom(out.status.oom, vm.boot.mem_mib));
   };
   for (size_t i = 0; i < r.run.size(); ++i) run({"/bin/sh", "-c", r.run[i]}, fmt::format("{} (`{}`)", i + 1, r.run[i]));
   run({"/bin/sync"}, "sync");

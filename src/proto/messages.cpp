@@ -24,6 +24,8 @@ std::string SetupRequest::encode() const {
   Writer w;
   w.bytes(hostname).i64(realtime_ns).bytes(entropy).u32(static_cast<uint32_t>(mounts.size()));
   for (const auto& m : mounts) w.bytes(m.tag).bytes(m.target).u32(static_cast<uint32_t>(m.kind));
+  w.u32(static_cast<uint32_t>(limits.size()));
+  for (const auto& l : limits) w.u32(l.resource).u64(l.soft).u64(l.hard);
   return w.take();
 }
 
@@ -42,6 +44,16 @@ SetupRequest SetupRequest::decode(std::string_view payload) {
     if (kind > 3) fail("malformed SETUP: unknown mount kind {}", kind);
     m.kind = static_cast<MountKind>(kind);
     s.mounts.push_back(std::move(m));
+  }
+  uint32_t limits = r.count();
+  if (limits > kMaxLimits) fail("malformed SETUP: {} resource limits (at most {})", limits, kMaxLimits);
+  for (uint32_t i = 0; i < limits; ++i) {
+    Limit l;
+    l.resource = r.u32();
+    l.soft = r.u64();
+    l.hard = r.u64();
+    if (l.resource >= kLimitResources) fail("malformed SETUP: unknown resource limit {}", l.resource);
+    s.limits.push_back(l);
   }
   r.finish();
   return s;
@@ -314,7 +326,9 @@ ExecMore ExecMore::decode(std::string_view payload) {
   return m;
 }
 
-std::string ExitStatus::encode() const { return Writer().u8(static_cast<uint8_t>(kind)).i32(code).take(); }
+std::string ExitStatus::encode() const {
+  return Writer().u8(static_cast<uint8_t>(kind)).i32(code).bytes(oom.substr(0, kMaxOomText)).take();
+}
 
 ExitStatus ExitStatus::decode(std::string_view payload) {
   Reader r(payload);
@@ -323,6 +337,8 @@ ExitStatus ExitStatus::decode(std::string_view payload) {
   if (kind > 1) fail("malformed EXIT: unknown kind {}", kind);
   s.kind = static_cast<Kind>(kind);
   s.code = r.i32();
+  s.oom = r.bytes();
+  if (s.oom.size() > kMaxOomText) fail("malformed EXIT: oom text of {} bytes (at most {})", s.oom.size(), kMaxOomText);
   r.finish();
   return s;
 }

@@ -34,11 +34,26 @@ struct Mount {
   bool is_root() const { return kind == MountKind::kRootOverlay || kind == MountKind::kDiskRoot; }
 };
 
+// A resource limit (setrlimit(2)) of SETUP: RLIMIT_* numbers as Linux has
+// them on every architecture kestrel runs (RLIMIT_NOFILE is 7), values as
+// rlim_t (RLIM_INFINITY is all ones).
+struct Limit {
+  uint32_t resource = 0;
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+  bool operator==(const Limit&) const = default;
+};
+constexpr size_t kMaxLimits = 16;
+constexpr uint32_t kLimitResources = 16;  // RLIM_NLIMITS: resources are below it
+
 struct SetupRequest {
   std::string hostname;
   int64_t realtime_ns = 0;
   std::string entropy;
   std::vector<Mount> mounts;
+  // Set in the agent, so that every program and service it starts from now
+  // on has them: the host's own (docs/guest.md, "What a guest has").
+  std::vector<Limit> limits;
 
   std::string encode() const;
   static SetupRequest decode(std::string_view payload);
@@ -150,10 +165,17 @@ struct ExecMore {
   static ExecMore decode(std::string_view payload);
 };
 
+// The longest `oom` of an EXIT.
+constexpr size_t kMaxOomText = 1024;
+
 struct ExitStatus {
   enum class Kind : uint8_t { kExited = 0, kSignaled = 1 };
   Kind kind = Kind::kExited;
   int32_t code = 0;
+  // The processes the guest's OOM killer ended while the program ran ("" for
+  // none), e.g. "process 312 (test-alloc, 402 MiB resident)"; the program's
+  // own or any other (a service it needed).
+  std::string oom;
 
   // As a shell reports it: the code, or 128+N for death by signal N.
   int shell_status() const { return kind == Kind::kExited ? code : 128 + code; }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "deploy/naming.hpp"
+#include "host/environment.hpp"
 #include "host/vm_exit.hpp"
 #include "image/build.hpp"
 #include "image/store.hpp"
@@ -17,7 +18,6 @@
 #include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/lockfile.hpp"
-#include "util/random.hpp"
 #include "util/signals.hpp"
 #include "util/socket.hpp"
 #include "util/strings.hpp"
@@ -223,6 +223,7 @@ Cluster Cluster::up(const Spec& spec, const UpOptions& o) {
       image_holds.push_back(std::move(hold));
     }
     b.nics = node_nics(spec, net, i, s.deployment);
+    b.user_network = false;  // a node's uplink is `uplink = true`, planned with its links
     boots.push_back(std::move(b));
   }
 
@@ -248,13 +249,7 @@ Cluster Cluster::up(const Spec& spec, const UpOptions& o) {
       try {
         host::Machine m = host::Machine::boot(b);
         int pidfd = m.qemu().pidfd();
-        proto::SetupRequest setup;
-        setup.hostname = name;
-        setup.realtime_ns =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-        setup.entropy = random_bytes(64);
-        setup.mounts = shares[i].mounts;
+        proto::SetupRequest setup = host::setup_request(name, shares[i].mounts);
         auto step = [&](const char* what, auto&& call) {
           try {
             call();

@@ -46,6 +46,8 @@
 #include <utility>
 #include <vector>
 
+#include "vm/qemu.hpp"
+
 namespace kestrel::topology {
 
 // Limits (the checks above).
@@ -78,10 +80,10 @@ bool overlaps(const Address& a, const Address& b);
 
 // The user-mode uplink (QEMU -netdev user): the network, the guest's
 // address, its gateway and its DNS server.
-inline constexpr Address kUplinkNetwork{0x0a000200, 24};  // 10.0.2.0/24
-inline constexpr Address kUplinkAddress{0x0a00020f, 24};  // 10.0.2.15/24
-inline constexpr uint32_t kUplinkGateway = 0x0a000202;    // 10.0.2.2
-inline constexpr const char* kUplinkDns = "10.0.2.3";
+inline constexpr Address kUplinkNetwork{vm::kUserNetwork, vm::kUserNetworkPrefix};  // 10.0.2.0/24
+inline constexpr Address kUplinkAddress{vm::kUserAddress, vm::kUserNetworkPrefix};  // 10.0.2.15/24
+inline constexpr uint32_t kUplinkGateway = vm::kUserGateway;                        // 10.0.2.2
+inline constexpr const char* kUplinkDns = vm::kUserDns;
 
 struct NodeSpec {
   std::string name;

@@ -32,12 +32,22 @@ struct Nic {
   std::string mac;  // "" for QEMU's default; the agent sets the planned one anyway
 };
 
+// QEMU's user-mode network (-netdev user, "slirp") as it sets itself up: the
+// guest's address, the gateway (where the host's own services answer: a
+// connection to 10.0.2.2 reaches the host's 127.0.0.1), the DNS server.
+inline constexpr uint32_t kUserNetwork = 0x0a000200;  // 10.0.2.0/24
+inline constexpr int kUserNetworkPrefix = 24;
+inline constexpr uint32_t kUserAddress = 0x0a00020f;  // 10.0.2.15
+inline constexpr uint32_t kUserGateway = 0x0a000202;  // 10.0.2.2
+inline constexpr const char* kUserDns = "10.0.2.3";
+inline constexpr const char* kUserMac = "52:54:00:12:34:56";  // QEMU's default for a first NIC
+
 struct VmConfig {
   std::string name;
   VmPaths paths;
   std::filesystem::path kernel;  // vmlinux (PVH) or bzImage
   std::filesystem::path initramfs;
-  uint32_t mem_mib = 512;
+  uint32_t mem_mib = 1024;
   uint32_t cpus = 1;
   Accel accel = Accel::kTcg;
   std::vector<Share> shares;

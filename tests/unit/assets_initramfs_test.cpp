@@ -160,13 +160,16 @@ TEST_F(InitramfsTest, NetModulesAreListedApart) {
   write("modules/kernel/net_failover.ko", make_module("net_failover", {"failover"}));
   write("modules/kernel/failover.ko.xz", testing::compress(make_module("failover", {}), ARCHIVE_FILTER_XZ));
   write("modules/kernel/virtio_blk.ko", make_module("virtio_blk", {"virtio", "virtio_ring", "failover"}));
+  write("modules/kernel/drivers/net/dummy.ko", make_module("dummy", {}));
   InitramfsInputs in = inputs();
-  EXPECT_EQ(in.net_modules, (std::vector<std::string>{"virtio_net"}));
+  EXPECT_EQ(in.net_modules, (std::vector<std::string>{"virtio_net", "dummy"}));
   fs::path path = ensure_initramfs(in);
   auto cpio = read_cpio(path);
   EXPECT_EQ(cpio["lib/modules/load.order"].data, "virtio_ring.ko\nvirtio.ko\nvirtio_console.ko\nvirtio_rng.ko\n");
   EXPECT_EQ(cpio["lib/modules/load.disk"].data, "failover.ko\nvirtio_blk.ko\n");
-  EXPECT_EQ(cpio["lib/modules/load.net"].data, "failover.ko\nnet_failover.ko\nvirtio_net.ko\n");
+  EXPECT_EQ(cpio["lib/modules/load.net"].data, "failover.ko\nnet_failover.ko\nvirtio_net.ko\ndummy.ko\n");
+  // The agent loads it by this name at boot for a VM without NICs.
+  EXPECT_EQ(cpio["lib/modules/dummy.ko"].data, make_module("dummy", {}));
   EXPECT_EQ(cpio["lib/modules/load.net"].perm, 0644u);
   EXPECT_EQ(cpio["lib/modules/failover.ko"].data, make_module("failover", {}));  // decompressed
   EXPECT_EQ(cpio["lib/modules/virtio_net.ko"].data,
@@ -192,7 +195,7 @@ TEST_F(InitramfsTest, MissingDiskModuleIsLeftOut) {
   size_t notes = 0;
   for (const auto& e : fs::directory_iterator(cache_.path() / "initramfs" / "plans"))
     notes += e.path().filename().string().starts_with("missing-");
-  EXPECT_EQ(notes, 3u);  // ext4, crc32c_generic, virtio_net
+  EXPECT_EQ(notes, 4u);  // ext4, crc32c_generic, virtio_net, dummy
   EXPECT_EQ(read_cpio(ensure_initramfs(in))["lib/modules/load.disk"].data, "virtio_blk.ko\n");
 
   // A module arrives (the directory changes): it is found.

@@ -118,7 +118,7 @@ TEST(LeanModules, BuiltinListMeansNoModuleFiles) {
         "kernel/drivers/virtio/virtio_pci.ko", "kernel/drivers/char/virtio_console.ko", "kernel/net/9p/9pnet.ko",
         "kernel/net/9p/9pnet_virtio.ko", "kernel/fs/9p/9p.ko", "kernel/fs/overlayfs/overlay.ko",
         "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/block/virtio_blk.ko", "kernel/fs/ext4/ext4.ko",
-        "kernel/crypto/crc32c_generic.ko", "kernel/drivers/net/virtio_net.ko"})
+        "kernel/crypto/crc32c_generic.ko", "kernel/drivers/net/virtio_net.ko", "kernel/drivers/net/dummy.ko"})
     builtin += std::string(path) + "\n";
   write_file_atomic(modules / "modules.builtin", builtin);
   EXPECT_TRUE(plan_modules(modules, default_modules()).empty());

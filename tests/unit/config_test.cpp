@@ -48,7 +48,7 @@ class ConfigTest : public ::testing::Test {
 
 TEST_F(ConfigTest, DefaultsWithoutFilesOrEnvironment) {
   Config c = load(nested);
-  EXPECT_EQ(c.count("memory"), 512);
+  EXPECT_EQ(c.count("memory"), 1024);
   EXPECT_EQ(c.count("cpus"), 1);
   EXPECT_EQ(c.text("keep"), "on-failure");
   EXPECT_TRUE(c.flag("list_on_host"));
@@ -144,7 +144,7 @@ TEST_F(ConfigTest, BadEnvironmentValuesNameTheVariable) {
   env.vars["KESTREL_MEMORY"] = "lots";
   EXPECT_EQ(load_error(project), "KESTREL_MEMORY=lots: 'lots' is not an integer from 128 to 1048576");
   env.vars["KESTREL_MEMORY"] = "";  // empty counts as unset
-  EXPECT_EQ(load(project).count("memory"), 512);
+  EXPECT_EQ(load(project).count("memory"), 1024);
   env.vars["KESTREL_LIST_ON_HOST"] = "maybe";
   EXPECT_EQ(load_error(project), "KESTREL_LIST_ON_HOST=maybe: 'maybe' is not a boolean (true or false)");
 }

@@ -111,6 +111,23 @@ TEST(Messages, SetupRoundTrip) {
   ASSERT_EQ(d.mounts.size(), 2u);
   EXPECT_EQ(d.mounts[1].target, "/tmp/k/bay");
   EXPECT_EQ(d.mounts[1].kind, MountKind::kReadWrite);
+  EXPECT_TRUE(d.limits.empty());
+}
+
+TEST(Messages, SetupCarriesResourceLimits) {
+  SetupRequest s;
+  s.limits = {{7, 1024, 524288}, {8, 8 << 20, ~uint64_t{0}}};
+  EXPECT_EQ(SetupRequest::decode(s.encode()).limits, s.limits);
+  auto with = [](uint32_t count, uint32_t resource) {
+    Writer w;
+    w.bytes("").i64(0).bytes("").u32(0).u32(count);
+    for (uint32_t i = 0; i < count && i < 20; ++i) w.u32(resource).u64(1).u64(2);
+    return w.take();
+  };
+  EXPECT_NO_THROW(SetupRequest::decode(with(16, 15)));
+  EXPECT_THROW(SetupRequest::decode(with(17, 7)), Error);  // too many
+  EXPECT_THROW(SetupRequest::decode(with(1, 16)), Error);  // no such resource
+  EXPECT_THROW(SetupRequest::decode(with(0xffffffff, 7)), Error);
 }
 
 TEST(Messages, ExitStatusShellConvention) {
@@ -119,6 +136,21 @@ TEST(Messages, ExitStatusShellConvention) {
   ExitStatus code{ExitStatus::Kind::kExited, 7};
   EXPECT_EQ(ExitStatus::decode(code.encode()).shell_status(), 7);
   EXPECT_THROW(ExitStatus::decode(std::string("\x02\x00\x00\x00\x00", 5)), Error);
+}
+
+TEST(Messages, ExitStatusCarriesTheOomKills) {
+  ExitStatus killed{ExitStatus::Kind::kSignaled, 9, "process 312 (alloc, 402 MiB resident)"};
+  ExitStatus back = ExitStatus::decode(killed.encode());
+  EXPECT_EQ(back.oom, killed.oom);
+  EXPECT_EQ(back.shell_status(), 137);
+  EXPECT_EQ(ExitStatus::decode(ExitStatus{}.encode()).oom, "");
+  // The sender cuts it at the bound; a receiver refuses more.
+  ExitStatus long_one{ExitStatus::Kind::kExited, 0, std::string(5000, 'x')};
+  EXPECT_EQ(ExitStatus::decode(long_one.encode()).oom.size(), kMaxOomText);
+  std::string wire = ExitStatus{}.encode();
+  wire.resize(5);
+  wire += std::string("\x01\x04\x00\x00", 4) + std::string(1025, 'x');  // u32 1025 little-endian
+  EXPECT_THROW(ExitStatus::decode(wire), Error);
 }
 
 TEST(Wire, HugeListCountIsRejectedBeforeAllocation) {
@@ -325,7 +357,7 @@ TEST(ExecAssembler, MalformedExecFailsTheRequestOnly) {
 }
 
 TEST(Frame, VersionFourKnowsNetwork) {
-  EXPECT_EQ(kVersion, 4u);
+  EXPECT_EQ(kVersion, 5u);
   EXPECT_TRUE(is_known_type(static_cast<uint16_t>(Type::kExecMore)));
   EXPECT_STREQ(type_name(Type::kExecMore), "EXEC_MORE");
   EXPECT_TRUE(is_known_type(16));
@@ -348,7 +380,7 @@ TEST(Messages, SetupWithADiskRootRoundTrips) {
   EXPECT_FALSE(d.mounts[1].is_root());
   EXPECT_TRUE((Mount{"root", "", MountKind::kRootOverlay}.is_root()));
   // Kind 4 is nobody's.
-  std::string bad = Writer().bytes("").i64(0).bytes("").u32(1).bytes("x").bytes("/y").u32(4).take();
+  std::string bad = Writer().bytes("").i64(0).bytes("").u32(1).bytes("x").bytes("/y").u32(4).u32(0).take();
   EXPECT_THROW(SetupRequest::decode(bad), Error);
 }
 

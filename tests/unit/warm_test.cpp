@@ -74,7 +74,7 @@ TEST_F(WarmTest, KeyIgnoresNamesAndPathsButNotTheMachine) {
   EXPECT_EQ(a, template_key(config("other-bbbbbb"), qemu_));
 
   vm::VmConfig more = config("test-aaaaaa");
-  more.mem_mib = 1024;
+  more.mem_mib = 2048;
   EXPECT_NE(a, template_key(more, qemu_));
   vm::VmConfig cpus = config("test-aaaaaa");
   cpus.cpus = 2;
@@ -102,7 +102,7 @@ TEST_F(WarmTest, KeyIgnoresNamesAndPathsButNotTheMachine) {
   // A rebuilt kernel at the same path is a new configuration.
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   write_file_atomic(dir_.path() / "vmlinux", "kernel, rebuilt");
-  EXPECT_NE(a, template_key(config("test-aaaaaa"), qemu_));
+  EXPECT_NE(a, template_key(cpus, qemu_));
 }
 
 TEST_F(WarmTest, CloneCommandLineMapsTheTemplateMemoryPrivately) {
@@ -111,13 +111,13 @@ TEST_F(WarmTest, CloneCommandLineMapsTheTemplateMemoryPrivately) {
   c.incoming = true;
   auto argv = vm::qemu_argv(c, qemu_);
   auto has = [&](const std::string& s) { return std::find(argv.begin(), argv.end(), s) != argv.end(); };
-  EXPECT_TRUE(has("memory-backend-file,id=ram0,size=512M,mem-path=/cache/templates/k/memory,share=off"));
+  EXPECT_TRUE(has("memory-backend-file,id=ram0,size=1024M,mem-path=/cache/templates/k/memory,share=off"));
   EXPECT_TRUE(has("pc,memory-backend=ram0"));
   EXPECT_TRUE(has("defer"));
   c.memory_shared = true;
   c.incoming = false;
   argv = vm::qemu_argv(c, qemu_);
-  EXPECT_TRUE(has("memory-backend-file,id=ram0,size=512M,mem-path=/cache/templates/k/memory,share=on"));
+  EXPECT_TRUE(has("memory-backend-file,id=ram0,size=1024M,mem-path=/cache/templates/k/memory,share=on"));
   EXPECT_FALSE(has("defer"));
   // A plain cold boot has no memory file.
   argv = vm::qemu_argv(config("cold-dddddd"), qemu_);

@@ -86,7 +86,16 @@ iteration() {
       pid=$!
       qemu=$(wait_qemu) || fail "no QEMU appeared: $(cat "$log")"
       sleep "$(secs "$delay")"
-      kill -KILL "$qemu"
+      # The QEMU found first may be gone by now: one that built and saved
+      # the warm-start template exits, and the run's clone starts. Kill the
+      # one that runs now.
+      local tries=0
+      until kill -KILL "$qemu" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ $tries -le 400 ] || fail "no QEMU to kill: $(cat "$log")"
+        sleep 0.05
+        qemu=$(our_qemus | head -1)
+      done
       wait "$pid" || status=$?
       expect_eq "status after QEMU was killed" 125 "$status"
       expect_in "$log" "QEMU was killed by signal 9 (SIGKILL)"

@@ -87,6 +87,15 @@ start_kept_vm --image "$recipe"
 # exec reaches the image's root, its service running.
 out=$("$KESTREL" exec "$vm_name" 'test -S /var/run/postgresql/.s.PGSQL.5432 && . /etc/os-release && echo "$ID up"' -f "$vm_dir")
 expect_eq "exec in an image VM" "debian up" "$out"
+# The image's guest looks like a machine (docs/guest.md): localhost on IPv4
+# and IPv6, its own name resolving, a machine-id no other VM has.
+out=$("$KESTREL" exec "$vm_name" 'getent ahosts localhost | awk "{ print \$1 }" | sort -u; getent hosts "$(hostname)" | awk "{ print \$1 }"' -f "$vm_dir")
+expect_eq "names in an image VM" "127.0.0.1
+::1
+127.0.1.1" "$out"
+id1=$("$KESTREL" exec "$vm_name" 'cat /etc/machine-id' -f "$vm_dir")
+id2=$("$KESTREL" run -q --image "$recipe" --keep never -- cat /etc/machine-id)
+[[ $id1 =~ ^[0-9a-f]{32}$ && $id2 =~ ^[0-9a-f]{32}$ && $id1 != "$id2" ]] || fail "machine-ids [$id1] and [$id2]"
 "$KESTREL" run -q --image "$recipe" --keep never -- /bin/sh -c 'exit 7' && status=0 || status=$?
 expect_eq "an image run's exit status" 7 "$status"
 # A program named without a directory is the image's (the host needs none).
