@@ -82,11 +82,16 @@ TEST(Topology, TwoNodesTalk) {
   ASSERT_EQ(hosts.status, 0) << hosts.err;
   EXPECT_EQ(hosts.out.substr(0, hosts.out.find_first_of(" \t")), server) << hosts.out;
 
-  // A server in its own session outlives the exec that starts it.
+  // A server in its own session outlives the exec that starts it. The exec
+  // waits until it listens (port 7000 is 1B58 in /proc/net/tcp): when an
+  // exec ends, what is left of its process group ends with it, and setsid's
+  // child is in that group until it has made its session.
   kestrel::ExecResult started = topology.exec(
-      "server",
-      {"/bin/sh", "-c", "setsid -f /usr/bin/python3 -c \"$1\" </dev/null >/tmp/echo.log 2>&1", "sh", kEchoServer});
-  ASSERT_EQ(started.status, 0) << started.err;
+      "server", {"/bin/sh", "-c",
+                 "setsid -f /usr/bin/python3 -c \"$1\" </dev/null >/tmp/echo.log 2>&1\n"
+                 "for i in $(seq 300); do grep -q ':1B58 ' /proc/net/tcp && exit 0; sleep 0.1; done; exit 1",
+                 "sh", kEchoServer});
+  ASSERT_EQ(started.status, 0) << started.err << topology.exec("server", "cat /tmp/echo.log").out;
   kestrel::ExecResult answer = round_trip(topology, 100, 30);
   EXPECT_EQ(answer.status, 0) << answer.err << topology.exec("server", "cat /tmp/echo.log").out;
   EXPECT_EQ(answer.out, "server: ping\n");

@@ -35,12 +35,13 @@ std::string hosts_naming(const std::optional<std::string>& existing, const std::
 
 std::string new_machine_id() { return random_hex(32) + "\n"; }
 
-void set_identity(const std::string& root, const std::string& name) {
+void set_identity(const std::string& root, const std::string& name, bool offline) {
   if (root.empty() || name.empty()) return;
   static std::string last_name;
   try {
     UniqueFd etc = open_guest_etc(root);
     replace_etc_file(etc.get(), root, "hosts", hosts_naming(read_etc_file(root, "hosts"), name));
+    if (offline) replace_etc_file(etc.get(), root, "resolv.conf", kOfflineResolvConf);
     bool new_machine = name != last_name;
     if (new_machine) replace_etc_file(etc.get(), root, "machine-id", new_machine_id());
     last_name = name;

@@ -24,10 +24,18 @@ std::string hosts_naming(const std::optional<std::string>& existing, const std::
 // SETUP's reseed: unique per clone) and a newline, as machine-id(5) says.
 std::string new_machine_id();
 
+// /etc/resolv.conf of a VM whose network goes nowhere (`--network none`):
+// no server, so a lookup of a name /etc/hosts lacks fails at once (glibc
+// then asks 127.0.0.1, where nothing answers), as on a host whose resolver
+// knows it is offline, instead of waiting 20 s for a server out of reach.
+constexpr const char* kOfflineResolvConf =
+    "# kestrel: --network none: no DNS server; names resolve from /etc/hosts only\n";
+
 // Writes /etc/hosts and, when `name` differs from the last SETUP's, a new
 // /etc/machine-id into `root` (the guest root; nothing for "", the agent's
-// own root). Logs what fails and goes on: a run is better off with a
-// guest that lacks its name than with no run.
-void set_identity(const std::string& root, const std::string& name);
+// own root); `offline` (no NIC): kOfflineResolvConf as /etc/resolv.conf.
+// Logs what fails and goes on: a run is better off with a guest that lacks
+// its name than with no run.
+void set_identity(const std::string& root, const std::string& name, bool offline = false);
 
 }  // namespace kestrel::agent

@@ -261,7 +261,14 @@ void write_network_files(const proto::NetworkRequest& request, const std::string
   if (!request.resolv_conf.empty()) replace_etc_file(etc.get(), root, "resolv.conf", request.resolv_conf);
 }
 
+namespace {
+bool offline = false;
+}  // namespace
+
+bool offline_network() { return offline; }
+
 void set_up_offline_network(const NetworkPaths& paths) {
+  offline = true;
   // The dummy driver: a module carried with load.net (docs/guest.md), or
   // built in (the lean kernel). It makes dummy0 as it loads.
   std::string module = paths.modules + "/dummy.ko";

@@ -70,6 +70,8 @@ constexpr uint32_t kOfflineGateway = 0x0a000202;  // 10.0.2.2
 // configures dummy0 as above. Logs what fails (a kernel without the driver:
 // the VM then has only lo) and returns.
 void set_up_offline_network(const NetworkPaths& paths = {});
+// Whether set_up_offline_network ran in this process (the VM has no NIC).
+bool offline_network();
 
 // The guest root's /etc ("" for the agent's own) as a directory fd, made if
 // missing; resolved as in the guest root (an absolute symlink /etc stays

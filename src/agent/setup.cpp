@@ -22,6 +22,7 @@
 #include "agent/identity.hpp"
 #include "agent/log.hpp"
 #include "agent/modules.hpp"
+#include "agent/network.hpp"
 #include "util/deadline.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -339,7 +340,7 @@ std::string apply_setup(const proto::SetupRequest& request, const std::string& c
     debugf("setup: mounted {}", step.what);
   }
   set_limits(request.limits);
-  set_identity(plan.root.empty() ? current_root : plan.root, request.hostname);
+  set_identity(plan.root.empty() ? current_root : plan.root, request.hostname, offline_network());
   debugf("set up as {}: {} mounts", request.hostname, request.mounts.size());
   return plan.root;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <mutex>
 
 #include "cli/vm_options.hpp"
 #include "config/config.hpp"
@@ -142,15 +143,41 @@ void check_timeout(const char* call, std::chrono::milliseconds timeout) {
 struct Topology::Impl {
   explicit Impl(topology::Cluster c) : cluster(std::move(c)), dir(cluster.dir()) {
     for (const auto& n : cluster.spec().nodes) nodes.push_back(n.name);
+    idle.resize(nodes.size());
   }
   // Throws once the topology is down (`what` names the call).
   void check_up(const char* what) const {
     if (down) fail("{}: the topology in {} is down", what, dir.string());
   }
+  // A connection to node i's agent: an idle one, else a new one (ports 1 to
+  // 7: up to 7 calls per node at once, more wait for a port).
+  host::AgentClient take_connection(size_t i) {
+    {
+      std::lock_guard lock(pool_mutex);
+      if (!idle[i].empty()) {
+        host::AgentClient agent = std::move(idle[i].back());
+        idle[i].pop_back();
+        return agent;
+      }
+    }
+    return host::AgentClient::connect(cluster.paths(i), 1, Deadline::after(std::chrono::seconds(30)),
+                                      cluster.machine(i).qemu().pidfd());
+  }
+  void give_back(size_t i, host::AgentClient agent) {
+    std::lock_guard lock(pool_mutex);
+    idle[i].push_back(std::move(agent));
+  }
   topology::Cluster cluster;
   fs::path dir;  // kept after down()
   std::vector<std::string> nodes;
   bool down = false;
+  // Connections stay open until the topology goes down: the agent ends what
+  // a command left in its process group when the command's connection
+  // closes, so a server a command starts (setsid -f, whose child is in that
+  // group until it has its session) lives as long as the topology.
+  // (Declared after `cluster`: they close before the VMs go.)
+  std::mutex pool_mutex;
+  std::vector<std::vector<host::AgentClient>> idle;  // per node
 };
 
 Topology::Topology(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -195,13 +222,14 @@ ExecResult Topology::exec(const std::string& node, const std::vector<std::string
   exec.env = host::default_exec_environment();
   exec.env.push_back("KESTREL_VM=" + node);
   exec.cwd = "/";
-  // A connection of its own, as each `kestrel exec` has: calls from several
-  // threads run at once (up to 8 per node; more wait for a free agent port).
-  host::Machine& m = self.cluster.machine(i);
-  const vm::VmPaths& paths = self.cluster.paths(i);
-  host::AgentClient agent =
-      host::AgentClient::connect(paths, 1, Deadline::after(std::chrono::seconds(30)), m.qemu().pidfd());
-  return exec_on(agent, m.qemu().pidfd(), node, paths, exec, timeout);
+  // A connection no other call is using, as each `kestrel exec` has: calls
+  // from several threads run at once. One whose VM or agent failed is not
+  // used again (exec_on throws, and it closes).
+  host::AgentClient agent = self.take_connection(i);
+  ExecResult result =
+      exec_on(agent, self.cluster.machine(i).qemu().pidfd(), node, self.cluster.paths(i), exec, timeout);
+  self.give_back(i, std::move(agent));
+  return result;
 }
 
 void Topology::link(const std::string& a, const std::string& b, bool up) {
@@ -229,6 +257,7 @@ void Topology::keep() {
 void Topology::down() {
   if (!impl_ || impl_->down) return;
   impl_->down = true;
+  impl_->idle.clear();  // the connections close before the VMs go
   topology::Cluster gone = std::move(impl_->cluster);
 }
 

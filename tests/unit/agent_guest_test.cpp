@@ -67,6 +67,16 @@ TEST(SetIdentity, WritesHostsAndAMachineIdPerName) {
   EXPECT_NE(read_file(bare.path() / "etc/hosts").find("localhost"), std::string::npos);
 }
 
+TEST(SetIdentity, OfflineMeansNoDnsServer) {
+  TempDir root("/tmp", "kestrel-guest-root-");
+  make_dirs(root.path() / "etc", 0755);
+  write_file_atomic(root.path() / "etc/resolv.conf", "nameserver 10.255.255.53\n");
+  set_identity(root.path().string(), "kestrel-five", /*offline=*/false);
+  EXPECT_EQ(read_file(root.path() / "etc/resolv.conf"), "nameserver 10.255.255.53\n");
+  set_identity(root.path().string(), "kestrel-five", /*offline=*/true);
+  EXPECT_EQ(read_file(root.path() / "etc/resolv.conf"), kOfflineResolvConf);
+}
+
 // An /etc/hosts that is a link to a host path: read and replaced inside
 // the guest root, never written through.
 TEST(SetIdentity, ALinkLeadsNowhereOutside) {

@@ -44,6 +44,11 @@ status=0
 "$KESTREL" run -q --keep never -- timeout 1 bash -c 'exec 3<>/dev/tcp/192.0.2.1/9' 2>"$work/connect" || status=$?
 expect_eq "status of a connect that waits for its timeout" 124 "$status"
 grep -q "unreachable" "$work/connect" && fail "the connect failed at once: $(cat "$work/connect")"
+# A name /etc/hosts lacks fails at once (no DNS server), not after a
+# resolver's 20 s of timeouts: getent's 2 is "not found".
+status=0
+"$KESTREL" run -q --keep never -- timeout 10 getent hosts no-such-name.test || status=$?
+expect_eq "status of a lookup without a DNS server" 2 "$status"
 # Loopback on IPv4 and IPv6.
 out=$("$KESTREL" run -q --keep never -- python3 -c '
 import socket
