@@ -1,6 +1,7 @@
 #include "agent/oom.hpp"
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,22 +31,24 @@ std::optional<uint64_t> number_after(std::string_view text, std::string_view key
 
 }  // namespace
 
-uint64_t parse_oom_kill_count(std::string_view vmstat) {
+std::optional<uint64_t> parse_oom_kill_count(std::string_view vmstat) {
   for (const auto& line : split(vmstat, '\n')) {
     std::string_view l = line;
-    if (!l.starts_with("oom_kill ")) continue;
-    return number_after(l, "oom_kill ").value_or(0);
+    if (l.starts_with("oom_kill ")) return number_after(l, "oom_kill ");
   }
-  return 0;
+  return std::nullopt;
 }
 
-uint64_t oom_kill_count(const std::string& vmstat) {
+OomMark oom_mark(const std::string& vmstat) {
+  OomMark mark;
   try {
-    auto text = read_file_if_exists(vmstat);
-    return text ? parse_oom_kill_count(*text) : 0;
+    if (auto text = read_file_if_exists(vmstat)) mark.kills = parse_oom_kill_count(*text);
   } catch (const Error&) {
-    return 0;
   }
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  mark.usec = static_cast<uint64_t>(now.tv_sec) * 1000000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+  return mark;
 }
 
 std::optional<std::string> describe_oom_kill(std::string_view line) {
@@ -63,14 +66,18 @@ std::optional<std::string> describe_oom_kill(std::string_view line) {
   return out + ")";
 }
 
-std::string oom_kills_since(uint64_t before, const std::string& vmstat, const std::string& kmsg) {
-  uint64_t now = oom_kill_count(vmstat);
-  if (now <= before) return "";
-  uint64_t kills = now - before;
+std::string oom_kills_since(const OomMark& before, const std::string& vmstat, const std::string& kmsg) {
+  OomMark now = oom_mark(vmstat);
+  uint64_t kills = 0;  // 0: as many as the log tells of since before.usec
+  if (before.kills && now.kills) {
+    if (*now.kills <= *before.kills) return "";
+    kills = *now.kills - *before.kills;
+  }
   // Each read(2) of /dev/kmsg gives one record, "PRIO,SEQ,USEC,FLAGS;TEXT",
   // from the oldest kept on; EAGAIN at the end, EPIPE where records were
   // overwritten meanwhile (read on).
   std::deque<std::string> found;
+  uint64_t seen = 0;
   UniqueFd fd(::open(kmsg.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   for (int records = 0; fd && records < 100000; ++records) {
     char buf[8192];
@@ -79,12 +86,26 @@ std::string oom_kills_since(uint64_t before, const std::string& vmstat, const st
     if (n <= 0) break;
     // A record's continuation lines (" KEY=VALUE") never match.
     for (const auto& line : split(std::string_view(buf, static_cast<size_t>(n)), '\n')) {
-      if (auto kill = describe_oom_kill(line)) {
-        found.push_back(std::move(*kill));
-        if (found.size() > kills || found.size() > 4) found.pop_front();
+      auto kill = describe_oom_kill(line);
+      if (!kill) continue;
+      if (kills == 0) {
+        // "PRIO,SEQ,USEC,...": the record's time.
+        std::string_view fields = line;
+        size_t second = fields.find(',');
+        size_t third = second == std::string_view::npos ? second : fields.find(',', second + 1);
+        auto usec = third == std::string_view::npos ? std::nullopt : number_after(fields.substr(third), ",");
+        if (!usec || *usec < before.usec) continue;
       }
+      ++seen;
+      found.push_back(std::move(*kill));
+      if (found.size() > 4) found.pop_front();
     }
   }
+  if (kills == 0) {
+    if (before.kills && now.kills) return "";  // unreachable: counted kills are > 0
+    kills = seen;
+  }
+  while (found.size() > kills) found.pop_front();
   std::string out;
   for (const auto& kill : found) out += (out.empty() ? "" : "; ") + kill;
   if (uint64_t untold = kills - found.size(); found.size() < kills)

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/exec.hpp"
+#include "agent/oom.hpp"
 #include "proto/connection.hpp"
 #include "proto/exec_frames.hpp"
 #include "proto/messages.hpp"
@@ -98,7 +99,7 @@ class AgentServer {
     size_t stdin_offset = 0;
     bool stdin_eof = false;           // end of input received: close once pending is written
     bool input_at_line_start = true;  // pty: whether one VEOF ends the input
-    uint64_t oom_kills = 0;           // the guest's OOM kill count when it started
+    OomMark oom;                      // the guest's OOM killer when it started
   };
 
   struct Conn {

@@ -94,9 +94,10 @@ TEST(SetIdentity, ALinkLeadsNowhereOutside) {
 
 TEST(Oom, CountFromVmstat) {
   EXPECT_EQ(parse_oom_kill_count("pgfault 12\noom_kill 3\nnr_foo 9\n"), 3u);
-  EXPECT_EQ(parse_oom_kill_count("pgfault 12\n"), 0u);
-  EXPECT_EQ(parse_oom_kill_count("oom_kill_x 5\noom_kill x\n"), 0u);
-  EXPECT_EQ(oom_kill_count("/nonexistent/vmstat"), 0u);
+  EXPECT_EQ(parse_oom_kill_count("pgfault 12\n"), std::nullopt);  // no VM event counters
+  EXPECT_EQ(parse_oom_kill_count("oom_kill_x 5\n"), std::nullopt);
+  EXPECT_EQ(oom_mark("/nonexistent/vmstat").kills, std::nullopt);
+  EXPECT_GT(oom_mark("/nonexistent/vmstat").usec, 0u);
 }
 
 TEST(Oom, DescribesTheKernelsLine) {
@@ -111,6 +112,7 @@ TEST(Oom, DescribesTheKernelsLine) {
   EXPECT_EQ(describe_oom_kill(""), std::nullopt);
 }
 
+// With the kernel's kill count: the last kills the log tells of.
 TEST(Oom, KillsSinceACount) {
   TempDir dir("/tmp", "kestrel-oom-");
   fs::path vmstat = dir.path() / "vmstat", kmsg = dir.path() / "kmsg";
@@ -120,22 +122,38 @@ TEST(Oom, KillsSinceACount) {
                     "4,2,2,-;other news\n"
                     "3,3,3,-;Out of memory: Killed process 312 (alloc) total-vm:1kB, anon-rss:411648kB\n"
                     " SUBSYSTEM=memory\n");
-  EXPECT_EQ(oom_kills_since(2, vmstat.string(), kmsg.string()), "");
-  EXPECT_EQ(oom_kills_since(1, vmstat.string(), kmsg.string()), "process 312 (alloc, 402 MiB resident)");
-  EXPECT_EQ(oom_kills_since(0, vmstat.string(), kmsg.string()),
-            "process 10 (old, 1 MiB resident); process 312 (alloc, 402 MiB resident)");
+  auto since = [&](uint64_t kills) { return oom_kills_since({kills, 0}, vmstat.string(), kmsg.string()); };
+  EXPECT_EQ(since(2), "");
+  EXPECT_EQ(since(1), "process 312 (alloc, 402 MiB resident)");
+  EXPECT_EQ(since(0), "process 10 (old, 1 MiB resident); process 312 (alloc, 402 MiB resident)");
   // More kills than the log tells of (overwritten, or no log).
   write_file_atomic(vmstat, "oom_kill 5\n");
-  EXPECT_EQ(oom_kills_since(2, vmstat.string(), kmsg.string()),
-            "process 10 (old, 1 MiB resident); process 312 (alloc, 402 MiB resident) and 1 more");
-  EXPECT_EQ(oom_kills_since(4, vmstat.string(), (dir.path() / "none").string()), "1 process");
-  // Bounded, however long the names.
+  EXPECT_EQ(since(2), "process 10 (old, 1 MiB resident); process 312 (alloc, 402 MiB resident) and 1 more");
+  EXPECT_EQ(oom_kills_since({4, 0}, vmstat.string(), (dir.path() / "none").string()), "1 process");
+  // Bounded, however many and however long the names.
   std::string many;
   for (int i = 0; i < 50; ++i)
     many += "3,1,1,-;Out of memory: Killed process 1 (" + std::string(60, 'n') + ") anon-rss:1kB\n";
   write_file_atomic(kmsg, many);
   write_file_atomic(vmstat, "oom_kill 100\n");
-  EXPECT_LE(oom_kills_since(0, vmstat.string(), kmsg.string()).size(), proto::kMaxOomText);
+  std::string text = since(0);
+  EXPECT_LE(text.size(), proto::kMaxOomText);
+  EXPECT_TRUE(text.ends_with(" and 96 more")) << text;
+}
+
+// Without one (CONFIG_VM_EVENT_COUNTERS off): the kills the log records
+// from the program's start on.
+TEST(Oom, KillsSinceAMomentWithoutACount) {
+  TempDir dir("/tmp", "kestrel-oom-");
+  fs::path vmstat = dir.path() / "vmstat", kmsg = dir.path() / "kmsg";
+  write_file_atomic(vmstat, "pgfault 1\n");
+  write_file_atomic(kmsg,
+                    "6,1,1000,-;Out of memory: Killed process 10 (old) total-vm:1kB, anon-rss:1024kB\n"
+                    "3,3,5000,-;Out of memory: Killed process 312 (alloc) total-vm:1kB, anon-rss:411648kB\n");
+  auto since = [&](uint64_t usec) { return oom_kills_since({std::nullopt, usec}, vmstat.string(), kmsg.string()); };
+  EXPECT_EQ(since(6000), "");
+  EXPECT_EQ(since(2000), "process 312 (alloc, 402 MiB resident)");
+  EXPECT_EQ(since(0), "process 10 (old, 1 MiB resident); process 312 (alloc, 402 MiB resident)");
 }
 
 }  // namespace
