@@ -90,6 +90,18 @@ void set_up(int sock, const std::string& name, const std::string& what, bool up)
   if (::ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) fail_errno("cannot bring {} {}", what, up ? "up" : "down");
 }
 
+// Address and netmask (IPv4, host byte order), then up.
+void set_address_and_up(int sock, const std::string& name, const std::string& what, uint32_t ip, int prefix) {
+  ifreq ifr = interface_request(name);
+  ifr.ifr_addr = inet_sockaddr(ip);
+  if (::ioctl(sock, SIOCSIFADDR, &ifr) != 0)
+    fail_errno("cannot set the address of {} to {}/{}", what, proto::format_ipv4(ip), prefix);
+  ifr = interface_request(name);
+  ifr.ifr_netmask = inet_sockaddr(proto::prefix_netmask(prefix));
+  if (::ioctl(sock, SIOCSIFNETMASK, &ifr) != 0) fail_errno("cannot set the netmask of {} to /{}", what, prefix);
+  set_up(sock, name, what, true);
+}
+
 void configure_nic(int sock, const NetInterface& iface, size_t index, const proto::NetworkRequest::Nic& nic) {
   const std::string what = fmt::format("{} (NIC {})", iface.name, index);
   proto::MacAddress mac = proto::parse_mac(nic.mac);
@@ -102,15 +114,8 @@ void configure_nic(int sock, const NetInterface& iface, size_t index, const prot
     std::memcpy(ifr.ifr_hwaddr.sa_data, mac.data(), mac.size());
     if (::ioctl(sock, SIOCSIFHWADDR, &ifr) != 0) fail_errno("cannot set the MAC address of {} to {}", what, nic.mac);
   }
-  const std::string address = fmt::format("{}/{}", proto::format_ipv4(nic.address), nic.prefix);
-  ifr = interface_request(iface.name);
-  ifr.ifr_addr = inet_sockaddr(nic.address);
-  if (::ioctl(sock, SIOCSIFADDR, &ifr) != 0) fail_errno("cannot set the address of {} to {}", what, address);
-  ifr = interface_request(iface.name);
-  ifr.ifr_netmask = inet_sockaddr(proto::prefix_netmask(nic.prefix));
-  if (::ioctl(sock, SIOCSIFNETMASK, &ifr) != 0) fail_errno("cannot set the netmask of {} to /{}", what, nic.prefix);
-  set_up(sock, iface.name, what, true);
-  debugf("network: {} is {} at {}", what, nic.mac, address);
+  set_address_and_up(sock, iface.name, what, nic.address, nic.prefix);
+  debugf("network: {} is {} at {}/{}", what, nic.mac, proto::format_ipv4(nic.address), nic.prefix);
 }
 
 void add_route(int sock, const proto::NetworkRequest::Route& r) {
@@ -244,8 +249,7 @@ std::optional<std::string> read_etc_file(const std::string& root, const std::str
   std::string text;
   char buf[4096];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = read_some(fd.get(), buf);
     if (n < 0) fail_errno("cannot read {}", shown);
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
@@ -286,18 +290,10 @@ void set_up_offline_network(const NetworkPaths& paths) {
   try {
     UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!sock) fail_errno("socket");
-    NetInterface iface{kOfflineInterface, ""};
-    ifreq ifr = interface_request(iface.name);
-    if (::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) != 0) fail_errno("cannot read the MAC address of {}", iface.name);
-    proto::NetworkRequest::Nic nic;
-    const auto* mac = reinterpret_cast<const unsigned char*>(ifr.ifr_hwaddr.sa_data);
-    nic.mac = fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-    nic.address = kOfflineAddress;
-    nic.prefix = kOfflinePrefix;
-    configure_nic(sock.get(), iface, 0, nic);
+    set_address_and_up(sock.get(), kOfflineInterface, kOfflineInterface, kOfflineAddress, kOfflinePrefix);
     add_route(sock.get(), {0, 0, kOfflineGateway});
-    debugf("network: none ({} at {}/{}, its traffic goes nowhere)", iface.name, proto::format_ipv4(nic.address),
-           nic.prefix);
+    debugf("network: none ({} at {}/{}, its traffic goes nowhere)", kOfflineInterface,
+           proto::format_ipv4(kOfflineAddress), kOfflinePrefix);
   } catch (const Error& e) {
     log_errorf("cannot set up the offline network on {}: {}", kOfflineInterface, e.what());
   }

@@ -101,10 +101,7 @@ std::string oom_kills_since(const OomMark& before, const std::string& vmstat, co
       if (found.size() > 4) found.pop_front();
     }
   }
-  if (kills == 0) {
-    if (before.kills && now.kills) return "";  // unreachable: counted kills are > 0
-    kills = seen;
-  }
+  if (kills == 0) kills = seen;  // no count: what the log tells of
   while (found.size() > kills) found.pop_front();
   std::string out;
   for (const auto& kill : found) out += (out.empty() ? "" : "; ") + kill;
