@@ -60,7 +60,10 @@ expect_eq "loopback" "127.0.0.1 ok
 
 # 4. --network user: a server listening on the host's loopback answers at
 # 10.0.2.2; DNS is QEMU's 10.0.2.3. Twice (a cold template, then a clone).
-python3 -u -m http.server --bind 127.0.0.1 0 >"$work/http.log" 2>&1 &
+# The log exists before the loop reads it (the background shell opens it
+# only when it runs: CI once read it first).
+: >"$work/http.log"
+python3 -u -m http.server --bind 127.0.0.1 0 >>"$work/http.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do
   port=$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$work/http.log")
