@@ -31,11 +31,28 @@ std::string new_machine_id();
 constexpr const char* kOfflineResolvConf =
     "# kestrel: --network none: no DNS server; names resolve from /etc/hosts only\n";
 
-// Writes /etc/hosts and, when `name` differs from the last SETUP's, a new
+// What SETUP gives a VM of its own (proto::SetupRequest's fields).
+struct GuestIdentity {
+  std::string name;      // the hostname; nothing is written for ""
+  bool offline = false;  // no NIC: kOfflineResolvConf as /etc/resolv.conf
+  // The root's /etc/hosts as the host read it; nullopt: read the root's own.
+  std::optional<std::string> hosts;
+  // The host's time zone (an image root): /etc/localtime's bytes and the
+  // name for /etc/timezone; "" keeps the root's own.
+  std::string localtime, timezone;
+};
+
+// Writes /etc/hosts and, when the name differs from the last SETUP's, a new
 // /etc/machine-id into `root` (the guest root; nothing for "", the agent's
-// own root); `offline` (no NIC): kOfflineResolvConf as /etc/resolv.conf.
-// Logs what fails and goes on: a run is better off with a guest that lacks
-// its name than with no run.
-void set_identity(const std::string& root, const std::string& name, bool offline = false);
+// own root), and the time zone when given. Logs what fails and goes on: a
+// run is better off with a guest that lacks its name than with no run.
+void set_identity(const std::string& root, const GuestIdentity& id);
+
+// The same for a root overlay before it is mounted: reads the root's
+// /etc/hosts (unless given) from `lower` (its lower layer) and writes the
+// files into `upper`/etc (its upper layer, a fresh tmpfs: a machine-id
+// always), so that the overlay shows them without copying /etc up through
+// the 9p lower layer (tens of milliseconds under TCG on every run).
+void set_identity_in_upper(const std::string& lower, const std::string& upper, const GuestIdentity& id);
 
 }  // namespace kestrel::agent

@@ -40,11 +40,16 @@ std::optional<uint64_t> parse_oom_kill_count(std::string_view vmstat) {
 }
 
 OomMark oom_mark(const std::string& vmstat) {
-  OomMark mark;
+  OomMark mark = oom_mark_time();
   try {
     if (auto text = read_file_if_exists(vmstat)) mark.kills = parse_oom_kill_count(*text);
   } catch (const Error&) {
   }
+  return mark;
+}
+
+OomMark oom_mark_time() {
+  OomMark mark;
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   mark.usec = static_cast<uint64_t>(now.tv_sec) * 1000000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
@@ -73,6 +78,7 @@ std::string oom_kills_since(const OomMark& before, const std::string& vmstat, co
     if (*now.kills <= *before.kills) return "";
     kills = *now.kills - *before.kills;
   }
+  if (!before.kills && now.kills && *now.kills == 0) return "";  // none since boot
   // Each read(2) of /dev/kmsg gives one record, "PRIO,SEQ,USEC,FLAGS;TEXT",
   // from the oldest kept on; EAGAIN at the end, EPIPE where records were
   // overwritten meanwhile (read on).

@@ -23,6 +23,11 @@ struct OomMark {
   uint64_t usec = 0;
 };
 OomMark oom_mark(const std::string& vmstat = "/proc/vmstat");
+// The time alone (no kill count): what a program's start takes, since a read
+// of /proc/vmstat costs milliseconds of fresh translation under TCG on every
+// run; its EXIT asks only when it failed (oom_kills_since with a mark
+// without a count: "" at once while the kernel counts no kill since boot).
+OomMark oom_mark_time();
 
 // A kernel log line "...Out of memory: Killed process 312 (alloc)
 // total-vm:..., anon-rss:411648kB, file-rss:..., shmem-rss:..." (or the
@@ -33,7 +38,8 @@ std::optional<std::string> describe_oom_kill(std::string_view line);
 // What the OOM killer ended since `before` ("" for nothing): with a kill
 // count, "" at once when it has not grown (the usual case: one read of
 // vmstat), else the last kills the kernel's log (`kmsg`) describes; without
-// one, the kills the log records at or after before.usec. At most 4 named
+// one, "" at once when vmstat counts no kill since boot, else the kills the
+// log records at or after before.usec. At most 4 named
 // ("and N more" for the rest, "N processes" when the log tells of none),
 // joined with "; ", at most proto::kMaxOomText bytes.
 std::string oom_kills_since(const OomMark& before, const std::string& vmstat = "/proc/vmstat",

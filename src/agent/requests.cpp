@@ -227,7 +227,7 @@ void AgentServer::on_exec(Conn& c, proto::ExecAssembler::Request request) {
   auto s = std::make_unique<Stream>();
   s->id = stream;
   s->program = std::move(program);
-  s->oom = oom_mark();
+  s->oom = oom_mark_time();
   c.streams[stream] = std::move(s);
   pids_[pid] = {&c, stream};
   c.wire.send(Type::kStarted, stream, proto::encode_i32(pid));

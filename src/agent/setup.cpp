@@ -195,12 +195,22 @@ rlim_t nr_open() {
 }
 
 // Logs what it cannot set: a run is better off with the guest's own limit.
+// /proc/sys/fs/nr_open is read only when the kernel refuses a hard limit of
+// open files (EPERM above it): a read of /proc costs milliseconds of fresh
+// translation under TCG on every run, and the host's limit is rarely above
+// the kernel's default.
 void set_limits(const std::vector<proto::Limit>& limits) {
   for (const auto& l : limits) {
     rlimit r{static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)};
-    if (l.resource == RLIMIT_NOFILE) r.rlim_max = std::min(r.rlim_max, nr_open());
     r.rlim_cur = std::min(r.rlim_cur, r.rlim_max);
-    if (::setrlimit(static_cast<__rlimit_resource>(l.resource), &r) != 0)
+    auto resource = static_cast<__rlimit_resource>(l.resource);
+    bool set = ::setrlimit(resource, &r) == 0;
+    if (!set && errno == EPERM && l.resource == RLIMIT_NOFILE) {
+      r.rlim_max = std::min(r.rlim_max, nr_open());
+      r.rlim_cur = std::min(r.rlim_cur, r.rlim_max);
+      set = ::setrlimit(resource, &r) == 0;
+    }
+    if (!set)
       log_errorf("cannot set the resource limit {} to {}/{}: {}", limit_name(l.resource), l.soft, l.hard,
                  std::strerror(errno));
   }
@@ -270,6 +280,8 @@ MountPlan plan_mounts(const std::vector<proto::Mount>& mounts, const SetupPaths&
          {rw + "/upper", rw + "/work", root},
          false,
          "the root overlay at " + root});
+    plan.lower = lower;
+    plan.upper = rw + "/upper";
   } else if (root_mount) {
     check_disk(*root_mount);
     // Named by its device alone: "cannot mount /dev/vda: ...".
@@ -334,13 +346,21 @@ std::string apply_setup(const proto::SetupRequest& request, const std::string& c
   if (!plan.device.empty()) wait_for_device(plan.device, load_disk_modules(paths.modules));
   // Shares land in the root mounted here, else in the one in place.
   std::string root = plan.root.empty() ? current_root : "";
+  GuestIdentity identity{request.hostname, offline_network(), std::nullopt, request.localtime, request.timezone};
+  if (!request.hosts.empty()) identity.hosts = request.hosts;
+  bool named = false;
   for (const auto& step : plan.steps) {
+    if (!plan.upper.empty() && step.target == plan.root) {
+      make_dirs_p(plan.upper);
+      set_identity_in_upper(plan.lower, plan.upper, identity);
+      named = true;
+    }
     run_step(step, root);
     if (step.target == plan.root) root = plan.root;
     debugf("setup: mounted {}", step.what);
   }
   set_limits(request.limits);
-  set_identity(plan.root.empty() ? current_root : plan.root, request.hostname, offline_network());
+  if (!named) set_identity(plan.root.empty() ? current_root : plan.root, identity);
   debugf("set up as {}: {} mounts", request.hostname, request.mounts.size());
   return plan.root;
 }

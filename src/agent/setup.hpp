@@ -57,6 +57,10 @@ struct MountPlan {
   // A disk root's device ("/dev/vda"): before the steps, the disk modules are
   // loaded and the device node is waited for. "" for none.
   std::string device;
+  // A root overlay's lower and upper layers ("" for a disk root or none):
+  // the VM's own /etc files go into the upper one before the overlay is
+  // mounted (agent/identity.hpp).
+  std::string lower, upper;
 };
 
 // The mounts of a SETUP, in the order they are made: the root mount (overlay

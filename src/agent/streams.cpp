@@ -111,7 +111,9 @@ void AgentServer::finish_stream(Conn& c, uint32_t id, int status) {
   } else {
     exit.code = WEXITSTATUS(status);
   }
-  exit.oom = oom_kills_since(s.oom);
+  // A program that succeeded needs no word on the OOM killer (and its run
+  // no read of /proc/vmstat).
+  if (exit.kind == proto::ExitStatus::Kind::kSignaled || exit.code != 0) exit.oom = oom_kills_since(s.oom);
   c.wire.send(proto::Type::kExit, id, exit.encode());
   debugf("{}: stream {} finished (status {})", c.name, id, exit.shell_status());
   pid_t group = s.program.pid;

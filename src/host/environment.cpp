@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "util/fs.hpp"
 #include "util/random.hpp"
+#include "util/strings.hpp"
+#include "vm/host_facts.hpp"
 
 namespace kestrel::host {
 
@@ -86,6 +89,35 @@ std::vector<proto::Limit> host_limits() {
   return out;
 }
 
+namespace {
+
+bool valid_zone_name(std::string_view name) {
+  if (name.empty() || name.size() > proto::kMaxTimezoneName || name.front() == '/' || name.find("..") != name.npos)
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '_' ||
+           c == '-' || c == '+';
+  });
+}
+
+}  // namespace
+
+TimeZone host_time_zone(const std::filesystem::path& root) {
+  TimeZone tz;
+  if (auto data = read_small_file(root / "etc/localtime", proto::kMaxLocaltime); data && data->starts_with("TZif"))
+    tz.localtime = std::move(*data);
+  std::string name;
+  if (auto text = read_small_file(root / "etc/timezone", 4096)) name = std::string(trim(split(*text, '\n')[0]));
+  if (!valid_zone_name(name)) {
+    name.clear();
+    std::error_code ec;
+    std::string link = std::filesystem::read_symlink(root / "etc/localtime", ec).string();
+    if (size_t at = link.rfind("zoneinfo/"); !ec && at != std::string::npos) name = link.substr(at + 9);
+  }
+  if (valid_zone_name(name)) tz.name = name;
+  return tz;
+}
+
 proto::SetupRequest setup_request(const std::string& hostname, std::vector<proto::Mount> mounts) {
   proto::SetupRequest setup;
   setup.hostname = hostname;
@@ -94,6 +126,17 @@ proto::SetupRequest setup_request(const std::string& hostname, std::vector<proto
   setup.entropy = random_bytes(64);
   setup.mounts = std::move(mounts);
   setup.limits = host_limits();
+  bool host_root = std::any_of(setup.mounts.begin(), setup.mounts.end(),
+                               [](const proto::Mount& m) { return m.kind == proto::MountKind::kRootOverlay; });
+  if (host_root) {
+    // The root overlay's lower layer is the host's "/" (host/shares.cpp).
+    setup.hosts = read_small_file("/etc/hosts", proto::kMaxSetupHosts, /*follow=*/false).value_or("");
+  } else if (!hostname.empty()) {
+    // An image's root: mounted by this SETUP, or already by its template's.
+    TimeZone tz = host_time_zone(vm::host_root());
+    setup.localtime = std::move(tz.localtime);
+    setup.timezone = std::move(tz.name);
+  }
   return setup;
 }
 

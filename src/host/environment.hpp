@@ -3,6 +3,7 @@
 // program in the VM (documented in `kestrel run --help` and README).
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,8 +34,20 @@ std::vector<std::string> default_exec_environment();
 // memory, stack and core size, as a program run on the host would have them.
 std::vector<proto::Limit> host_limits();
 
+// The host's time zone under `root` (vm::host_root()): /etc/localtime's
+// bytes (a TZif file, else "") and its name (/etc/timezone, else the part of
+// /etc/localtime's link after "zoneinfo/", else "").
+struct TimeZone {
+  std::string localtime;
+  std::string name;
+};
+TimeZone host_time_zone(const std::filesystem::path& root);
+
 // The SETUP of a VM named `hostname` ("" keeps its name): the host's clock
-// now, 64 bytes of entropy, host_limits(), and `mounts`.
+// now, 64 bytes of entropy, host_limits(), and `mounts`; with a root overlay
+// (the host's own root) the host's /etc/hosts unless it is a link, else
+// (an image's root, mounted now or by its template) and with a name the
+// host's time zone.
 proto::SetupRequest setup_request(const std::string& hostname, std::vector<proto::Mount> mounts);
 
 }  // namespace kestrel::host

@@ -11,7 +11,7 @@ namespace kestrel::proto {
 
 // docs/protocol.md, "Versioning": 2 added EXEC_MORE; 3 the disk root, repeated
 // SETUP and SERVICE; 4 NETWORK.
-constexpr uint32_t kVersion = 5;
+constexpr uint32_t kVersion = 6;
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxPayload = 1u << 20;
 // Bulk data (stdout, stdin, ...) is cut into frames of at most this size.

@@ -26,6 +26,7 @@ std::string SetupRequest::encode() const {
   for (const auto& m : mounts) w.bytes(m.tag).bytes(m.target).u32(static_cast<uint32_t>(m.kind));
   w.u32(static_cast<uint32_t>(limits.size()));
   for (const auto& l : limits) w.u32(l.resource).u64(l.soft).u64(l.hard);
+  w.bytes(hosts).bytes(localtime).bytes(timezone);
   return w.take();
 }
 
@@ -55,6 +56,16 @@ SetupRequest SetupRequest::decode(std::string_view payload) {
     if (l.resource >= kLimitResources) fail("malformed SETUP: unknown resource limit {}", l.resource);
     s.limits.push_back(l);
   }
+  s.hosts = r.bytes();
+  if (s.hosts.size() > kMaxSetupHosts)
+    fail("malformed SETUP: hosts of {} bytes (at most {})", s.hosts.size(), kMaxSetupHosts);
+  s.localtime = r.bytes();
+  if (s.localtime.size() > kMaxLocaltime)
+    fail("malformed SETUP: localtime of {} bytes (at most {})", s.localtime.size(), kMaxLocaltime);
+  s.timezone = r.bytes();
+  if (s.timezone.size() > kMaxTimezoneName ||
+      s.timezone.find_first_of(std::string_view("\n\0", 2)) != std::string::npos)
+    fail("malformed SETUP: a time zone name over {} bytes or with a newline or NUL", kMaxTimezoneName);
   r.finish();
   return s;
 }

@@ -44,7 +44,10 @@ struct Limit {
   bool operator==(const Limit&) const = default;
 };
 constexpr size_t kMaxLimits = 16;
-constexpr uint32_t kLimitResources = 16;  // RLIM_NLIMITS: resources are below it
+constexpr uint32_t kLimitResources = 16;      // RLIM_NLIMITS: resources are below it
+constexpr size_t kMaxSetupHosts = 64 * 1024;  // as NETWORK's hosts
+constexpr size_t kMaxLocaltime = 64 * 1024;   // TZif files are a few KiB
+constexpr size_t kMaxTimezoneName = 255;
 
 struct SetupRequest {
   std::string hostname;
@@ -54,6 +57,15 @@ struct SetupRequest {
   // Set in the agent, so that every program and service it starts from now
   // on has them: the host's own (docs/guest.md, "What a guest has").
   std::vector<Limit> limits;
+  // The guest root's /etc/hosts as the host read it, for a root overlay of
+  // the host's own root: the agent names the VM in it instead of reading it
+  // through 9p (milliseconds under TCG). "": the agent reads the root's own.
+  std::string hosts;
+  // The host's time zone for a root that is not the host's (an image): its
+  // /etc/localtime (a TZif file) and its name (/etc/timezone, e.g.
+  // "Europe/Berlin"). "": the root's own.
+  std::string localtime;
+  std::string timezone;
 
   std::string encode() const;
   static SetupRequest decode(std::string_view payload);

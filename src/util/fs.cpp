@@ -36,6 +36,23 @@ std::optional<std::string> read_file_if_exists(const fs::path& path) {
   return out;
 }
 
+std::optional<std::string> read_small_file(const fs::path& path, size_t limit, bool follow) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)));
+  struct stat st;
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > limit)
+    return std::nullopt;
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read_some(fd.get(), buf);
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > limit) return std::nullopt;  // grew while read
+  }
+  return out;
+}
+
 std::string read_file(const fs::path& path) {
   auto data = read_file_if_exists(path);
   if (!data) throw sys_error(ENOENT, "cannot open " + path.string());

@@ -50,30 +50,73 @@ TEST(SetIdentity, WritesHostsAndAMachineIdPerName) {
   make_dirs(root.path() / "etc", 0755);
   write_file_atomic(root.path() / "etc/hosts", "127.0.0.1 localhost\n");
   write_file_atomic(root.path() / "etc/machine-id", "00000000000000000000000000000000\n");
-  set_identity(root.path().string(), "kestrel-one");
+  set_identity(root.path().string(), GuestIdentity{"kestrel-one"});
   EXPECT_EQ(read_file(root.path() / "etc/hosts"), "127.0.0.1 localhost\n127.0.1.1\tkestrel-one\t# kestrel: this VM\n");
   std::string id = read_file(root.path() / "etc/machine-id");
   EXPECT_NE(id, "00000000000000000000000000000000\n");
   // Another SETUP of the same VM (shares only) keeps it; a new name (a clone) gets a new one.
-  set_identity(root.path().string(), "kestrel-one");
+  set_identity(root.path().string(), GuestIdentity{"kestrel-one"});
   EXPECT_EQ(read_file(root.path() / "etc/machine-id"), id);
-  set_identity(root.path().string(), "kestrel-two");
+  set_identity(root.path().string(), GuestIdentity{"kestrel-two"});
   EXPECT_NE(read_file(root.path() / "etc/machine-id"), id);
   EXPECT_EQ(read_file(root.path() / "etc/hosts"), "127.0.0.1 localhost\n127.0.1.1\tkestrel-two\t# kestrel: this VM\n");
   // A root without /etc gets one; the agent's own root ("") is never written.
   TempDir bare("/tmp", "kestrel-guest-root-");
-  set_identity(bare.path().string(), "kestrel-three");
+  set_identity(bare.path().string(), GuestIdentity{"kestrel-three"});
   EXPECT_TRUE(fs::exists(bare.path() / "etc/machine-id"));
   EXPECT_NE(read_file(bare.path() / "etc/hosts").find("localhost"), std::string::npos);
+}
+
+// A root overlay's files are written into its upper layer before it is
+// mounted: the lower layer (the host's root) is read, never written.
+TEST(SetIdentity, InAnOverlaysUpperLayer) {
+  TempDir lower("/tmp", "kestrel-guest-lower-");
+  TempDir upper("/tmp", "kestrel-guest-upper-");
+  make_dirs(lower.path() / "etc", 0755);
+  write_file_atomic(lower.path() / "etc/hosts", "127.0.0.1 localhost\n");
+  write_file_atomic(lower.path() / "etc/machine-id", "00000000000000000000000000000000\n");
+  set_identity_in_upper(lower.path().string(), upper.path().string(), GuestIdentity{"kestrel-six", true});
+  EXPECT_EQ(read_file(upper.path() / "etc/hosts"), "127.0.0.1 localhost\n127.0.1.1\tkestrel-six\t# kestrel: this VM\n");
+  EXPECT_EQ(read_file(upper.path() / "etc/resolv.conf"), kOfflineResolvConf);
+  EXPECT_EQ(fs::status(upper.path() / "etc").permissions(), fs::perms(0755));
+  std::string id = read_file(upper.path() / "etc/machine-id");
+  EXPECT_EQ(id.size(), 33u);
+  EXPECT_EQ(read_file(lower.path() / "etc/hosts"), "127.0.0.1 localhost\n");
+  EXPECT_EQ(read_file(lower.path() / "etc/machine-id"), "00000000000000000000000000000000\n");
+  EXPECT_FALSE(fs::exists(lower.path() / "etc/resolv.conf"));
+  // A fresh upper layer each SETUP: a machine-id each time, even for the same name.
+  TempDir upper2("/tmp", "kestrel-guest-upper-");
+  set_identity_in_upper(lower.path().string(), upper2.path().string(), GuestIdentity{"kestrel-six", false});
+  EXPECT_NE(read_file(upper2.path() / "etc/machine-id"), id);
+  EXPECT_FALSE(fs::exists(upper2.path() / "etc/resolv.conf"));
+}
+
+// The host's /etc/hosts sent with SETUP is used instead of the root's; an
+// image gets the host's time zone.
+TEST(SetIdentity, HostsAndTimeZoneFromTheHost) {
+  TempDir root("/tmp", "kestrel-guest-root-");
+  make_dirs(root.path() / "etc", 0755);
+  write_file_atomic(root.path() / "etc/hosts", "10.1.1.1 not-read\n");
+  fs::create_symlink("/usr/share/zoneinfo/Etc/UTC", root.path() / "etc/localtime");
+  GuestIdentity id{"kestrel-seven"};
+  id.hosts = "127.0.0.1 localhost\n";
+  id.localtime = "TZif2 zone";
+  id.timezone = "Asia/Tokyo";
+  set_identity(root.path().string(), id);
+  EXPECT_EQ(read_file(root.path() / "etc/hosts"),
+            "127.0.0.1 localhost\n127.0.1.1\tkestrel-seven\t# kestrel: this VM\n");
+  EXPECT_FALSE(fs::is_symlink(root.path() / "etc/localtime"));
+  EXPECT_EQ(read_file(root.path() / "etc/localtime"), "TZif2 zone");
+  EXPECT_EQ(read_file(root.path() / "etc/timezone"), "Asia/Tokyo\n");
 }
 
 TEST(SetIdentity, OfflineMeansNoDnsServer) {
   TempDir root("/tmp", "kestrel-guest-root-");
   make_dirs(root.path() / "etc", 0755);
   write_file_atomic(root.path() / "etc/resolv.conf", "nameserver 10.255.255.53\n");
-  set_identity(root.path().string(), "kestrel-five", /*offline=*/false);
+  set_identity(root.path().string(), GuestIdentity{"kestrel-five", false});
   EXPECT_EQ(read_file(root.path() / "etc/resolv.conf"), "nameserver 10.255.255.53\n");
-  set_identity(root.path().string(), "kestrel-five", /*offline=*/true);
+  set_identity(root.path().string(), GuestIdentity{"kestrel-five", true});
   EXPECT_EQ(read_file(root.path() / "etc/resolv.conf"), kOfflineResolvConf);
 }
 
@@ -85,7 +128,7 @@ TEST(SetIdentity, ALinkLeadsNowhereOutside) {
   make_dirs(root.path() / "etc", 0755);
   write_file_atomic(outside.path() / "hosts", "10.0.0.1 outside\n");
   fs::create_symlink(outside.path() / "hosts", root.path() / "etc/hosts");
-  set_identity(root.path().string(), "kestrel-four");
+  set_identity(root.path().string(), GuestIdentity{"kestrel-four"});
   EXPECT_EQ(read_file(outside.path() / "hosts"), "10.0.0.1 outside\n");
   EXPECT_FALSE(fs::is_symlink(root.path() / "etc/hosts"));
   // The link's target resolved inside the root: there is none, so Debian's default.
@@ -154,6 +197,14 @@ TEST(Oom, KillsSinceAMomentWithoutACount) {
   EXPECT_EQ(since(6000), "");
   EXPECT_EQ(since(2000), "process 312 (alloc, 402 MiB resident)");
   EXPECT_EQ(since(0), "process 10 (old, 1 MiB resident); process 312 (alloc, 402 MiB resident)");
+  // A mark of the time alone on a kernel that counts: no kill since boot is
+  // "" whatever the log says; else the log from the mark's time on.
+  OomMark mark = oom_mark_time();
+  EXPECT_EQ(mark.kills, std::nullopt);
+  write_file_atomic(vmstat, "oom_kill 0\n");
+  EXPECT_EQ(since(0), "");
+  write_file_atomic(vmstat, "oom_kill 2\n");
+  EXPECT_EQ(since(2000), "process 312 (alloc, 402 MiB resident)");
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -7,6 +8,7 @@
 #include "deploy/teardown.hpp"
 #include "host/environment.hpp"
 #include "util/error.hpp"
+#include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "vm/qemu.hpp"
 
@@ -38,6 +40,31 @@ TEST(Environment, DenyListIsApplied) {
   char* env[] = {a.data(), b.data(), c.data(), d.data(), e.data(), nullptr};
   auto out = host::guest_environment(env);
   EXPECT_EQ(out, (std::vector<std::string>{"PATH=/bin", "MY_VAR=1"}));
+}
+
+// The host's time zone from a fake root: /etc/timezone names it; else the
+// link's part after zoneinfo/; a file that is not TZif is not sent.
+TEST(Environment, HostTimeZone) {
+  TempDir root("/tmp", "kestrel-fake-host-");
+  EXPECT_EQ(host::host_time_zone(root.path()).name, "");
+  make_dirs(root.path() / "etc", 0755);
+  make_dirs(root.path() / "usr/share/zoneinfo/America", 0755);
+  write_file_atomic(root.path() / "usr/share/zoneinfo/America/New_York", std::string("TZif2\0\0zone", 11));
+  fs::create_symlink(root.path() / "usr/share/zoneinfo/America/New_York", root.path() / "etc/localtime");
+  host::TimeZone tz = host::host_time_zone(root.path());
+  EXPECT_EQ(tz.name, "America/New_York");
+  EXPECT_EQ(tz.localtime, std::string("TZif2\0\0zone", 11));
+  write_file_atomic(root.path() / "etc/timezone", "Europe/Berlin\n");
+  EXPECT_EQ(host::host_time_zone(root.path()).name, "Europe/Berlin");
+  write_file_atomic(root.path() / "etc/timezone", "../../etc/passwd\n");
+  EXPECT_EQ(host::host_time_zone(root.path()).name, "America/New_York");  // a bad name: the link's
+  fs::remove(root.path() / "etc/localtime");
+  write_file_atomic(root.path() / "etc/localtime", "not a zone file");
+  EXPECT_EQ(host::host_time_zone(root.path()).localtime, "");
+  // A FIFO is never read (no hang).
+  fs::remove(root.path() / "etc/localtime");
+  ASSERT_EQ(::mkfifo((root.path() / "etc/localtime").c_str(), 0644), 0);
+  EXPECT_EQ(host::host_time_zone(root.path()).localtime, "");
 }
 
 TEST(Qemu, CommandLineHasWhatTheGuestContractNeeds) {

@@ -122,12 +122,35 @@ TEST(Messages, SetupCarriesResourceLimits) {
     Writer w;
     w.bytes("").i64(0).bytes("").u32(0).u32(count);
     for (uint32_t i = 0; i < count && i < 20; ++i) w.u32(resource).u64(1).u64(2);
+    w.bytes("").bytes("").bytes("");
     return w.take();
   };
   EXPECT_NO_THROW(SetupRequest::decode(with(16, 15)));
   EXPECT_THROW(SetupRequest::decode(with(17, 7)), Error);  // too many
   EXPECT_THROW(SetupRequest::decode(with(1, 16)), Error);  // no such resource
   EXPECT_THROW(SetupRequest::decode(with(0xffffffff, 7)), Error);
+}
+
+TEST(Messages, SetupCarriesHostsAndTimeZone) {
+  SetupRequest s;
+  s.hosts = "127.0.0.1 localhost\n";
+  s.localtime = std::string("TZif2\0\0\xff", 8);
+  s.timezone = "America/New_York";
+  SetupRequest d = SetupRequest::decode(s.encode());
+  EXPECT_EQ(d.hosts, s.hosts);
+  EXPECT_EQ(d.localtime, s.localtime);
+  EXPECT_EQ(d.timezone, s.timezone);
+  auto with = [](const std::string& hosts, const std::string& localtime, const std::string& zone) {
+    return Writer().bytes("").i64(0).bytes("").u32(0).u32(0).bytes(hosts).bytes(localtime).bytes(zone).take();
+  };
+  EXPECT_NO_THROW(SetupRequest::decode(with(std::string(kMaxSetupHosts, 'h'), std::string(kMaxLocaltime, 't'), "UTC")));
+  EXPECT_THROW(SetupRequest::decode(with(std::string(kMaxSetupHosts + 1, 'h'), "", "")), Error);
+  EXPECT_THROW(SetupRequest::decode(with("", std::string(kMaxLocaltime + 1, 't'), "")), Error);
+  EXPECT_THROW(SetupRequest::decode(with("", "", std::string(kMaxTimezoneName + 1, 'z'))), Error);
+  EXPECT_THROW(SetupRequest::decode(with("", "", "Etc/UTC\nnameserver 1.2.3.4")), Error);
+  EXPECT_THROW(SetupRequest::decode(with("", "", std::string("Etc/UTC\0x", 9))), Error);
+  // A version-5 SETUP (no such fields) is malformed, never half read.
+  EXPECT_THROW(SetupRequest::decode(Writer().bytes("").i64(0).bytes("").u32(0).u32(0).take()), Error);
 }
 
 TEST(Messages, ExitStatusShellConvention) {
@@ -357,7 +380,7 @@ TEST(ExecAssembler, MalformedExecFailsTheRequestOnly) {
 }
 
 TEST(Frame, VersionFourKnowsNetwork) {
-  EXPECT_EQ(kVersion, 5u);
+  EXPECT_EQ(kVersion, 6u);
   EXPECT_TRUE(is_known_type(static_cast<uint16_t>(Type::kExecMore)));
   EXPECT_STREQ(type_name(Type::kExecMore), "EXEC_MORE");
   EXPECT_TRUE(is_known_type(16));

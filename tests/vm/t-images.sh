@@ -96,6 +96,18 @@ expect_eq "names in an image VM" "127.0.0.1
 id1=$("$KESTREL" exec "$vm_name" 'cat /etc/machine-id' -f "$vm_dir")
 id2=$("$KESTREL" run -q --image "$recipe" --keep never -- cat /etc/machine-id)
 [[ $id1 =~ ^[0-9a-f]{32}$ && $id2 =~ ^[0-9a-f]{32}$ && $id1 != "$id2" ]] || fail "machine-ids [$id1] and [$id2]"
+# The host's time zone, not the image's: this host's, then a fake host's
+# (KESTREL_HOST_ROOT: its /etc/localtime and /etc/timezone; the rest of its
+# facts are this host's, so the image's template is the same).
+out=$("$KESTREL" run -q --image "$recipe" --keep never -- date +%z)
+expect_eq "an image run's UTC offset" "$(date +%z)" "$out"
+mkdir -p "$work/host/etc"
+for d in dev proc sys; do ln -s "/$d" "$work/host/$d"; done
+cp /usr/share/zoneinfo/Asia/Tokyo "$work/host/etc/localtime"
+echo Asia/Tokyo >"$work/host/etc/timezone"
+out=$(KESTREL_HOST_ROOT=$work/host "$KESTREL" run -q --image "$recipe" --keep never -- sh -c 'cat /etc/timezone; date +%z')
+expect_eq "an image run's time zone on a host in Tokyo" "Asia/Tokyo
++0900" "$out"
 "$KESTREL" run -q --image "$recipe" --keep never -- /bin/sh -c 'exit 7' && status=0 || status=$?
 expect_eq "an image run's exit status" 7 "$status"
 # A program named without a directory is the image's (the host needs none).
