@@ -59,7 +59,8 @@ std::string state_digest(const fs::path& state) { return sha256_hex(read_file(st
 
 fs::path templates_dir() { return assets::cache_dir() / "templates"; }
 
-std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id) {
+std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id,
+                         const std::string& host) {
   Sha256 h;
   h.update("kestrel-template-" + std::to_string(kTemplateFormat) + "\n");
   h.update(vm::qemu_version(qemu_binary) + "\n");
@@ -67,6 +68,7 @@ std::string template_key(const vm::VmConfig& config, const std::string& qemu_bin
   h.update(dump_json(assets::file_stamp(config.kernel)) + "\n");
   h.update(dump_json(assets::file_stamp(config.initramfs)) + "\n");  // also named by its content hash
   if (!image_id.empty()) h.update("image " + image_id + "\n");
+  h.update("host " + host + "\n");
   h.update(canonical_argv(config, qemu_binary));
   return h.hex_digest();
 }

@@ -41,8 +41,12 @@ fs::path templates_dir();
 // with per-VM names and paths replaced by placeholders (machine, memory,
 // CPUs, accelerator, devices, share tags, kernel command line), and the
 // kernel and initramfs files' identities.
-// An image's id (`image_id`) is part of the key: the template's disk is built on it.
-std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id = "");
+// An image's id (`image_id`) is part of the key: the template's disk is built
+// on it; so is `host` (vm::snapshot_host: the host's CPU and kernel), so that
+// a cache shared by several machines never restores a template on a host
+// that could not load it.
+std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id = "",
+                         const std::string& host = "");
 
 // The final directory of a key, and where its builder assembles it.
 TemplateFiles template_files(const std::string& key);

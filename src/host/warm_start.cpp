@@ -14,6 +14,7 @@
 #include "util/signals.hpp"
 #include "util/trace.hpp"
 #include "vm/disk.hpp"
+#include "vm/host_facts.hpp"
 #include "vm/qmp.hpp"
 
 namespace kestrel::host {
@@ -122,9 +123,10 @@ std::optional<TemplateInUse> build_template(BootPlan& plan, const std::string& k
     return std::nullopt;
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  json description = {{"kernel", plan.kernel_release},  {"qemu", vm::qemu_version(plan.qemu)},
-                      {"mem_mib", plan.config.mem_mib}, {"cpus", plan.config.cpus},
-                      {"accel", vm::accel_name(got)},   {"build_ms", ms.count()}};
+  json description = {{"kernel", plan.kernel_release},        {"qemu", vm::qemu_version(plan.qemu)},
+                      {"mem_mib", plan.config.mem_mib},       {"cpus", plan.config.cpus},
+                      {"accel", vm::accel_name(got)},         {"build_ms", ms.count()},
+                      {"host", vm::snapshot_host(plan.facts)}};
   if (o.image) {
     description["image"] = o.image->id;
     description["image_name"] = o.image->name;
@@ -265,7 +267,7 @@ Booted restore_clone(BootPlan& plan, const TemplateFiles& t, const BootOptions& 
 std::optional<Booted> boot_warm(BootPlan& plan, const BootOptions& o) {
   std::string key;
   try {
-    key = template_key(plan.config, plan.qemu, o.image ? o.image->id : "");
+    key = template_key(plan.config, plan.qemu, o.image ? o.image->id : "", vm::snapshot_host(plan.facts));
   } catch (const Error&) {
     // E.g. QEMU cannot tell its version: a cold boot will say what is wrong.
     return std::nullopt;

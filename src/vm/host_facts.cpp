@@ -55,7 +55,10 @@ void read_cpuinfo(const fs::path& path, HostFacts& f) {
     if (key == "vendor_id" && !have_vendor) {
       f.cpu_vendor = std::string(value);
       have_vendor = true;
+    } else if (key == "model name" && f.cpu_model.empty()) {
+      f.cpu_model = std::string(value);
     } else if (key == "flags" && !have_flags) {
+      f.cpu_flags = std::string(value);
       for (const auto& flag : split(value, ' ')) {
         if (flag == "vmx") f.cpu_vmx = true;
         if (flag == "svm") f.cpu_svm = true;
@@ -100,6 +103,10 @@ HostFacts read_host_facts(const fs::path& root) {
   read_cpuinfo(root / "proc/cpuinfo", f);
   if (auto release = read_small(root / "proc/sys/kernel/osrelease", 256)) f.host_release = std::string(trim(*release));
   return f;
+}
+
+std::string snapshot_host(const HostFacts& f) {
+  return f.cpu_vendor + "|" + f.cpu_model + "|" + f.cpu_flags + "|" + f.host_release;
 }
 
 std::string describe_host(const HostFacts& f) {

@@ -40,6 +40,8 @@ struct HostFacts {
   bool cpu_svm = false;         // AMD-V offered to this host
   bool cpu_hypervisor = false;  // this host is itself a VM
   std::string host_release;     // proc/sys/kernel/osrelease (uname -r)
+  std::string cpu_model;        // /proc/cpuinfo "model name" of the first CPU
+  std::string cpu_flags;        // its "flags", as the kernel lists them
 
   // QEMU's accelerators ("tcg", "kvm"), once asked (vm::qemu_accelerators):
   // not read from the root, and asked only where KVM is in question.
@@ -58,6 +60,13 @@ std::filesystem::path host_root();
 // Reads the facts under `root` (files absent there read as absent, never an
 // error: a host without /proc/cpuinfo is a host with an unknown CPU).
 HostFacts read_host_facts(const std::filesystem::path& root = host_root());
+
+// What a warm-start snapshot depends on beyond QEMU and its command line:
+// the host's CPU (vendor, model, flags: what KVM hands a guest) and kernel
+// release. A template made under one is never restored under another
+// (host/template_store.hpp), e.g. on another node of a cluster whose cache
+// is shared. One line: "GenuineIntel|Xeon ...|fpu vme ...|6.1.0-18-amd64".
+std::string snapshot_host(const HostFacts& facts);
 
 // One line for `kestrel doctor`: "AMD (AuthenticAMD), svm, modules kvm kvm_pvm,
 // /dev/kvm missing".

@@ -23,6 +23,7 @@
 #include "util/io.hpp"
 #include "util/lockfile.hpp"
 #include "util/socket.hpp"
+#include "vm/host_facts.hpp"
 #include "vm/qemu.hpp"
 #include "vm/qmp.hpp"
 
@@ -103,6 +104,30 @@ TEST_F(WarmTest, KeyIgnoresNamesAndPathsButNotTheMachine) {
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   write_file_atomic(dir_.path() / "vmlinux", "kernel, rebuilt");
   EXPECT_NE(a, template_key(cpus, qemu_));
+}
+
+// A template made on one host is not one for another: CPU model, flags and
+// kernel are part of the key (fake hosts: what read_host_facts reads).
+TEST_F(WarmTest, KeyDependsOnTheHostsCpuAndKernel) {
+  auto host = [&](const std::string& name, const std::string& model, const std::string& flags,
+                  const std::string& release) {
+    fs::path root = dir_.path() / name;
+    make_dirs(root / "proc/sys/kernel");
+    write_file_atomic(root / "proc/cpuinfo", "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: " + model +
+                                                 "\nflags\t\t: " + flags + "\n\nprocessor\t: 1\nflags\t\t: other\n");
+    write_file_atomic(root / "proc/sys/kernel/osrelease", release + "\n");
+    return vm::snapshot_host(vm::read_host_facts(root));
+  };
+  std::string a = host("a", "Xeon 8480", "fpu vmx avx512f", "6.1.0-18-amd64");
+  EXPECT_EQ(a, "GenuineIntel|Xeon 8480|fpu vmx avx512f|6.1.0-18-amd64");
+  std::string same = host("same", "Xeon 8480", "fpu vmx avx512f", "6.1.0-18-amd64");
+  std::string flags = host("flags", "Xeon 8480", "fpu vmx", "6.1.0-18-amd64");
+  std::string model = host("model", "Xeon 6148", "fpu vmx avx512f", "6.1.0-18-amd64");
+  std::string kernel = host("kernel", "Xeon 8480", "fpu vmx avx512f", "6.1.0-21-amd64");
+  vm::VmConfig c = config("test-aaaaaa");
+  std::string key = template_key(c, qemu_, "", a);
+  EXPECT_EQ(key, template_key(config("other-bbbbbb"), qemu_, "", same));
+  for (const auto& other : {flags, model, kernel}) EXPECT_NE(key, template_key(c, qemu_, "", other)) << other;
 }
 
 TEST_F(WarmTest, CloneCommandLineMapsTheTemplateMemoryPrivately) {
