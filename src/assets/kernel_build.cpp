@@ -24,6 +24,7 @@
 #include "assets/mapped_file.hpp"
 #include "assets/modinfo.hpp"
 #include "assets/vmlinux.hpp"
+#include "util/allocation.hpp"
 #include "util/deadline.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -56,12 +57,6 @@ std::string duration(double seconds) {
 // Throws Interrupted if a signal is pending on the signalfd.
 void check_signals(int signal_fd) {
   if (signal_fd >= 0) sleep_or_throw(signal_fd, 0, SIGWINCH);
-}
-
-int usable_cpus() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return 1;
 }
 
 // ---- the host's tools -----------------------------------------------------
@@ -345,7 +340,7 @@ Kernel build_lean_kernel(const LeanBuildOptions& o) {
   std::string key = lean_key(source.version, compiler, fragment);
   std::string release = lean_release(source.version, key);
   std::string local_version = release.substr(release.find("-lean-"));
-  int jobs = o.jobs > 0 ? o.jobs : usable_cpus();
+  int jobs = o.jobs > 0 ? o.jobs : current_allocation().cpus;
 
   fs::path kernels = kernels_dir();
   fs::path final_dir = kernels / release;

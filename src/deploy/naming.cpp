@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "util/allocation.hpp"
 #include "util/random.hpp"
 
 namespace kestrel::deploy {
@@ -30,7 +31,17 @@ std::string name_stem(std::string_view program) {
   return out.empty() ? "vm" : out;
 }
 
-std::string make_vm_name(std::string_view program) { return name_stem(program) + "-" + random_hex(6); }
+std::string make_vm_name(std::string_view program, std::string_view node) {
+  std::string name = name_stem(program) + "-";
+  if (!node.empty()) {
+    std::string n = name_stem(node).substr(0, 16);
+    while (!n.empty() && n.back() == '-') n.pop_back();
+    name += n + "-";
+  }
+  return name + random_hex(6);
+}
+
+std::string make_vm_name(std::string_view program) { return make_vm_name(program, current_allocation().node); }
 
 bool is_valid_vm_name(std::string_view name) {
   if (name.empty() || name.size() > 63 || name.front() == '-') return false;

@@ -9,8 +9,12 @@ namespace kestrel::deploy {
 
 // "target/debug/deps/my_crate-1a2b3c4d5e6f7a8b" -> "my-crate-3f9a2c":
 // basename, cargo's hash suffix dropped, lowercased, [a-z0-9-] only,
-// at most 24 characters, then "-" and 6 random hex digits.
+// at most 24 characters, then "-" and 6 random hex digits. Inside a Slurm
+// job the node's name comes between them ("my-crate-node12-3f9a2c", the
+// node's name as a stem of at most 16 characters: `node`, by default
+// SLURMD_NODENAME), so names stay unique across a cluster's shared output.
 std::string make_vm_name(std::string_view program);
+std::string make_vm_name(std::string_view program, std::string_view node);
 
 // The stem without the random suffix (exposed for tests).
 std::string name_stem(std::string_view program);

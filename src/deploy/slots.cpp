@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "deploy/deployment.hpp"
+#include "util/allocation.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -25,6 +26,16 @@ uint64_t available_memory_mib() {
 
 }  // namespace
 
+fs::path slots_dir() {
+  fs::path dir = runtime_dir() / ".slots";  // hidden: not a deployment
+  std::string pool = current_allocation().pool;
+  if (pool.empty()) return dir;
+  // A Slurm task's own pool: tasks and jobs on one node never share slots.
+  for (char& c : pool)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' || c == '-')) c = '_';
+  return dir / ("slurm-" + pool.substr(0, 100));
+}
+
 int default_slot_count(uint32_t mem_mib) {
   if (const char* env = std::getenv("KESTREL_SLOTS"); env && *env) {
     char* end = nullptr;
@@ -32,19 +43,23 @@ int default_slot_count(uint32_t mem_mib) {
     if (*end || n < 0 || n > 4096) fail("KESTREL_SLOTS={}: expected a number from 0 (automatic) to 4096", env);
     if (n > 0) return static_cast<int>(n);
   }
-  long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-  int n = static_cast<int>(std::max(1L, cpus));
-  uint64_t avail = available_memory_mib();
-  if (avail > 0) {
+  // The CPUs this process may use: inside a Slurm job, its task's share.
+  Allocation allocation = current_allocation();
+  int n = allocation.cpus;
+  // What the VMs may take: half of the memory available, and no more than a
+  // Slurm task's own memory.
+  uint64_t budget = available_memory_mib() / 2;
+  if (allocation.mem_mib) budget = budget > 0 ? std::min(budget, *allocation.mem_mib) : *allocation.mem_mib;
+  if (budget > 0) {
     // A VM rarely touches all its memory, but QEMU and TCG's translation cache add some.
     uint64_t per_vm = mem_mib / 2 + 256;
-    n = std::min<int>(n, static_cast<int>(std::max<uint64_t>(1, avail / 2 / per_vm)));
+    n = std::min<int>(n, static_cast<int>(std::max<uint64_t>(1, budget / per_vm)));
   }
   return n;
 }
 
 Slot Slot::acquire(int count, SignalFd* signals, const std::function<void(int busy)>& on_wait) {
-  fs::path dir = runtime_dir() / ".slots";  // hidden: not a deployment
+  fs::path dir = slots_dir();
   make_dirs(dir, 0700);
   auto try_all = [&](Slot& slot) {
     for (int k = 0; k < count; ++k) {

@@ -4,6 +4,7 @@
 // <runtime>/.slots/queue and only the head of the queue polls the slots.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -13,9 +14,15 @@
 
 namespace kestrel::deploy {
 
-// $KESTREL_SLOTS if set (>= 1; 0 means automatic), else one per CPU, capped so that the VMs'
-// memory (`mem_mib` each plus overhead) fits in half of the available memory.
+// $KESTREL_SLOTS if set (>= 1; 0 means automatic), else one per CPU this
+// process may use (in a Slurm job: its task's CPUs, util/allocation.hpp),
+// capped so that the VMs' memory (`mem_mib` each plus overhead) fits in half
+// of the available memory (in a Slurm job at most its task's memory).
 int default_slot_count(uint32_t mem_mib);
+
+// <runtime>/.slots, or in a Slurm job <runtime>/.slots/slurm-JOB[.STEP.TASK]:
+// each task of a job its own pool, sized to its own allocation.
+std::filesystem::path slots_dir();
 
 class Slot {
  public:

@@ -110,6 +110,7 @@ void child_setup_and_exec(const SpawnOptions& o, char** argv, char** envp, int d
   // Reset signal dispositions and the mask we may have set for our event loop.
   sigset_t all;
   sigemptyset(&all);
+  for (int sig : o.blocked_signals) sigaddset(&all, sig);
   sigprocmask(SIG_SETMASK, &all, nullptr);
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
 

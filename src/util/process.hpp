@@ -56,6 +56,12 @@ struct SpawnOptions {
   // for a root parent (a root child would get every capability); a no-op
   // for others, who have none.
   std::vector<int> drop_capabilities;
+  // Signals the child starts with blocked (the mask survives exec). QEMU
+  // blocks SIGTERM, SIGINT and SIGHUP so: a job scheduler that signals
+  // every process of a job at once (Slurm's scancel) reaches kestrel, which
+  // ends the run as interrupted and tears its VM down, instead of QEMU, whose
+  // death would read as a VM failure. kestrel itself ends QEMU with SIGKILL.
+  std::vector<int> blocked_signals;
 };
 
 // A pidfd for any process (not only our children): polls readable when it

@@ -12,6 +12,7 @@
 
 #include "assets/cache.hpp"
 #include "proto/frame.hpp"
+#include "util/allocation.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -236,17 +237,6 @@ std::vector<std::string> qemu_accelerators(const std::string& qemu) {
   return out;
 }
 
-namespace {
-
-// The CPUs QEMU's threads may run on (a cpuset can give us fewer than the host has).
-long usable_cpus() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-  return ::sysconf(_SC_NPROCESSORS_ONLN);
-}
-
-}  // namespace
-
 uint32_t max_tcg_cpus(long host_cpus) { return kTcgCpusPerHostCpu * static_cast<uint32_t>(std::max(1L, host_cpus)); }
 
 void check_cpus(const VmConfig& c, long host_cpus) {
@@ -257,7 +247,8 @@ void check_cpus(const VmConfig& c, long host_cpus) {
       c.name, c.cpus, host_cpus, kTcgCpusPerHostCpu, max_tcg_cpus(host_cpus));
 }
 
-void check_cpus(const VmConfig& c) { check_cpus(c, usable_cpus()); }
+// The CPUs QEMU's threads may run on (a cpuset can give us fewer than the host has).
+void check_cpus(const VmConfig& c) { check_cpus(c, affinity_cpus()); }
 
 Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras& extras) {
   check_cpus(c);  // also after a fall-back from KVM to TCG
@@ -281,6 +272,7 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
     logger.stdout_fd = log.get();
     logger.stderr_fd = log.get();
     logger.detached = true;
+    logger.blocked_signals = {SIGTERM, SIGINT, SIGHUP};  // as QEMU's: it ends when QEMU does
     Child::spawn(logger);
     console.read.reset();
     o.extra_fds.emplace_back(console.write.get(), kConsolePipeFd);
@@ -289,6 +281,10 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
   // A root QEMU would carry out a guest's mknod of a device node or chown to
   // another user in a read-write 9p share (docs/isolation.md).
   o.drop_capabilities = {CAP_MKNOD, CAP_CHOWN};
+  // Only kestrel ends a VM (SIGKILL, or its QMP `quit`): a signal meant for
+  // the job (scancel, a terminal's ^C to a whole group) reaches kestrel,
+  // which passes it to the program and tears the VM down itself.
+  o.blocked_signals = {SIGTERM, SIGINT, SIGHUP};
   Child child = Child::spawn(o);
   write_file_atomic(c.paths.pid_file(), std::to_string(child.pid()) + "\n");
   return child;

@@ -30,6 +30,12 @@ TEST(Naming, NamesAreValidAndUnique) {
   EXPECT_NE(a, b);
   EXPECT_TRUE(deploy::is_valid_vm_name(a));
   EXPECT_EQ(a.rfind("some-test-", 0), 0u);
+  // In a Slurm job: the node's name between stem and digits.
+  std::string on_node = deploy::make_vm_name("/usr/bin/some_test", "Node_12.cluster.example.org");
+  EXPECT_EQ(on_node.rfind("some-test-node-12-cluster-", 0), 0u) << on_node;
+  EXPECT_EQ(on_node.size(), std::string("some-test-node-12-cluster-").size() + 6);
+  EXPECT_TRUE(deploy::is_valid_vm_name(on_node));
+  EXPECT_TRUE(deploy::is_valid_vm_name(deploy::make_vm_name(std::string(100, 'x'), std::string(100, 'y'))));
   EXPECT_FALSE(deploy::is_valid_vm_name("-x"));
   EXPECT_FALSE(deploy::is_valid_vm_name("A"));
   EXPECT_FALSE(deploy::is_valid_vm_name(""));
