@@ -1,11 +1,11 @@
 // What a process may use inside and outside a Slurm job (util/allocation):
 // environments as slurmstepd sets them, faked.
+#include "util/allocation.hpp"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
-
-#include "util/allocation.hpp"
 
 namespace kestrel {
 namespace {
@@ -28,8 +28,8 @@ TEST(Allocation, OutsideSlurmTheAffinity) {
 }
 
 TEST(Allocation, ABatchScriptGetsTheJobsCpusOnTheNode) {
-  Allocation a = with({{"SLURM_JOB_ID", "42"}, {"SLURMD_NODENAME", "n7"}, {"SLURM_CPUS_ON_NODE", "4"},
-                       {"SLURM_MEM_PER_NODE", "8192"}});
+  Allocation a = with(
+      {{"SLURM_JOB_ID", "42"}, {"SLURMD_NODENAME", "n7"}, {"SLURM_CPUS_ON_NODE", "4"}, {"SLURM_MEM_PER_NODE", "8192"}});
   EXPECT_EQ(a.cpus, 4);
   EXPECT_EQ(a.job, "42");
   EXPECT_EQ(a.node, "n7");
@@ -40,9 +40,9 @@ TEST(Allocation, ABatchScriptGetsTheJobsCpusOnTheNode) {
 }
 
 TEST(Allocation, AStepsTaskGetsItsShare) {
-  std::map<std::string, std::string> step = {{"SLURM_JOB_ID", "42"},          {"SLURM_STEP_ID", "0"},
-                                             {"SLURM_LOCALID", "1"},          {"SLURM_NODEID", "1"},
-                                             {"SLURM_CPUS_ON_NODE", "6"},     {"SLURM_STEP_TASKS_PER_NODE", "1,3(x2)"},
+  std::map<std::string, std::string> step = {{"SLURM_JOB_ID", "42"},        {"SLURM_STEP_ID", "0"},
+                                             {"SLURM_LOCALID", "1"},        {"SLURM_NODEID", "1"},
+                                             {"SLURM_CPUS_ON_NODE", "6"},   {"SLURM_STEP_TASKS_PER_NODE", "1,3(x2)"},
                                              {"SLURM_MEM_PER_NODE", "3000"}};
   Allocation a = with(step);
   EXPECT_EQ(a.cpus, 2);  // 6 CPUs among the 3 tasks of node 1

@@ -1,0 +1,127 @@
+# kestrel inside Slurm jobs (docs/scale-out.md), on a one-node Slurm that
+# this test starts on this machine (munged, slurmctld and slurmd, each with
+# its own files in $work, on free ports of 127.0.0.1; proctrack/linuxproc,
+# task/none, select/cons_tres with CR_CPU: what a container allows):
+# 1. `srun kestrel run` passes both streams through and srun exits with the
+#    program's status; the VM's name carries the node; the task's slots are
+#    its own pool.
+# 2. `scancel` of a batch job in the middle of a 100 s test: the run ends as
+#    interrupted (not as a VM failure: QEMU lets the SIGTERM meant for the
+#    job pass) and within KillWait + 5 s no QEMU and no deployment directory
+#    of the job's is left.
+# kestrel-test-timeout: 300
+source "$(dirname "$0")/lib.sh"
+
+for tool in munged slurmctld slurmd srun sbatch scancel squeue sinfo; do
+  command -v "$tool" >/dev/null || fail "$tool is missing: run ./dev setup (Debian: slurmctld slurmd slurm-client munge)"
+done
+
+s=$work/slurm
+mkdir -p "$s/state" "$s/spool"
+ports=$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for x in socks: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in socks))')
+read -r ctld_port slurmd_port <<<"$ports"
+host=$(hostname -s)
+kill_wait=10
+export SLURM_CONF=$s/slurm.conf
+cat >"$SLURM_CONF" <<EOF
+ClusterName=kestrel-test
+SlurmctldHost=$host(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$s/munge.sock
+CredType=cred/munge
+StateSaveLocation=$s/state
+SlurmdSpoolDir=$s/spool
+SlurmctldPidFile=$s/slurmctld.pid
+SlurmdPidFile=$s/slurmd.pid
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmctldLogFile=$s/slurmctld.log
+SlurmdLogFile=$s/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+ReturnToService=2
+KillWait=$kill_wait
+NodeName=kt-node NodeAddr=127.0.0.1 NodeHostname=$host CPUs=$(nproc) State=UNKNOWN
+PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+head -c 1024 /dev/urandom >"$s/munge.key"
+chmod 600 "$s/munge.key"
+
+stop_slurm() {
+  scancel --full --quiet --partition=test 2>/dev/null || true
+  for pid_file in "$s"/slurmd.pid "$s"/slurmctld.pid "$s"/munged.pid; do
+    [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+  sleep 0.5
+  for pid_file in "$s"/slurmd.pid "$s"/slurmctld.pid "$s"/munged.pid; do
+    [ -f "$pid_file" ] && kill -9 "$(cat "$pid_file")" 2>/dev/null || true
+  done
+}
+trap 'stop_slurm; finish' EXIT
+
+munged --force --socket="$s/munge.sock" --key-file="$s/munge.key" --log-file="$s/munged.log" \
+  --pid-file="$s/munged.pid" --seed-file="$s/munged.seed"
+slurmctld -f "$SLURM_CONF"
+slurmd -f "$SLURM_CONF" -N kt-node
+for _ in $(seq 100); do
+  [ "$(sinfo -h -N -o %T 2>/dev/null)" = idle ] && break
+  sleep 0.2
+done
+[ "$(sinfo -h -N -o %T 2>/dev/null)" = idle ] ||
+  fail "the test's Slurm did not come up: $(sinfo -N 2>&1; tail -5 "$s"/slurmctld.log "$s"/slurmd.log)"
+
+# 1. srun: streams, status, the node in the name, the task's own slots.
+status=0
+srun -n1 -c1 "$KESTREL" run --keep never -- sh -c 'echo out; echo err >&2; exit 7' >"$work/srun.out" 2>"$work/srun.err" ||
+  status=$?
+expect_eq "srun's status" 7 "$status"
+expect_eq "srun's stdout" out "$(cat "$work/srun.out")"
+grep -qx err "$work/srun.err" || fail "no err on srun's stderr: $(cat "$work/srun.err")"
+grep -Eq '^kestrel: VM sh-kt-node-[0-9a-f]{6}, deployment dir ' "$work/srun.err" ||
+  fail "the VM's name lacks the node: $(cat "$work/srun.err")"
+ls "$KESTREL_RUNTIME_DIR/.slots" | grep -Eq '^slurm-[0-9]+\.0\.0$' ||
+  fail "no slot pool of the task's own: $(ls "$KESTREL_RUNTIME_DIR/.slots")"
+
+# 2. scancel in the middle of a 100 s test.
+job=$(sbatch --parsable -o "$work/job.out" -e "$work/job.err" \
+  --wrap "exec $KESTREL run -- sh -c 'echo ready; sleep 100'")
+for _ in $(seq 600); do
+  grep -q ready "$work/job.out" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q ready "$work/job.out" || fail "the job's program never started: $(cat "$work"/job.* 2>&1)"
+qemu=$(our_qemus)
+[ -n "$qemu" ] || fail "no QEMU while the job runs"
+# scancel signals every process of the job, in no set order: QEMU lets a
+# SIGTERM pass (kestrel ends it), so its death never reads as a VM failure.
+kill -TERM $qemu
+for _ in $(seq 30); do
+  # (pgrep lists no zombie: a QEMU that ended is gone from it at once)
+  our_qemus | grep -qx "$qemu" || fail "QEMU ended on a SIGTERM of its own: $(cat "$work/job.err")"
+  sleep 0.1
+done
+start=$(now_ms)
+scancel "$job"
+deadline=$((start + (kill_wait + 5) * 1000))
+while [ -n "$(our_qemus)$(deployments)" ] && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+[ -z "$(our_qemus)" ] || fail "QEMU still runs $((kill_wait + 5)) s after scancel: $(our_qemus)"
+[ -z "$(deployments)" ] || fail "deployment dirs left $((kill_wait + 5)) s after scancel: $(deployments)"
+echo "scancel: the job's VM was gone after $(($(now_ms) - start)) ms"
+for _ in $(seq 100); do
+  grep -q "interrupted by SIGTERM" "$work/job.err" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "interrupted by SIGTERM" "$work/job.err" || fail "the cancelled run did not say so: $(cat "$work/job.err")"
+grep -q "stopped while the program ran" "$work/job.err" && fail "a cancelled job read as a VM failure: $(cat "$work/job.err")"
+echo PASS
