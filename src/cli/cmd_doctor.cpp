@@ -278,12 +278,19 @@ Finding check_warm(const config::Config* c) {
   if (c && !c->flag("warm"))
     return ok(fmt::format("warm starts off ({}): every run boots", config::describe_origin(c->entry("warm").origin)));
   uint64_t bytes = 0;
+  fs::path dir;
+  try {
+    dir = host::templates_dir();
+  } catch (const Error& e) {
+    return problem(e.what(), "export KESTREL_TEMPLATE_DIR=/var/tmp/kestrel-templates-$USER");
+  }
   auto templates = host::list_templates();
   for (const auto& t : templates) bytes += t.disk_bytes;
   return ok(
-      fmt::format("warm starts on: {} template(s) in the cache, {} on disk (`kestrel cache ls`); the first run "
+      fmt::format("warm starts on: {} template(s) in {}{}, {} on disk (`kestrel cache ls`); the first run "
                   "of a configuration builds its own",
-                  templates.size(), human_bytes(bytes)));
+                  templates.size(), dir.string(), std::getenv("KESTREL_TEMPLATE_DIR") ? " (KESTREL_TEMPLATE_DIR)" : "",
+                  human_bytes(bytes)));
 }
 
 Finding check_slots(const config::Config* c) {

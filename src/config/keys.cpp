@@ -161,7 +161,11 @@ const std::vector<EnvOnly>& environment_only() {
   static const std::vector<EnvOnly> table = {
       {"KESTREL_RUNTIME_DIR", "deployments; default $XDG_RUNTIME_DIR/kestrel, else /tmp/kestrel-$UID"},
       {"KESTREL_CACHE_DIR",
-       "kernels, initramfs images and warm-start templates; default $XDG_CACHE_HOME/kestrel, else ~/.cache/kestrel"},
+       "kernels, images, initramfs images and warm-start templates; default $XDG_CACHE_HOME/kestrel, else "
+       "~/.cache/kestrel"},
+      {"KESTREL_TEMPLATE_DIR",
+       "warm-start templates (an absolute path); default $KESTREL_CACHE_DIR/templates. Where the cache is shared "
+       "by a cluster's nodes, a directory on each node's own disk (docs/scale-out.md)"},
       {kKeepTtlVariable,
        "how long kept VMs live before any kestrel command removes them: seconds, or a number with s, m, h or d "
        "(default 2h; at most 1000000000 s)"},
@@ -173,7 +177,8 @@ const std::vector<EnvOnly>& environment_only() {
        "the most a VM's console.log holds: bytes, or a number with K, M or G (default 16M, at least 64K); past it "
        "the log keeps its start and the latest output and says how much it dropped between"},
       {"KESTREL_HOST_ROOT",
-       "for tests: read the host's KVM facts (dev/kvm, sys/module, proc/cpuinfo) under this directory instead of /"},
+       "for tests: read the host's KVM facts (dev/kvm, sys/module, proc/cpuinfo) and time zone (etc/localtime, "
+       "etc/timezone) under this directory instead of /"},
   };
   return table;
 }

@@ -57,7 +57,15 @@ std::string state_digest(const fs::path& state) { return sha256_hex(read_file(st
 
 }  // namespace
 
-fs::path templates_dir() { return assets::cache_dir() / "templates"; }
+fs::path templates_dir() {
+  // On a cluster whose cache is shared, templates stay on each node's disk.
+  if (const char* env = std::getenv("KESTREL_TEMPLATE_DIR"); env && *env) {
+    fs::path dir(env);
+    if (!dir.is_absolute()) fail("KESTREL_TEMPLATE_DIR={}: expected an absolute path", env);
+    return dir;
+  }
+  return assets::cache_dir() / "templates";
+}
 
 std::string template_key(const vm::VmConfig& config, const std::string& qemu_binary, const std::string& image_id,
                          const std::string& host) {

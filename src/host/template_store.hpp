@@ -34,6 +34,8 @@ struct TemplateFiles {
   fs::path meta() const { return dir / "template.json"; }
 };
 
+// $KESTREL_TEMPLATE_DIR (an absolute path: on a cluster whose cache is shared,
+// a node-local directory; docs/scale-out.md), else the cache's templates/.
 fs::path templates_dir();
 
 // The identity of a VM configuration: a SHA-256 over everything a clone must

@@ -35,4 +35,25 @@ check_rebuilt "corrupting the state file"
 "$KESTREL" cache ls | grep -q '^templates (1)' || fail "cache ls: $("$KESTREL" cache ls)"
 "$KESTREL" cache clear >/dev/null
 expect_eq "templates after cache clear" 0 "$(templates | wc -l)"
+
+# Two "nodes" sharing this cache (kernel, initramfs) with templates of their
+# own (KESTREL_TEMPLATE_DIR, docs/scale-out.md): each builds its template in
+# its own directory, none in the shared one, and the kernel is the shared one.
+kernel_files() { stat -L -c '%n %s %Y %i' "$KESTREL_CACHE_DIR"/kernels/*/vmlinux; }
+kernels_before=$(kernel_files)
+for node in a b; do
+  KESTREL_TEMPLATE_DIR=$work/node-$node "$KESTREL" run -q --keep never -- /bin/sh -c "echo $node" >"$work/out" ||
+    fail "a run with templates in node-$node failed"
+  expect_eq "output on node $node" "$node" "$(cat "$work/out")"
+  expect_eq "templates of node $node" 1 "$(find "$work/node-$node" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | wc -l)"
+  out=$(KESTREL_TEMPLATE_DIR=$work/node-$node "$KESTREL" doctor 2>&1 || true)
+  grep -q "1 template(s) in $work/node-$node (KESTREL_TEMPLATE_DIR)" <<<"$out" || fail "doctor on node $node: $out"
+done
+expect_eq "templates in the shared cache" 0 "$(templates | wc -l)"
+expect_eq "the shared kernels" "$kernels_before" "$(kernel_files)"
+status=0
+KESTREL_TEMPLATE_DIR=relative/dir "$KESTREL" run -q --keep never -- /bin/true 2>"$work/bad" || status=$?
+[ "$status" -ne 0 ] || fail "a relative KESTREL_TEMPLATE_DIR was taken"
+grep -q "KESTREL_TEMPLATE_DIR=relative/dir: expected an absolute path" "$work/bad" || fail "odd message: $(cat "$work/bad")"
+[ -z "$(deployments)" ] || fail "deployments left: $(deployments)"
 echo PASS
