@@ -41,6 +41,7 @@ const std::vector<Command>& command_table() {
       {"link", "take a topology's link down or up: kestrel link A B down|up -f DIR", cmd_link, 1},
       {"ls", "list this user's deployments and their state: kestrel ls [--json]", cmd_ls, 1, false},
       {"gc", "destroy orphaned, expired and dead deployments: kestrel gc [--all] [--dry-run]", cmd_gc, 1, false},
+      {"hold", "wait while kept VMs remain (a Slurm batch script's last line): kestrel hold", cmd_hold, 1},
       {"kernel", "manage guest kernels: kestrel kernel fetch | build | ls | rm", cmd_kernel, 1, false},
       {"image", "images with a test's prerequisites: kestrel image build RECIPE | ls | rm NAME", cmd_image, 1, false},
       {"cache", "manage warm-start templates and other cached files: kestrel cache ls | clear", cmd_cache, 1, false},

@@ -20,6 +20,7 @@
 #include "image/build.hpp"
 #include "proto/frame.hpp"
 #include "topology/spec.hpp"
+#include "util/allocation.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/lockfile.hpp"
@@ -167,6 +168,12 @@ void print_kept_message(const std::string& name, const fs::path& dir, std::optio
   say(fmt::format("  command:  {} exec {} 'CMD' -f {}", self, name, d));
   say(fmt::format("  destroy:  {} destroy -f {}", self, d));
   if (copy) say(fmt::format("  program:  {} (a copy of the program as it ran)", copy->string()));
+  if (Allocation a = current_allocation(); !a.job.empty()) {
+    // On a cluster: from a login node, into the job's allocation.
+    say(fmt::format("  from a login node:  srun --jobid {} --overlap{} {} exec {} 'CMD' -f {}", a.job,
+                    a.node.empty() ? "" : " -w " + a.node, self, name, d));
+    say("  the VM lives as long as the job: end a batch script with `kestrel hold` to keep the job while it runs");
+  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ int cmd_up(const Args& args);
 int cmd_down(const Args& args);
 int cmd_link(const Args& args);
 int cmd_gc(const Args& args);
+int cmd_hold(const Args& args);
 int cmd_config(const Args& args);
 int cmd_doctor(const Args& args);
 int cmd_cargo(const Args& args);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deploy/reaper.hpp"
+#include "util/allocation.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/fs.hpp"
@@ -91,6 +92,7 @@ std::string State::to_json() const {
     j["vms"].push_back(std::move(v));
   }
   if (exit_status) j["exit_status"] = *exit_status;
+  if (!slurm_job.empty()) j["slurm_job"] = slurm_job;
   // Bytes that are not UTF-8 (a path, an argument or a variable may hold
   // any) become U+FFFD instead of failing the run.
   return dump_json(j, 2, /*lossy=*/true) + "\n";
@@ -123,6 +125,7 @@ State State::from_json(const std::string& text, const fs::path& origin) {
       s.vms.push_back(std::move(r));
     }
     if (int status = number_or(j, "exit_status", 0, 255, -1); status >= 0) s.exit_status = status;
+    s.slurm_job = j.value("slurm_job", "");
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed state file: {}", origin.string(), e.what());
   }
@@ -145,6 +148,7 @@ Deployment Deployment::create(const std::string& name) {
   d.dir_ = base / name;
   d.state_.created = unix_seconds();
   d.state_.runner_pid = ::getpid();
+  d.state_.slurm_job = current_allocation().job;
   d.state_.updated = d.state_.created;
   write_file_atomic(tmp / "deployment.json", d.state_.to_json(), 0600);
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, d.dir_.c_str(), RENAME_NOREPLACE) != 0) {

@@ -50,6 +50,9 @@ struct State {
   std::optional<std::vector<std::string>> env;
   std::vector<VmRecord> vms;
   std::optional<int> exit_status;  // set when the run finished (kept ones)
+  // The Slurm job the runner ran in (SLURM_JOB_ID), "" outside one: what
+  // `kestrel hold` waits for (docs/scale-out.md).
+  std::string slurm_job;
 
   std::string to_json() const;
   static State from_json(const std::string& text, const fs::path& origin);

@@ -9,6 +9,8 @@
 #    interrupted (not as a VM failure: QEMU lets the SIGTERM meant for the
 #    job pass) and within KillWait + 5 s no QEMU and no deployment directory
 #    of the job's is left.
+# 3. A failed test's VM held with the job (`kestrel hold`), reached with the
+#    printed `srun --jobid J --overlap` command, removed by scancel.
 # kestrel-test-timeout: 300
 source "$(dirname "$0")/lib.sh"
 
@@ -124,4 +126,38 @@ for _ in $(seq 100); do
 done
 grep -q "interrupted by SIGTERM" "$work/job.err" || fail "the cancelled run did not say so: $(cat "$work/job.err")"
 grep -q "stopped while the program ran" "$work/job.err" && fail "a cancelled job read as a VM failure: $(cat "$work/job.err")"
+
+# 3. A failed test in a batch job that ends with `kestrel hold`: its VM lives
+# with the job, the printed srun command reaches it from outside the job, and
+# scancel removes it.
+job=$(sbatch --parsable -o "$work/hold.out" -e "$work/hold.err" \
+  --wrap "$KESTREL run -- sh -c 'exit 3'; exec $KESTREL hold")
+for _ in $(seq 600); do
+  grep -q "holding while 1 kept VM" "$work/hold.err" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "holding while 1 kept VM(s) of Slurm job $job remain" "$work/hold.err" ||
+  fail "no hold: $(cat "$work"/hold.* 2>&1)"
+line=$(grep -m1 '^kestrel:   from a login node:  srun ' "$work/hold.err") || fail "no srun command: $(cat "$work/hold.err")"
+name=$(sed -n 's/^kestrel: test failed (exit status 3); VM \([a-z0-9-]*\) remains running.*/\1/p' "$work/hold.err")
+[ -n "$name" ] || fail "no kept VM: $(cat "$work/hold.err")"
+dir=$(sed -n 's/.* -f \(.*\)$/\1/p' <<<"$line")
+expect_eq "the printed command" \
+  "kestrel:   from a login node:  srun --jobid $job --overlap -w kt-node kestrel exec $name 'CMD' -f $dir" "$line"
+out=$(srun --jobid "$job" --overlap -w kt-node kestrel exec "$name" hostname -f "$dir")
+expect_eq "hostname through srun --overlap into the held job" "$name" "$out"
+sleep 2  # the hold outlives the exec
+expect_eq "the job after the exec" RUNNING "$(squeue -h -j "$job" -o %T)"
+start=$(now_ms)
+scancel "$job"
+deadline=$((start + (kill_wait + 5) * 1000))
+while [ -n "$(our_qemus)$(deployments)" ] && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+[ -z "$(our_qemus)" ] || fail "QEMU still runs $((kill_wait + 5)) s after scancel of the held job: $(our_qemus)"
+[ -z "$(deployments)" ] || fail "deployment dirs left after scancel of the held job: $(deployments)"
+echo "scancel: the held job's kept VM was gone after $(($(now_ms) - start)) ms"
+for _ in $(seq 50); do
+  grep -q "interrupted by SIGTERM: destroying 1 kept VM(s)" "$work/hold.err" && break
+  sleep 0.1
+done
+grep -q "interrupted by SIGTERM: destroying 1 kept VM(s)" "$work/hold.err" || fail "hold's end: $(cat "$work/hold.err")"
 echo PASS
