@@ -11,6 +11,8 @@
 #    of the job's is left.
 # 3. A failed test's VM held with the job (`kestrel hold`), reached with the
 #    printed `srun --jobid J --overlap` command, removed by scancel.
+# 4. A CTest suite as a 2-task job array (examples/slurm): the merged JUnit
+#    report lists every test once, as a one-machine run does.
 # kestrel-test-timeout: 300
 source "$(dirname "$0")/lib.sh"
 
@@ -160,4 +162,25 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 grep -q "interrupted by SIGTERM: destroying 1 kept VM(s)" "$work/hold.err" || fail "hold's end: $(cat "$work/hold.err")"
+
+# 4. examples/cmake-gtest's suite as a 2-task job array (examples/slurm): the
+# shards' JUnit reports merged list every test once, as a one-machine run does.
+cmake -S "$KESTREL_SOURCE_DIR/examples/cmake-gtest" -B "$work/build" -G Ninja \
+  -DCMAKE_CROSSCOMPILING_EMULATOR="kestrel;run;--" >"$work/configure.log" 2>&1 ||
+  { cat "$work/configure.log"; fail "configure failed"; }
+KESTREL_QEMU=/bin/false cmake --build "$work/build" >"$work/build.log" 2>&1 ||
+  { cat "$work/build.log"; fail "build failed"; }
+(cd "$work/build" && ctest --output-junit "$work/one.xml" >"$work/one.log" 2>&1) || fail "one-machine ctest: $(cat "$work/one.log")"
+sbatch --wait --array=0-1 -o "$work/shard-%a.out" --export="ALL,BUILD=$work/build,REPORTS=$work/reports" \
+  "$KESTREL_SOURCE_DIR/examples/slurm/ctest-shards.sbatch" >/dev/null || fail "the array failed: $(cat "$work"/shard-*.out)"
+python3 "$KESTREL_SOURCE_DIR/examples/slurm/merge-junit.py" "$work/merged.xml" "$work"/reports/shard-*.xml >/dev/null
+cases() { python3 -c '
+import sys, xml.etree.ElementTree as ET
+for c in ET.parse(sys.argv[1]).getroot().iter("testcase"): print(c.get("name"), c.get("status"))' "$1" | sort; }
+expect_eq "test cases of one machine" "Calc.Adds run
+Vm.RunsInAKestrelVm run
+all_in_one_vm run" "$(cases "$work/one.xml")"
+expect_eq "test cases of the merged shards" "$(cases "$work/one.xml")" "$(cases "$work/merged.xml")"
+for k in 0 1; do [ -n "$(cases "$work/reports/shard-$k.xml")" ] || fail "shard $k ran no test"; done
+[ -z "$(our_qemus)$(deployments)" ] || fail "left behind: $(our_qemus) $(deployments)"
 echo PASS
