@@ -3,8 +3,10 @@
 // parts are here for the unit tests; the handlers are in cmd_wrappers.cpp.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kestrel::cli {
@@ -24,6 +26,19 @@ std::string go_exec_value(const std::string& kestrel_path);
 // `go ARGS`, with "-exec RUNNER" inserted after `test` or `run` unless the
 // user gave -exec already. Other go commands pass through unchanged.
 std::vector<std::string> go_argv(const std::vector<std::string>& args, const std::string& runner);
+
+// `kestrel go test --shard K/N`: "K/N" as (K, N), 1 <= K <= N <= 10000;
+// nullopt when malformed.
+std::optional<std::pair<int, int>> parse_shard(std::string_view text);
+
+// The test names (Test*, Example*, Fuzz*; no benchmarks, which `go test`
+// runs only with -bench) that `go test -list .` printed, sorted, each once.
+std::vector<std::string> go_listed_tests(std::string_view list_output);
+
+// The -run pattern of shard K of N: every N-th of `names` (sorted) from the
+// K-th on, anchored ("^(TestA|TestB)$"); "^$" (nothing) when the shard is
+// empty. A name in several packages runs in all of them, in one shard.
+std::string go_shard_pattern(const std::vector<std::string>& names, int k, int n);
 
 // The absolute path of the running kestrel (what runners should invoke).
 std::string own_executable();

@@ -39,6 +39,27 @@ TEST(HostListing, RecognizesTheHarnessesListingFlags) {
   EXPECT_FALSE(is_listing_invocation({"--", "--list"}));
 }
 
+// kestrel go test --shard K/N: the shard's -run pattern from go's listing.
+TEST(GoShard, ParsesKOfN) {
+  EXPECT_EQ(cli::parse_shard("1/4"), (std::pair{1, 4}));
+  EXPECT_EQ(cli::parse_shard("4/4"), (std::pair{4, 4}));
+  for (const char* bad : {"0/4", "5/4", "1/0", "1/10001", "-1/4", "1/", "/4", "14", "1/4x", "a/b", ""})
+    EXPECT_EQ(cli::parse_shard(bad), std::nullopt) << bad;
+}
+
+TEST(GoShard, ListingAndPatterns) {
+  std::string listing =
+      "TestB\nTestA\nExampleX\nBenchmarkSlow\nFuzzParse\nok  \texample.com/calc\t0.004s\n"
+      "TestA\nTest_c\n?   \texample.com/none\t[no test files]\nok  \texample.com/more\t0.002s\n";
+  auto names = cli::go_listed_tests(listing);
+  EXPECT_EQ(names, (std::vector<std::string>{"ExampleX", "FuzzParse", "TestA", "TestB", "Test_c"}));
+  EXPECT_EQ(cli::go_shard_pattern(names, 1, 2), "^(ExampleX|TestA|Test_c)$");
+  EXPECT_EQ(cli::go_shard_pattern(names, 2, 2), "^(FuzzParse|TestB)$");
+  EXPECT_EQ(cli::go_shard_pattern(names, 1, 1), "^(ExampleX|FuzzParse|TestA|TestB|Test_c)$");
+  EXPECT_EQ(cli::go_shard_pattern(names, 7, 7), "^$");  // an empty shard runs nothing
+  EXPECT_EQ(cli::go_shard_pattern({}, 1, 3), "^$");
+}
+
 TEST(CargoWrapper, RunnerVariableForTheHostTriple) {
   EXPECT_EQ(cli::cargo_runner_variable("x86_64-unknown-linux-gnu"), "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER");
   EXPECT_EQ(cli::cargo_runner_variable("thumbv7em-none-eabihf"), "CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUNNER");

@@ -60,4 +60,22 @@ expect_eq "artifact.txt" "written in VM $vm" "$(cat artifact.txt)"
 KESTREL_QEMU=/bin/false kestrel go test -count=1 -list . ./... >"$work/out" 2>&1 ||
   { cat "$work/out"; fail "go test -list needed a VM"; }
 grep -qx TestRunsInAKestrelVM "$work/out" || fail "no test listed: $(cat "$work/out")"
+
+# --shard K/N (docs/scale-out.md): two shards run every test once between them.
+for k in 1 2; do
+  kestrel go test --shard "$k/2" -count=1 -v ./... >"$work/shard.$k" 2>&1 ||
+    { cat "$work/shard.$k"; fail "shard $k/2 failed"; }
+done
+expect_eq "tests of the two shards" "TestAdd
+TestRunsInAKestrelVM
+TestWritesArtifact" "$(sed -En 's/^--- (PASS|SKIP): ([A-Za-z_]*) .*/\2/p' "$work"/shard.* | sort)"
+for k in 1 2; do
+  grep -Eq -- '--- (PASS|SKIP)' "$work/shard.$k" || fail "shard $k/2 ran no test: $(cat "$work/shard.$k")"
+done
+status=0
+kestrel go test --shard 3/2 ./... 2>"$work/bad" || status=$?
+[ "$status" -ne 0 ] && grep -q "expected K/N with 1 <= K <= N" "$work/bad" || fail "--shard 3/2: $(cat "$work/bad")"
+status=0
+kestrel go test --shard 1/2 -run TestAdd ./... 2>"$work/bad" || status=$?
+[ "$status" -ne 0 ] && grep -q "cannot be combined with -run" "$work/bad" || fail "--shard with -run: $(cat "$work/bad")"
 echo PASS
