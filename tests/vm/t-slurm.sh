@@ -85,6 +85,24 @@ done
 [ "$(sinfo -h -N -o %T 2>/dev/null)" = idle ] ||
   fail "the test's Slurm did not come up: $(sinfo -N 2>&1; tail -5 "$s"/slurmctld.log "$s"/slurmd.log)"
 
+# scancel_and_wait JOB WHAT LOG LINE: cancels JOB; within KillWait + 5 s no
+# QEMU and no deployment directory is left, and LOG then says LINE.
+scancel_and_wait() {
+  local start deadline
+  start=$(now_ms)
+  scancel "$1"
+  deadline=$((start + (kill_wait + 5) * 1000))
+  while [ -n "$(our_qemus)$(deployments)" ] && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+  [ -z "$(our_qemus)" ] || fail "QEMU still runs $((kill_wait + 5)) s after scancel ($2): $(our_qemus)"
+  [ -z "$(deployments)" ] || fail "deployment dirs left $((kill_wait + 5)) s after scancel ($2): $(deployments)"
+  echo "scancel: $2 was gone after $(($(now_ms) - start)) ms"
+  for _ in $(seq 100); do
+    grep -qF "$4" "$3" 2>/dev/null && return
+    sleep 0.1
+  done
+  fail "after scancel ($2), no '$4': $(cat "$3")"
+}
+
 # 1. srun: streams, status, the node in the name, the task's own slots.
 status=0
 srun -n1 -c1 "$KESTREL" run --keep never -- sh -c 'echo out; echo err >&2; exit 7' >"$work/srun.out" 2>"$work/srun.err" ||
@@ -115,18 +133,7 @@ for _ in $(seq 30); do
   our_qemus | grep -qx "$qemu" || fail "QEMU ended on a SIGTERM of its own: $(cat "$work/job.err")"
   sleep 0.1
 done
-start=$(now_ms)
-scancel "$job"
-deadline=$((start + (kill_wait + 5) * 1000))
-while [ -n "$(our_qemus)$(deployments)" ] && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
-[ -z "$(our_qemus)" ] || fail "QEMU still runs $((kill_wait + 5)) s after scancel: $(our_qemus)"
-[ -z "$(deployments)" ] || fail "deployment dirs left $((kill_wait + 5)) s after scancel: $(deployments)"
-echo "scancel: the job's VM was gone after $(($(now_ms) - start)) ms"
-for _ in $(seq 100); do
-  grep -q "interrupted by SIGTERM" "$work/job.err" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q "interrupted by SIGTERM" "$work/job.err" || fail "the cancelled run did not say so: $(cat "$work/job.err")"
+scancel_and_wait "$job" "the job's VM" "$work/job.err" "interrupted by SIGTERM"
 grep -q "stopped while the program ran" "$work/job.err" && fail "a cancelled job read as a VM failure: $(cat "$work/job.err")"
 
 # 3. A failed test in a batch job that ends with `kestrel hold`: its VM lives
@@ -150,18 +157,7 @@ out=$(srun --jobid "$job" --overlap -w kt-node kestrel exec "$name" hostname -f 
 expect_eq "hostname through srun --overlap into the held job" "$name" "$out"
 sleep 2  # the hold outlives the exec
 expect_eq "the job after the exec" RUNNING "$(squeue -h -j "$job" -o %T)"
-start=$(now_ms)
-scancel "$job"
-deadline=$((start + (kill_wait + 5) * 1000))
-while [ -n "$(our_qemus)$(deployments)" ] && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
-[ -z "$(our_qemus)" ] || fail "QEMU still runs $((kill_wait + 5)) s after scancel of the held job: $(our_qemus)"
-[ -z "$(deployments)" ] || fail "deployment dirs left after scancel of the held job: $(deployments)"
-echo "scancel: the held job's kept VM was gone after $(($(now_ms) - start)) ms"
-for _ in $(seq 50); do
-  grep -q "interrupted by SIGTERM: destroying 1 kept VM(s)" "$work/hold.err" && break
-  sleep 0.1
-done
-grep -q "interrupted by SIGTERM: destroying 1 kept VM(s)" "$work/hold.err" || fail "hold's end: $(cat "$work/hold.err")"
+scancel_and_wait "$job" "the held job's kept VM" "$work/hold.err" "interrupted by SIGTERM: destroying 1 kept VM(s)"
 
 # 4. examples/cmake-gtest's suite as a 2-task job array (examples/slurm): the
 # shards' JUnit reports merged list every test once, as a one-machine run does.
