@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "util/allocation.hpp"
+
 namespace kestrel::cli {
 
 assets::KernelSpec kernel_spec(const std::string& kernel, const std::string& modules) {
@@ -18,6 +20,9 @@ assets::KernelSpec kernel_spec(const std::string& kernel, const std::string& mod
 host::BootOptions boot_options(const config::Config& c) {
   host::BootOptions b;
   b.mem_mib = static_cast<uint32_t>(c.count("memory"));
+  // In a Slurm task with little memory the default VM shrinks to fit it.
+  if (c.entry("memory").origin.source == config::Source::kDefault)
+    b.mem_mib = fit_vm_memory(b.mem_mib, current_allocation().mem_mib);
   b.cpus = static_cast<uint32_t>(c.count("cpus"));
   b.kernel = kernel_spec(c.text("kernel"), c.text("kernel_modules"));
   b.kernel_args = c.text("kernel_args");

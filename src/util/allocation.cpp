@@ -76,6 +76,12 @@ Allocation allocation_from(const EnvLookup& env, int affinity) {
   return a;
 }
 
+uint32_t fit_vm_memory(uint32_t mib, std::optional<uint64_t> task_mib) {
+  if (!task_mib) return mib;
+  uint64_t room = *task_mib > 512 ? *task_mib - 256 : 256;
+  return static_cast<uint32_t>(std::min<uint64_t>(mib, std::max<uint64_t>(256, room)));
+}
+
 int affinity_cpus() {
   cpu_set_t set;
   if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));

@@ -37,6 +37,12 @@ using EnvLookup = std::function<const char*(const char*)>;
 // Malformed values are ignored (the machine's count stands).
 Allocation allocation_from(const EnvLookup& env, int affinity_cpus);
 
+// A VM's default memory (`mib`, not set by the user) in a task that has
+// `task_mib`: no more than the task's memory less 256 MiB for QEMU and its
+// translation cache, and at least 256 MiB; unchanged when the task's memory
+// is unknown. A memory the user set is theirs to keep.
+uint32_t fit_vm_memory(uint32_t mib, std::optional<uint64_t> task_mib);
+
 // This process's: its affinity and environment.
 Allocation current_allocation();
 

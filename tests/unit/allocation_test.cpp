@@ -54,6 +54,15 @@ TEST(Allocation, AStepsTaskGetsItsShare) {
   EXPECT_EQ(with(step).mem_mib, 1536u);
 }
 
+TEST(Allocation, DefaultVmMemoryFitsTheTask) {
+  EXPECT_EQ(fit_vm_memory(1024, std::nullopt), 1024u);
+  EXPECT_EQ(fit_vm_memory(1024, 8192u), 1024u);
+  EXPECT_EQ(fit_vm_memory(1024, 1024u), 768u);
+  EXPECT_EQ(fit_vm_memory(1024, 600u), 344u);
+  EXPECT_EQ(fit_vm_memory(1024, 300u), 256u);  // never below 256
+  EXPECT_EQ(fit_vm_memory(1024, 0u), 256u);
+}
+
 TEST(Allocation, MalformedValuesAreIgnored) {
   for (const char* bad : {"", "x", "-1", "4x", "99999999999999999999999"}) {
     Allocation a = with({{"SLURM_JOB_ID", "1"}, {"SLURM_CPUS_ON_NODE", bad}, {"SLURM_MEM_PER_NODE", bad}}, 3);
