@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <mutex>
 
-#include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "config/keys.hpp"
 #include "deploy/teardown.hpp"
 #include "host/agent_client.hpp"
 #include "host/environment.hpp"
 #include "host/program.hpp"
+#include "host/run_options.hpp"
 #include "host/shares.hpp"
 #include "host/write_through.hpp"
 #include "image/build.hpp"
@@ -39,7 +39,7 @@ void say(const std::string& line) {
 
 topology::UpOptions up_options() {
   topology::UpOptions o;
-  o.vm = cli::boot_options(config::Config::load());
+  o.vm = host::boot_options(config::Config::load());
   o.vm.notice = say;
   o.say = say;
   return o;

@@ -14,11 +14,11 @@
 #include "assets/modules.hpp"
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
-#include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/registry.hpp"
 #include "deploy/slots.hpp"
+#include "host/run_options.hpp"
 #include "host/template_store.hpp"
 #include "image/host_check.hpp"
 #include "util/error.hpp"
@@ -335,7 +335,8 @@ Finding check_config(const config::Config* c) {
 }
 
 void check_configured_kernel(const config::Config* c, Findings& out) {
-  check_kernel(kernel_spec(c ? c->text("kernel") : "", c ? c->text("kernel_modules") : ""), /*detailed=*/false, out);
+  check_kernel(host::kernel_spec(c ? c->text("kernel") : "", c ? c->text("kernel_modules") : ""), /*detailed=*/false,
+               out);
 }
 
 struct Counts {
@@ -368,7 +369,7 @@ int cmd_doctor(const Args& args) {
 
   if (!kernel.empty() || !kernel_modules.empty()) {
     Findings findings;
-    check_kernel(kernel_spec(kernel, kernel_modules), /*detailed=*/true, findings);
+    check_kernel(host::kernel_spec(kernel, kernel_modules), /*detailed=*/true, findings);
     Counts n = print_findings(findings);
     if (n.problems)
       std::printf("\n%d problem(s), %d warning(s): kestrel cannot run VMs with this kernel until they are fixed.\n",

@@ -8,7 +8,7 @@
 #include "cli/commands.hpp"
 #include "cli/config_options.hpp"
 #include "cli/parse.hpp"
-#include "cli/vm_options.hpp"
+#include "host/run_options.hpp"
 #include "host/template_store.hpp"
 #include "image/build.hpp"
 #include "util/error.hpp"
@@ -61,7 +61,7 @@ int image_build(const std::string& recipe_path, bool refresh, const ConfigOption
   SignalFd signals({SIGINT, SIGTERM, SIGHUP});
   image::BuildOptions o;
   o.refresh = refresh;
-  o.vm = boot_options(config);
+  o.vm = host::boot_options(config);
   o.vm.signal_fd = signals.fd();
   o.vm.notice = [](const std::string& line) { say(line); };
   o.say = [](const std::string& line) { say(line); };

@@ -6,7 +6,6 @@
 #include "cli/host_listing.hpp"
 #include "cli/parse.hpp"
 #include "cli/run_program.hpp"
-#include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "deploy/deployment.hpp"
 #include "deploy/naming.hpp"
@@ -14,6 +13,7 @@
 #include "deploy/teardown.hpp"
 #include "host/environment.hpp"
 #include "host/machine.hpp"
+#include "host/run_options.hpp"
 #include "host/shares.hpp"
 #include "host/vm_exit.hpp"
 #include "host/write_through.hpp"
@@ -38,7 +38,7 @@ using namespace std::chrono_literals;
 namespace {
 
 void fill_from_config(RunOptions& o, const config::Config& c) {
-  o.vm = boot_options(c);
+  o.vm = host::boot_options(c);
   o.timeout_s = c.seconds("timeout");
   o.keep = c.text("keep");
   o.slots = static_cast<int>(c.count("slots"));
@@ -244,7 +244,7 @@ int cmd_run(const Args& args) {
   std::optional<image::ImageInfo> image;
   if (!o.image.empty()) {
     image::BuildOptions build;
-    build.vm = boot_options(config);
+    build.vm = host::boot_options(config);
     build.vm.signal_fd = signals.fd();
     build.say = [](const std::string& line) { say(line); };
     build.vm.notice = build.say;

@@ -4,10 +4,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/parse.hpp"
-#include "cli/vm_options.hpp"
 #include "config/config.hpp"
 #include "deploy/reaper.hpp"
 #include "deploy/teardown.hpp"
+#include "host/run_options.hpp"
 #include "topology/cluster.hpp"
 #include "util/error.hpp"
 #include "util/signals.hpp"
@@ -57,7 +57,7 @@ int cmd_up(const Args& args) {
   config::Config config = config::Config::load();
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   topology::UpOptions o;
-  o.vm = boot_options(config);
+  o.vm = host::boot_options(config);
   o.vm.signal_fd = signals.fd();
   o.vm.notice = [](const std::string& line) { say(line); };
   o.say = o.vm.notice;

@@ -26,7 +26,7 @@ namespace kestrel::cli {
 // Filled from the configuration (config/keys.cpp: command line > KESTREL_*
 // environment > kestrel.toml > user file > defaults) and run's own options.
 struct RunOptions {
-  host::BootOptions vm;  // memory, CPUs, kernel, accelerator, warm (cli/vm_options.hpp)
+  host::BootOptions vm;  // memory, CPUs, kernel, accelerator, warm (host/run_options.hpp)
   std::string name;
   std::string keep = "on-failure";
   bool quiet = false;

@@ -23,7 +23,7 @@ namespace kestrel::topology {
 
 struct UpOptions {
   // Every node's defaults: memory, CPUs, kernel, accelerator, warm starts,
-  // debug, notice, signal_fd (cli/vm_options.hpp's boot_options).
+  // debug, notice, signal_fd (host/run_options.hpp's boot_options).
   host::BootOptions vm;
   std::string name;                             // the deployment's name stem; "": the spec's name, else "topology"
   std::function<void(const std::string&)> say;  // progress and notices; may be empty

@@ -1,10 +1,10 @@
-#include "cli/vm_options.hpp"
+#include "host/run_options.hpp"
 
 #include <filesystem>
 
 #include "util/allocation.hpp"
 
-namespace kestrel::cli {
+namespace kestrel::host {
 
 assets::KernelSpec kernel_spec(const std::string& kernel, const std::string& modules) {
   assets::KernelSpec spec;
@@ -17,8 +17,8 @@ assets::KernelSpec kernel_spec(const std::string& kernel, const std::string& mod
   return spec;
 }
 
-host::BootOptions boot_options(const config::Config& c) {
-  host::BootOptions b;
+BootOptions boot_options(const config::Config& c) {
+  BootOptions b;
   b.mem_mib = static_cast<uint32_t>(c.count("memory"));
   // In a Slurm task with little memory the default VM shrinks to fit it.
   if (c.entry("memory").origin.source == config::Source::kDefault)
@@ -32,4 +32,4 @@ host::BootOptions boot_options(const config::Config& c) {
   return b;
 }
 
-}  // namespace kestrel::cli
+}  // namespace kestrel::host
