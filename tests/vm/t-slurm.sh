@@ -4,7 +4,7 @@
 # task/none, select/cons_tres with CR_CPU: what a container allows):
 # 1. `srun kestrel run` passes both streams through and srun exits with the
 #    program's status; the VM's name carries the node; the task's slots are
-#    its own pool.
+#    its own pool; a kept VM holds none of the step's output open.
 # 2. `scancel` of a batch job in the middle of a 100 s test: the run ends as
 #    interrupted (not as a VM failure: QEMU lets the SIGTERM meant for the
 #    job pass) and within KillWait + 5 s no QEMU and no deployment directory
@@ -114,6 +114,13 @@ grep -Eq '^kestrel: VM sh-kt-node-[0-9a-f]{6}, deployment dir ' "$work/srun.err"
   fail "the VM's name lacks the node: $(cat "$work/srun.err")"
 ls "$KESTREL_RUNTIME_DIR/.slots" | grep -Eq '^slurm-[0-9]+\.0\.0$' ||
   fail "no slot pool of the task's own: $(ls "$KESTREL_RUNTIME_DIR/.slots")"
+# A kept VM holds none of the step's output open: srun (which waits for its
+# tasks' stdout and stderr to close) returns once kestrel does.
+timeout 60 srun -n1 "$KESTREL" run --keep always -- true >"$work/kept.out" 2>"$work/kept.err" ||
+  fail "srun with a kept VM did not return (status $?): $(cat "$work/kept.err")"
+kept=$(start_dir "$work/kept.err")
+[ -n "$kept" ] && [ -n "$(our_qemus)" ] || fail "no kept VM: $(cat "$work/kept.err")"
+"$KESTREL" destroy -f "$kept" >/dev/null
 
 # 2. scancel in the middle of a 100 s test.
 job=$(sbatch --parsable -o "$work/job.out" -e "$work/job.err" \
