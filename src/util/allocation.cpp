@@ -78,8 +78,8 @@ Allocation allocation_from(const EnvLookup& env, int affinity) {
 
 uint32_t fit_vm_memory(uint32_t mib, std::optional<uint64_t> task_mib) {
   if (!task_mib) return mib;
-  uint64_t room = *task_mib > 512 ? *task_mib - 256 : 256;
-  return static_cast<uint32_t>(std::min<uint64_t>(mib, std::max<uint64_t>(256, room)));
+  uint64_t room = *task_mib > 512 ? *task_mib - 256 : 256;  // never below 256
+  return static_cast<uint32_t>(std::min<uint64_t>(mib, room));
 }
 
 int affinity_cpus() {

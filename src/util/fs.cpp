@@ -39,8 +39,7 @@ std::optional<std::string> read_file_if_exists(const fs::path& path) {
 std::optional<std::string> read_small_file(const fs::path& path, size_t limit, bool follow) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)));
   struct stat st;
-  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > limit)
-    return std::nullopt;
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   std::string out;
   char buf[16384];
   for (;;) {
@@ -48,7 +47,7 @@ std::optional<std::string> read_small_file(const fs::path& path, size_t limit, b
     if (n < 0) return std::nullopt;
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
-    if (out.size() > limit) return std::nullopt;  // grew while read
+    if (out.size() > limit) return std::nullopt;  // read no further than that
   }
   return out;
 }

@@ -19,9 +19,10 @@ std::string read_file(const fs::path& path);
 // Returns nullopt if the file does not exist; throws on other errors.
 std::optional<std::string> read_file_if_exists(const fs::path& path);
 
-// A regular file of at most `limit` bytes, read whole; nullopt when it is
-// missing, not a regular file (a FIFO is never opened for reading: no
-// hang), larger than `limit`, unreadable, or (`follow` false) a symlink.
+// A regular file of at most `limit` bytes, read whole (/proc and /sys files
+// too, whatever size they report); nullopt when it is missing, not a regular
+// file (a FIFO is never opened for reading: no hang), larger than `limit`
+// (read no further), unreadable, or (`follow` false) a symlink.
 std::optional<std::string> read_small_file(const fs::path& path, size_t limit, bool follow = true);
 
 // Writes to "<path>.tmp.<pid>" then renames over path, so readers never see

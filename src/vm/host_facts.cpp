@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "util/fd.hpp"
+#include "util/fs.hpp"
 #include "util/io.hpp"
 #include "util/strings.hpp"
 
@@ -17,34 +18,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A small file under the root, or nullopt: a fact that cannot be read is a
-// fact that is absent, never an error.
-std::optional<std::string> read_small(const fs::path& path, size_t limit = 1 << 20) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 bool present(const fs::path& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 // "Y", "y", "1": a module's boolean parameter.
 std::optional<bool> parameter(const fs::path& path) {
-  auto text = read_small(path, 64);
+  auto text = read_small_file(path, 64);
   if (!text) return std::nullopt;
   std::string_view v = trim(*text);
   return v == "Y" || v == "y" || v == "1";
 }
 
 void read_cpuinfo(const fs::path& path, HostFacts& f) {
-  auto text = read_small(path, 4 << 20);
+  auto text = read_small_file(path, 16 << 20);  // a few KiB per CPU
   if (!text) return;
   bool have_vendor = false, have_flags = false;
   for (const auto& line : split(*text, '\n')) {
@@ -101,7 +86,8 @@ HostFacts read_host_facts(const fs::path& root) {
   if (f.kvm_intel) f.nested = parameter(modules / "kvm_intel/parameters/nested");
   if (!f.nested && f.kvm_amd) f.nested = parameter(modules / "kvm_amd/parameters/nested");
   read_cpuinfo(root / "proc/cpuinfo", f);
-  if (auto release = read_small(root / "proc/sys/kernel/osrelease", 256)) f.host_release = std::string(trim(*release));
+  if (auto release = read_small_file(root / "proc/sys/kernel/osrelease", 256))
+    f.host_release = std::string(trim(*release));
   return f;
 }
 

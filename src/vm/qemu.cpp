@@ -250,6 +250,16 @@ void check_cpus(const VmConfig& c, long host_cpus) {
 // The CPUs QEMU's threads may run on (a cpuset can give us fewer than the host has).
 void check_cpus(const VmConfig& c) { check_cpus(c, affinity_cpus()); }
 
+namespace {
+
+// Blocked in QEMU and its console logger. Only kestrel ends a VM (SIGKILL,
+// or its QMP `quit`): a signal meant for the whole job (scancel, a
+// terminal's ^C to a group) reaches kestrel, which passes it to the program
+// and tears the VM down itself.
+const std::vector<int> kJobSignals = {SIGTERM, SIGINT, SIGHUP};
+
+}  // namespace
+
 Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras& extras) {
   check_cpus(c);  // also after a fall-back from KVM to TCG
   UniqueFd log(::open(c.paths.qemu_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -272,7 +282,7 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
     logger.stdout_fd = log.get();
     logger.stderr_fd = log.get();
     logger.detached = true;
-    logger.blocked_signals = {SIGTERM, SIGINT, SIGHUP};  // as QEMU's: it ends when QEMU does
+    logger.blocked_signals = kJobSignals;  // as QEMU: it ends when QEMU does
     Child::spawn(logger);
     console.read.reset();
     o.extra_fds.emplace_back(console.write.get(), kConsolePipeFd);
@@ -281,10 +291,7 @@ Child launch_qemu(const VmConfig& c, const std::string& qemu, const LaunchExtras
   // A root QEMU would carry out a guest's mknod of a device node or chown to
   // another user in a read-write 9p share (docs/isolation.md).
   o.drop_capabilities = {CAP_MKNOD, CAP_CHOWN};
-  // Only kestrel ends a VM (SIGKILL, or its QMP `quit`): a signal meant for
-  // the job (scancel, a terminal's ^C to a whole group) reaches kestrel,
-  // which passes it to the program and tears the VM down itself.
-  o.blocked_signals = {SIGTERM, SIGINT, SIGHUP};
+  o.blocked_signals = kJobSignals;
   Child child = Child::spawn(o);
   write_file_atomic(c.paths.pid_file(), std::to_string(child.pid()) + "\n");
   return child;
